@@ -1,0 +1,122 @@
+"""The authors use cases."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from library.authors.application.ports import AuthorsUnitOfWork, BookCatalog
+from library.authors.domain.errors import AuthorHasBooksError, AuthorNotFoundError
+from library.authors.domain.model import Author
+from library.authors.domain.repository import AuthorQuery
+from shared.pagination import Page, decode_cursor, encode_cursor, key_str, key_uuid
+from shared.values import UNSET, Unset, utc_now
+
+_CURSOR_KIND = "authors:name"
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterAuthor:
+    """Add an author to the catalog."""
+
+    name: str
+    birth_year: int | None = None
+    death_year: int | None = None
+    bio: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReviseAuthor:
+    """Change some of an author's fields; UNSET fields stay as they are."""
+
+    name: str | Unset = UNSET
+    birth_year: int | None | Unset = UNSET
+    death_year: int | None | Unset = UNSET
+    bio: str | None | Unset = UNSET
+
+
+class AuthorService:
+    """Registers, finds, revises and removes authors."""
+
+    def __init__(
+        self,
+        uow: AuthorsUnitOfWork,
+        books: BookCatalog,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._uow = uow
+        self._books = books
+        self._clock = clock
+
+    async def register_author(self, command: RegisterAuthor) -> Author:
+        """Create an author."""
+        author = Author.register(
+            name=command.name,
+            birth_year=command.birth_year,
+            death_year=command.death_year,
+            bio=command.bio,
+            now=self._clock(),
+        )
+        async with self._uow as uow:
+            await uow.authors.add(author)
+            await uow.commit()
+        return author
+
+    async def get_author(self, author_id: uuid.UUID) -> Author:
+        """The author with this id; AuthorNotFoundError if there is none."""
+        async with self._uow as uow:
+            return await self._require(uow, author_id)
+
+    async def list_authors(self, *, q: str | None, limit: int, cursor: str | None) -> Page[Author]:
+        """A page of authors in name order, optionally those whose name contains ``q``."""
+        after = None
+        if cursor is not None:
+            name, raw_id = decode_cursor(cursor, _CURSOR_KIND, 2)
+            after = (key_str(name), key_uuid(raw_id))
+        query = AuthorQuery(limit=limit + 1, q=q or None, after=after)
+        async with self._uow as uow:
+            rows = list(await uow.authors.list_page(query))
+        more = len(rows) > limit
+        items = rows[:limit]
+        next_cursor = (
+            encode_cursor(_CURSOR_KIND, [items[-1].name, str(items[-1].id)]) if more else None
+        )
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def revise_author(self, author_id: uuid.UUID, command: ReviseAuthor) -> Author:
+        """Apply a partial update; the version grows only when something changed."""
+        async with self._uow as uow:
+            author = await self._require(uow, author_id)
+            changed = author.revise(
+                name=command.name,
+                birth_year=command.birth_year,
+                death_year=command.death_year,
+                bio=command.bio,
+                now=self._clock(),
+            )
+            if changed:
+                await uow.authors.update(author)
+                await uow.commit()
+        return author
+
+    async def delete_author(self, author_id: uuid.UUID) -> None:
+        """Remove an author who is credited on no book (AuthorHasBooksError otherwise)."""
+        # Asked before the transaction opens, so a request never holds two pooled connections.
+        # A book credited in between is still caught: the foreign key refuses the delete.
+        has_books = await self._books.author_has_books(author_id)
+        async with self._uow as uow:
+            author = await self._require(uow, author_id)
+            if has_books:
+                raise AuthorHasBooksError(author_id)
+            await uow.authors.delete(author)
+            await uow.commit()
+
+    @staticmethod
+    async def _require(uow: AuthorsUnitOfWork, author_id: uuid.UUID) -> Author:
+        author = await uow.authors.get(author_id)
+        if author is None:
+            raise AuthorNotFoundError(author_id)
+        return author
+

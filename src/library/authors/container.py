@@ -1,0 +1,22 @@
+"""Dependency-injector container of the authors context."""
+
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+
+from library.authors.application.lookup import AuthorLookup
+from library.authors.application.services import AuthorService
+from library.authors.infrastructure.unit_of_work import SqlAlchemyAuthorsUnitOfWork
+from library.authors.public import AuthorsFacade
+
+
+class AuthorsContainer(containers.DeclarativeContainer):
+    """Builds the authors use cases; needs a session factory and the books' catalog port."""
+
+    session_factory = providers.Dependency()
+    book_catalog = providers.Dependency()
+
+    unit_of_work = providers.Factory(SqlAlchemyAuthorsUnitOfWork, session_factory=session_factory)
+    service = providers.Factory(AuthorService, uow=unit_of_work, books=book_catalog)
+    lookup = providers.Factory(AuthorLookup, uow=unit_of_work)
+    facade = providers.Factory(AuthorsFacade, lookup=lookup)

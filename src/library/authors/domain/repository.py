@@ -1,0 +1,47 @@
+"""The repository port of the Author aggregate."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from library.authors.domain.model import Author
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorQuery:
+    """A page of authors ordered by (name, id), after the key ``after`` when given."""
+
+    limit: int
+    q: str | None = None
+    after: tuple[str, uuid.UUID] | None = None
+
+
+class AuthorRepository(Protocol):
+    """Stores and finds authors. Never commits: the unit of work does."""
+
+    async def get(self, author_id: uuid.UUID) -> Author | None:
+        """The author with this id, or None."""
+        ...
+
+    async def add(self, author: Author) -> None:
+        """Stage a new author."""
+        ...
+
+    async def update(self, author: Author) -> None:
+        """Stage the changes of an author loaded from this repository; bumps its version."""
+        ...
+
+    async def delete(self, author: Author) -> None:
+        """Stage the deletion of an author loaded from this repository."""
+        ...
+
+    async def list_page(self, query: AuthorQuery) -> Sequence[Author]:
+        """Up to ``query.limit`` authors matching the query, in (name, id) order."""
+        ...
+
+    async def names(self, author_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """The names of those of ``author_ids`` that exist."""
+        ...

@@ -1,0 +1,111 @@
+"""The SQLAlchemy adapter of the AuthorRepository port."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
+
+from library.authors.domain.errors import AuthorHasBooksError
+from library.authors.domain.model import Author
+from library.authors.domain.repository import AuthorQuery
+from library.authors.infrastructure.models import AuthorRow
+from shared.db import FOREIGN_KEY_VIOLATION, like_pattern, sqlstate
+from shared.errors import ConcurrentUpdateError
+
+
+class SqlAlchemyAuthorRepository:
+    """Maps Author <-> AuthorRow on one session. Adds and flushes; never commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, author_id: uuid.UUID) -> Author | None:
+        row = await self._session.get(AuthorRow, author_id)
+        return None if row is None else _to_domain(row)
+
+    async def add(self, author: Author) -> None:
+        row = AuthorRow(
+            id=author.id,
+            name=author.name,
+            birth_year=author.birth_year,
+            death_year=author.death_year,
+            bio=author.bio,
+            created_at=author.created_at,
+            updated_at=author.updated_at,
+        )
+        self._session.add(row)
+        await self._session.flush()
+        author.version = row.version
+
+    async def update(self, author: Author) -> None:
+        row = await self._loaded_row(author)
+        row.name = author.name
+        row.birth_year = author.birth_year
+        row.death_year = author.death_year
+        row.bio = author.bio
+        row.updated_at = author.updated_at
+        try:
+            await self._session.flush()
+        except StaleDataError:
+            raise ConcurrentUpdateError(
+                f"Author {author.id} was changed by another request; reload it and retry."
+            ) from None
+        author.version = row.version
+
+    async def delete(self, author: Author) -> None:
+        row = await self._loaded_row(author)
+        await self._session.delete(row)
+        try:
+            await self._session.flush()
+        except StaleDataError:
+            raise ConcurrentUpdateError(
+                f"Author {author.id} was changed by another request; reload it and retry."
+            ) from None
+        except IntegrityError as exc:
+            # A book credited this author after our check: the foreign key keeps the credit.
+            if sqlstate(exc) == FOREIGN_KEY_VIOLATION:
+                raise AuthorHasBooksError(author.id) from None
+            raise
+
+    async def list_page(self, query: AuthorQuery) -> Sequence[Author]:
+        stmt = select(AuthorRow)
+        if query.q:
+            stmt = stmt.where(AuthorRow.name.ilike(like_pattern(query.q), escape="\\"))
+        if query.after is not None:
+            stmt = stmt.where(tuple_(AuthorRow.name, AuthorRow.id) > tuple_(*query.after))
+        stmt = stmt.order_by(AuthorRow.name, AuthorRow.id).limit(query.limit)
+        rows = await self._session.scalars(stmt)
+        return [_to_domain(row) for row in rows]
+
+    async def names(self, author_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+        ids = list(author_ids)
+        if not ids:
+            return {}
+        result = await self._session.execute(
+            select(AuthorRow.id, AuthorRow.name).where(AuthorRow.id.in_(ids))
+        )
+        return {row.id: row.name for row in result}
+
+    async def _loaded_row(self, author: Author) -> AuthorRow:
+        row = await self._session.get(AuthorRow, author.id)
+        if row is None:
+            raise ConcurrentUpdateError(f"Author {author.id} was removed by another request.")
+        return row
+
+
+def _to_domain(row: AuthorRow) -> Author:
+    return Author(
+        id=row.id,
+        name=row.name,
+        birth_year=row.birth_year,
+        death_year=row.death_year,
+        bio=row.bio,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        version=row.version,
+    )

@@ -1,0 +1,115 @@
+"""HTTP request and response bodies of the books context."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, Field, field_validator
+
+from library.books.application.services import BookView
+from library.books.domain.model import (
+    LANGUAGE_MAX_LENGTH,
+    MAX_AUTHORS,
+    TITLE_MAX_LENGTH,
+    valid_author_ids,
+    valid_isbn,
+    valid_language,
+    valid_title,
+)
+from shared.api import RequestModel, domain_rule
+from shared.values import EARLIEST_YEAR
+
+Title = Annotated[
+    str, Field(min_length=1, max_length=TITLE_MAX_LENGTH), AfterValidator(domain_rule(valid_title))
+]
+AuthorIds = Annotated[
+    list[uuid.UUID],
+    Field(
+        min_length=1,
+        max_length=MAX_AUTHORS,
+        description="Credit order: the first is the primary author. No duplicates.",
+    ),
+    AfterValidator(domain_rule(valid_author_ids)),
+]
+Isbn = Annotated[
+    str,
+    Field(
+        max_length=32,
+        description="ISBN-10 or ISBN-13; hyphens and spaces allowed. Stored as isbn13.",
+        examples=["978-0-439-02348-1"],
+    ),
+    AfterValidator(domain_rule(valid_isbn)),
+]
+PublicationYear = Annotated[
+    int, Field(ge=EARLIEST_YEAR, le=9999, description="Negative for BCE; not after next year.")
+]
+Language = Annotated[
+    str,
+    Field(max_length=LANGUAGE_MAX_LENGTH, description="ISO 639 / BCP 47; returned normalised (eng -> en).", examples=["en", "fr", "en-GB"]),
+    AfterValidator(domain_rule(valid_language)),
+]
+
+
+class BookCreate(RequestModel):
+    """A new book."""
+
+    title: Title
+    author_ids: AuthorIds
+    isbn: Isbn | None = None
+    publication_year: PublicationYear | None = None
+    language: Language | None = None
+
+
+class BookPatch(RequestModel):
+    """Fields to change; absent fields stay as they are; ``author_ids`` replaces the whole list."""
+
+    title: Title | None = None
+    author_ids: AuthorIds | None = None
+    isbn: Isbn | None = None
+    publication_year: PublicationYear | None = None
+    language: Language | None = None
+
+    @field_validator("title", "author_ids")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("this field cannot be null")
+        return value
+
+
+class AuthorRefOut(BaseModel):
+    """An author as credited on a book."""
+
+    id: uuid.UUID
+    name: str
+
+
+class BookOut(BaseModel):
+    """A book with its authors in credit order."""
+
+    id: uuid.UUID
+    title: str
+    authors: list[AuthorRefOut]
+    isbn13: str | None
+    publication_year: int | None
+    language: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def of(cls, view: BookView) -> BookOut:
+        book = view.book
+        return cls(
+            id=book.id,
+            title=book.title,
+            authors=[AuthorRefOut(id=a.id, name=a.name) for a in view.authors],
+            isbn13=book.isbn13,
+            publication_year=book.publication_year,
+            language=book.language,
+            created_at=book.created_at,
+            updated_at=book.updated_at,
+            version=book.version,
+        )

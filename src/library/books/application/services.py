@@ -1,0 +1,213 @@
+"""The books use cases."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from library.books.application.ports import AuthorDirectory, BooksUnitOfWork
+from library.books.domain.errors import AuthorNotFoundError, BookNotFoundError, UnknownAuthorsError
+from library.books.domain.model import Book
+from library.books.domain.repository import BookFilter, BookQuery, BookSort, SortValue
+from shared.errors import RuleViolationError
+from shared.pagination import (
+    Page,
+    decode_cursor,
+    encode_cursor,
+    key_datetime,
+    key_optional_int,
+    key_str,
+    key_uuid,
+)
+from shared.values import UNSET, Unset, utc_now
+
+
+@dataclass(frozen=True, slots=True)
+class AddBook:
+    """Add a book to the catalog."""
+
+    title: str
+    author_ids: Sequence[uuid.UUID]
+    isbn: str | None = None
+    publication_year: int | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReviseBook:
+    """Change some of a book's fields; ``author_ids`` replaces the whole credit list."""
+
+    title: str | Unset = UNSET
+    author_ids: Sequence[uuid.UUID] | Unset = UNSET
+    isbn: str | None | Unset = UNSET
+    publication_year: int | None | Unset = UNSET
+    language: str | None | Unset = UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class ListBooks:
+    """Which books to list, in what order, from where."""
+
+    filter: BookFilter
+    sort: BookSort = BookSort.CREATED_AT
+    limit: int = 20
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorRef:
+    """An author as a book credits them."""
+
+    id: uuid.UUID
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class BookView:
+    """A book with its authors' names, in credit order."""
+
+    book: Book
+    authors: tuple[AuthorRef, ...]
+
+
+class BookService:
+    """Adds, finds, revises and removes books.
+
+    The author directory is asked outside the book transaction, so one request never holds two
+    pooled connections at once; the foreign keys catch an author removed in between.
+    """
+
+    def __init__(
+        self,
+        uow: BooksUnitOfWork,
+        authors: AuthorDirectory,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._uow = uow
+        self._authors = authors
+        self._clock = clock
+
+    async def add_book(self, command: AddBook) -> BookView:
+        """Create a book crediting existing authors."""
+        book = Book.create(
+            title=command.title,
+            author_ids=command.author_ids,
+            isbn=command.isbn,
+            publication_year=command.publication_year,
+            language=command.language,
+            now=self._clock(),
+        )
+        names = await self._require_authors(book.author_ids)
+        async with self._uow as uow:
+            await uow.books.add(book)
+            await uow.commit()
+        return _view(book, names)
+
+    async def get_book(self, book_id: uuid.UUID) -> BookView:
+        """The book with this id; BookNotFoundError if there is none."""
+        async with self._uow as uow:
+            book = await self._require(uow, book_id)
+        return _view(book, await self._authors.names_of(book.author_ids))
+
+    async def list_books(self, request: ListBooks) -> Page[BookView]:
+        """A page of books matching the filter, in the requested order."""
+        f = request.filter
+        if f.year_from is not None and f.year_to is not None and f.year_from > f.year_to:
+            raise RuleViolationError.on_field(
+                "year_to", f"year_to ({f.year_to}) must not be before year_from ({f.year_from})"
+            )
+        after = None if request.cursor is None else _decode_key(request.sort, request.cursor)
+        query = BookQuery(filter=f, sort=request.sort, limit=request.limit + 1, after=after)
+        async with self._uow as uow:
+            books = list(await uow.books.list_page(query))
+        more = len(books) > request.limit
+        books = books[: request.limit]
+        names = await self._authors.names_of({a for b in books for a in b.author_ids})
+        next_cursor = _encode_key(request.sort, books[-1]) if more else None
+        return Page(items=[_view(b, names) for b in books], next_cursor=next_cursor)
+
+    async def list_author_books(self, author_id: uuid.UUID, request: ListBooks) -> Page[BookView]:
+        """A page of the books crediting this author; AuthorNotFoundError if there is no such author."""
+        if not await self._authors.names_of([author_id]):
+            raise AuthorNotFoundError(author_id)
+        f = request.filter
+        scoped = BookFilter(
+            q=f.q, author_id=author_id, language=f.language, year_from=f.year_from, year_to=f.year_to
+        )
+        return await self.list_books(
+            ListBooks(filter=scoped, sort=request.sort, limit=request.limit, cursor=request.cursor)
+        )
+
+    async def revise_book(self, book_id: uuid.UUID, command: ReviseBook) -> BookView:
+        """Apply a partial update; the version grows only when something changed."""
+        new_names = (
+            None if command.author_ids is UNSET else await self._require_authors(command.author_ids)
+        )
+        async with self._uow as uow:
+            book = await self._require(uow, book_id)
+            changed = book.revise(
+                title=command.title,
+                author_ids=command.author_ids,
+                isbn=command.isbn,
+                publication_year=command.publication_year,
+                language=command.language,
+                now=self._clock(),
+            )
+            if changed:
+                await uow.books.update(book)
+                await uow.commit()
+        names = new_names if new_names is not None else await self._authors.names_of(book.author_ids)
+        return _view(book, names)
+
+    async def delete_book(self, book_id: uuid.UUID) -> None:
+        """Remove a book and its credits."""
+        async with self._uow as uow:
+            book = await self._require(uow, book_id)
+            await uow.books.delete(book)
+            await uow.commit()
+
+    async def _require_authors(self, author_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        names = await self._authors.names_of(author_ids)
+        unknown = [a for a in author_ids if a not in names]
+        if unknown:
+            raise UnknownAuthorsError(unknown)
+        return names
+
+    @staticmethod
+    async def _require(uow: BooksUnitOfWork, book_id: uuid.UUID) -> Book:
+        book = await uow.books.get(book_id)
+        if book is None:
+            raise BookNotFoundError(book_id)
+        return book
+
+
+def _view(book: Book, names: dict[uuid.UUID, str]) -> BookView:
+    return BookView(
+        book=book,
+        authors=tuple(AuthorRef(id=a, name=names[a]) for a in book.author_ids if a in names),
+    )
+
+
+def _sort_value(sort: BookSort, book: Book) -> SortValue:
+    value: SortValue = getattr(book, sort.field)
+    return value
+
+
+def _encode_key(sort: BookSort, book: Book) -> str:
+    value = _sort_value(sort, book)
+    raw = value.isoformat() if isinstance(value, datetime) else value
+    return encode_cursor(f"books:{sort.value}", [raw, str(book.id)])
+
+
+def _decode_key(sort: BookSort, cursor: str) -> tuple[SortValue, uuid.UUID]:
+    raw_value, raw_id = decode_cursor(cursor, f"books:{sort.value}", 2)
+    value: SortValue
+    if sort.field == "created_at":
+        value = key_datetime(raw_value)
+    elif sort.field == "title":
+        value = key_str(raw_value)
+    else:
+        value = key_optional_int(raw_value)
+    return value, key_uuid(raw_id)

@@ -1,0 +1,22 @@
+"""Dependency-injector container of the books context."""
+
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+
+from library.books.application.lookup import BookLookup
+from library.books.application.services import BookService
+from library.books.infrastructure.unit_of_work import SqlAlchemyBooksUnitOfWork
+from library.books.public import BooksFacade
+
+
+class BooksContainer(containers.DeclarativeContainer):
+    """Builds the books use cases; needs a session factory and the authors' directory port."""
+
+    session_factory = providers.Dependency()
+    author_directory = providers.Dependency()
+
+    unit_of_work = providers.Factory(SqlAlchemyBooksUnitOfWork, session_factory=session_factory)
+    service = providers.Factory(BookService, uow=unit_of_work, authors=author_directory)
+    lookup = providers.Factory(BookLookup, uow=unit_of_work)
+    facade = providers.Factory(BooksFacade, lookup=lookup)

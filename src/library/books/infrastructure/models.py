@@ -1,0 +1,98 @@
+"""SQLAlchemy persistence model of the books context."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from library.books.domain.model import LANGUAGE_MAX_LENGTH, MAX_AUTHORS, TITLE_MAX_LENGTH
+from shared.db import Base
+from shared.values import EARLIEST_YEAR
+
+# Books without a year sort last in both directions: the year sorts on these expressions.
+YEAR_LAST_ASC = 2_147_483_647
+YEAR_LAST_DESC = -2_147_483_648
+
+
+class BookRow(Base):
+    """A row of ``books``."""
+
+    __tablename__ = "books"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    isbn13: Mapped[str | None] = mapped_column(String(13), unique=True)
+    publication_year: Mapped[int | None] = mapped_column(index=True)
+    language: Mapped[str | None] = mapped_column(String(LANGUAGE_MAX_LENGTH), index=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    version: Mapped[int] = mapped_column(server_default=text("1"))
+
+    credits: Mapped[list[BookAuthorRow]] = relationship(
+        order_by="BookAuthorRow.position",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="raise",
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        CheckConstraint(
+            f"char_length(title) BETWEEN 1 AND {TITLE_MAX_LENGTH} AND title = btrim(title)",
+            name="title_trimmed_length",
+        ),
+        CheckConstraint("isbn13 ~ '^97[89][0-9]{10}$'", name="isbn13_digits"),
+        CheckConstraint(f"publication_year >= {EARLIEST_YEAR}", name="publication_year_range"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        Index("ix_books_created_at_id", "created_at", "id"),
+        Index("ix_books_title_id", "title", "id"),
+        Index(
+            "ix_books_year_last_asc_id",
+            func.coalesce(publication_year, YEAR_LAST_ASC),
+            "id",
+        ),
+        Index(
+            "ix_books_year_last_desc_id",
+            func.coalesce(publication_year, YEAR_LAST_DESC),
+            "id",
+        ),
+        Index(
+            "ix_books_title_trgm",
+            "title",
+            postgresql_using="gin",
+            postgresql_ops={"title": "gin_trgm_ops"},
+        ),
+    )
+
+
+class BookAuthorRow(Base):
+    """A credit: author ``author_id`` at ``position`` (0 is the primary author) on a book."""
+
+    __tablename__ = "book_authors"
+
+    book_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("books.id", ondelete="CASCADE"), primary_key=True
+    )
+    author_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("authors.id", ondelete="RESTRICT"), primary_key=True, index=True
+    )
+    position: Mapped[int] = mapped_column(SmallInteger)
+
+    __table_args__ = (
+        # Deferred, so that re-ordering the credits of a book never collides half-way.
+        UniqueConstraint("book_id", "position", deferrable=True, initially="DEFERRED"),
+        CheckConstraint(f"position BETWEEN 0 AND {MAX_AUTHORS - 1}", name="position_range"),
+    )

@@ -1,0 +1,172 @@
+"""The SQLAlchemy adapter of the BookRepository port."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, exists, func, select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.exc import StaleDataError
+
+from library.books.domain.errors import DuplicateIsbnError, UnknownAuthorsError
+from library.books.domain.model import Book
+from library.books.domain.repository import BookFilter, BookQuery, BookSort, SortValue
+from library.books.infrastructure.models import (
+    YEAR_LAST_ASC,
+    YEAR_LAST_DESC,
+    BookAuthorRow,
+    BookRow,
+)
+from shared.db import FOREIGN_KEY_VIOLATION, like_pattern, sqlstate, violated_constraint
+from shared.errors import ConcurrentUpdateError
+
+_ISBN_CONSTRAINT = "uq_books_isbn13"
+
+
+class SqlAlchemyBookRepository:
+    """Maps Book <-> BookRow (+ its credit rows) on one session. Adds and flushes; never commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, book_id: uuid.UUID) -> Book | None:
+        row = await self._session.get(BookRow, book_id, options=[selectinload(BookRow.credits)])
+        return None if row is None else _to_domain(row)
+
+    async def add(self, book: Book) -> None:
+        row = BookRow(
+            id=book.id,
+            title=book.title,
+            isbn13=book.isbn13,
+            publication_year=book.publication_year,
+            language=book.language,
+            created_at=book.created_at,
+            updated_at=book.updated_at,
+            credits=[
+                BookAuthorRow(author_id=author_id, position=position)
+                for position, author_id in enumerate(book.author_ids)
+            ],
+        )
+        self._session.add(row)
+        await self._flush(book)
+        book.version = row.version
+
+    async def update(self, book: Book) -> None:
+        row = await self._loaded_row(book)
+        row.title = book.title
+        row.isbn13 = book.isbn13
+        row.publication_year = book.publication_year
+        row.language = book.language
+        row.updated_at = book.updated_at
+        _replace_credits(row, book.author_ids)
+        await self._flush(book)
+        book.version = row.version
+
+    async def delete(self, book: Book) -> None:
+        row = await self._loaded_row(book)
+        await self._session.delete(row)
+        await self._flush(book)
+
+    async def list_page(self, query: BookQuery) -> Sequence[Book]:
+        stmt = _filtered(select(BookRow).options(selectinload(BookRow.credits)), query.filter)
+        key = _sort_expression(query.sort)
+        if query.after is not None:
+            value, after_id = query.after
+            bound = tuple_(key, BookRow.id)
+            after = tuple_(_sort_bound(query.sort, value), after_id)
+            stmt = stmt.where(bound < after if query.sort.descending else bound > after)
+        if query.sort.descending:
+            stmt = stmt.order_by(key.desc(), BookRow.id.desc())
+        else:
+            stmt = stmt.order_by(key.asc(), BookRow.id.asc())
+        rows = await self._session.scalars(stmt.limit(query.limit))
+        return [_to_domain(row) for row in rows]
+
+    async def author_has_books(self, author_id: uuid.UUID) -> bool:
+        found = await self._session.scalar(
+            select(exists().where(BookAuthorRow.author_id == author_id))
+        )
+        return bool(found)
+
+    async def _loaded_row(self, book: Book) -> BookRow:
+        row = await self._session.get(BookRow, book.id, options=[selectinload(BookRow.credits)])
+        if row is None:
+            raise ConcurrentUpdateError(f"Book {book.id} was removed by another request.")
+        return row
+
+    async def _flush(self, book: Book) -> None:
+        """Flush, translating what the database refused into the domain's errors."""
+        try:
+            await self._session.flush()
+        except StaleDataError:
+            raise ConcurrentUpdateError(
+                f"Book {book.id} was changed by another request; reload it and retry."
+            ) from None
+        except IntegrityError as exc:
+            if violated_constraint(exc) == _ISBN_CONSTRAINT and book.isbn13 is not None:
+                raise DuplicateIsbnError(book.isbn13) from None
+            if sqlstate(exc) == FOREIGN_KEY_VIOLATION:
+                # An author was removed between our check and this write.
+                raise UnknownAuthorsError(book.author_ids) from None
+            raise
+
+
+def _replace_credits(row: BookRow, author_ids: Sequence[uuid.UUID]) -> None:
+    """Make ``row.credits`` list ``author_ids`` in order, reusing the rows that stay."""
+    wanted = {author_id: position for position, author_id in enumerate(author_ids)}
+    kept = []
+    for credit in row.credits:
+        if credit.author_id in wanted:
+            credit.position = wanted.pop(credit.author_id)
+            kept.append(credit)
+    kept.extend(BookAuthorRow(author_id=a, position=p) for a, p in wanted.items())
+    row.credits = sorted(kept, key=lambda credit: credit.position)
+
+
+def _filtered(stmt: Select[Any], f: BookFilter) -> Select[Any]:
+    if f.q:
+        stmt = stmt.where(BookRow.title.ilike(like_pattern(f.q), escape="\\"))
+    if f.author_id is not None:
+        stmt = stmt.where(
+            BookRow.id.in_(select(BookAuthorRow.book_id).where(BookAuthorRow.author_id == f.author_id))
+        )
+    if f.language is not None:
+        stmt = stmt.where(BookRow.language == f.language)
+    if f.year_from is not None:
+        stmt = stmt.where(BookRow.publication_year >= f.year_from)
+    if f.year_to is not None:
+        stmt = stmt.where(BookRow.publication_year <= f.year_to)
+    return stmt
+
+
+def _sort_expression(sort: BookSort) -> ColumnElement[Any]:
+    if sort.field == "title":
+        return BookRow.title
+    if sort.field == "created_at":
+        return BookRow.created_at
+    # Books without a year come last in both directions (matching the expression indexes).
+    return func.coalesce(BookRow.publication_year, YEAR_LAST_DESC if sort.descending else YEAR_LAST_ASC)
+
+
+def _sort_bound(sort: BookSort, value: SortValue) -> Any:
+    if sort.field == "publication_year" and value is None:
+        return YEAR_LAST_DESC if sort.descending else YEAR_LAST_ASC
+    return value
+
+
+def _to_domain(row: BookRow) -> Book:
+    return Book(
+        id=row.id,
+        title=row.title,
+        author_ids=tuple(credit.author_id for credit in row.credits),
+        isbn13=row.isbn13,
+        publication_year=row.publication_year,
+        language=row.language,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        version=row.version,
+    )

@@ -1,0 +1,58 @@
+"""The application factory: root container, lifespan, middleware, error mapping, routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from library.authors.api.router import router as authors_router
+from library.bootstrap.container import RootContainer
+from library.bootstrap.health import router as health_router
+from library.books.api.router import router as books_router
+from shared.logging import configure_logging
+from shared.middleware import RequestContextMiddleware
+from shared.problems import install_problem_handlers
+from shared.settings import Settings
+
+API_PREFIX = "/api/v1"
+
+log = structlog.stdlib.get_logger("library")
+
+
+def create_app(settings: Settings | None = None, container: RootContainer | None = None) -> FastAPI:
+    """A ready-to-serve app. Pass ``container`` (e.g. with overridden providers) in tests."""
+    container = container or RootContainer()
+    if settings is not None:
+        container.settings.override(settings)
+    settings = container.settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        engine = container.engine()  # created here, at start-up, and disposed at shutdown
+        log.info("started", environment=settings.environment, database=engine.url.render_as_string())
+        try:
+            yield
+        finally:
+            await engine.dispose()
+            container.engine.reset()
+            container.session_factory.reset()
+            log.info("stopped")
+
+    app = FastAPI(
+        title="library",
+        version="1.0.0",
+        summary="A catalog of authors and books.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    container.wire()
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(authors_router, prefix=API_PREFIX)
+    app.include_router(books_router, prefix=API_PREFIX)
+    app.include_router(health_router)
+    return app

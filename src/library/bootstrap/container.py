@@ -1,0 +1,36 @@
+"""The root container: settings, database, and the two contexts wired to each other's facades."""
+
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+
+from library.authors.container import AuthorsContainer
+from library.bootstrap.adapters import AuthorDirectoryAdapter, BookCatalogAdapter
+from library.bootstrap.health import HealthCheck
+from library.books.container import BooksContainer
+from shared.db import create_engine, create_session_factory
+from shared.settings import Settings
+
+
+class RootContainer(containers.DeclarativeContainer):
+    """Composition root. The engine is created by the app's lifespan and disposed at shutdown."""
+
+    wiring_config = containers.WiringConfiguration(
+        packages=["library.authors.api", "library.books.api", "library.bootstrap"]
+    )
+
+    settings = providers.Singleton(Settings)
+    engine = providers.Singleton(create_engine, settings)
+    session_factory = providers.Singleton(create_session_factory, engine)
+
+    authors = providers.Container(AuthorsContainer, session_factory=session_factory)
+    books = providers.Container(
+        BooksContainer,
+        session_factory=session_factory,
+        author_directory=providers.Factory(AuthorDirectoryAdapter, authors=authors.facade),
+    )
+    # The contexts need each other's facades; a declarative container cannot refer forward,
+    # so the authors' port is plugged in once the books container exists.
+    authors.book_catalog.override(providers.Factory(BookCatalogAdapter, books=books.facade))
+
+    health = providers.Singleton(HealthCheck, engine=engine, settings=settings)

@@ -1,0 +1,9 @@
+"""Every context's persistence models, imported so that one metadata describes the whole database."""
+
+from library.authors.infrastructure import models as authors_models
+from library.books.infrastructure import models as books_models
+from shared.db import Base
+
+metadata = Base.metadata
+
+__all__ = ["authors_models", "books_models", "metadata"]

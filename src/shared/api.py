@@ -1,0 +1,39 @@
+"""Building blocks for the contexts' HTTP schemas: strict request models and domain rules as validators."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from shared.errors import RuleViolationError
+
+T = TypeVar("T")
+V = TypeVar("V")
+
+
+class RequestModel(BaseModel):
+    """A request body: unknown fields are refused (no mass assignment), strings are trimmed."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class PageOut(BaseModel, Generic[T]):
+    """One page of a list; pass ``next_cursor`` back as ``cursor`` for the next page."""
+
+    items: list[T]
+    next_cursor: str | None = Field(description="Opaque; null on the last page.")
+
+
+def domain_rule(rule: Callable[[V], T]) -> Callable[[V], T]:
+    """Run a domain rule as a pydantic validator, so its message lands on the field's location."""
+
+    def validate(value: V) -> T:
+        try:
+            return rule(value)
+        except RuleViolationError as exc:
+            raise PydanticCustomError("domain_rule", exc.detail) from None
+
+    return validate

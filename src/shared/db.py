@@ -1,0 +1,101 @@
+"""The database plumbing every context shares: declarative base, engine, sessions, error helpers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import MetaData, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import (
+    AsyncAttrs,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import DateTime
+
+from shared.settings import Settings
+
+# One naming convention for every constraint, so migrations name them predictably.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(AsyncAttrs, DeclarativeBase):
+    """The one declarative base: every context's models share its metadata (one database)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """An asyncpg engine with a bounded pool and server-side timeouts."""
+    server_settings = {
+        "application_name": "library",
+        "statement_timeout": str(settings.db_statement_timeout_ms),
+        "idle_in_transaction_session_timeout": str(max(settings.db_statement_timeout_ms * 2, 0)),
+        "timezone": "UTC",
+    }
+    return create_async_engine(
+        settings.require_database_url(),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        pool_recycle=settings.db_pool_recycle_seconds,
+        pool_pre_ping=True,
+        echo=settings.db_echo,
+        connect_args={
+            "timeout": settings.db_connect_timeout_seconds,
+            "server_settings": server_settings,
+        },
+    )
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded values after commit (no implicit refresh I/O)."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def _driver_error(exc: DBAPIError) -> Any:
+    # SQLAlchemy wraps the asyncpg exception: the DBAPI adapter's __cause__ is asyncpg's own.
+    return getattr(exc.orig, "__cause__", None) or exc.orig
+
+
+def violated_constraint(exc: IntegrityError) -> str | None:
+    """The name of the constraint an IntegrityError broke, when the driver reports it."""
+    name = getattr(_driver_error(exc), "constraint_name", None)
+    return name if isinstance(name, str) else None
+
+
+def sqlstate(exc: DBAPIError) -> str | None:
+    """The PostgreSQL SQLSTATE of a driver error (23505 unique, 23503 foreign key, ...)."""
+    code = getattr(_driver_error(exc), "sqlstate", None)
+    return code if isinstance(code, str) else None
+
+
+FOREIGN_KEY_VIOLATION = "23503"
+UNIQUE_VIOLATION = "23505"
+
+
+async def current_revisions(engine: AsyncEngine) -> set[str]:
+    """The Alembic revisions the database is at (empty when it was never migrated)."""
+    async with engine.connect() as conn:
+        exists = await conn.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL"))
+        if not exists:
+            return set()
+        rows = await conn.scalars(text("SELECT version_num FROM alembic_version"))
+        return set(rows)
+
+
+def like_pattern(text: str) -> str:
+    r"""A LIKE pattern matching ``text`` literally anywhere (``%``, ``_`` and ``\`` escaped)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

@@ -1,0 +1,90 @@
+"""Keyset pagination shared by every list: pages, and opaque cursors that carry the last key."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from shared.errors import InvalidCursorError
+
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of results and the cursor of the next one (None on the last page)."""
+
+    items: Sequence[T]
+    next_cursor: str | None
+
+
+def encode_cursor(kind: str, key: Sequence[Any]) -> str:
+    """An opaque, URL-safe token for the position after ``key`` in a list ordered by ``kind``."""
+    raw = json.dumps([kind, list(key)], separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(token: str, kind: str, arity: int) -> list[Any]:
+    """The key inside ``token``; InvalidCursorError if it is not one of ours for this ordering."""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        decoded = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError):
+        raise _invalid("the cursor is not one this service issued") from None
+    if not (
+        isinstance(decoded, list)
+        and len(decoded) == 2
+        and isinstance(decoded[1], list)
+        and len(decoded[1]) == arity
+    ):
+        raise _invalid("the cursor is not one this service issued")
+    if decoded[0] != kind:
+        raise _invalid("the cursor belongs to another ordering; start again without a cursor")
+    return list(decoded[1])
+
+
+def _invalid(msg: str) -> InvalidCursorError:
+    return InvalidCursorError.on_field("cursor", msg)
+
+
+
+def key_uuid(raw: object) -> uuid.UUID:
+    """A UUID read back from a cursor key."""
+    try:
+        return uuid.UUID(str(raw))
+    except ValueError:
+        raise _invalid("the cursor is not one this service issued") from None
+
+
+def key_str(raw: object) -> str:
+    """A string read back from a cursor key."""
+    if not isinstance(raw, str):
+        raise _invalid("the cursor is not one this service issued")
+    return raw
+
+
+def key_optional_int(raw: object) -> int | None:
+    """An integer or null read back from a cursor key."""
+    if raw is None or (isinstance(raw, int) and not isinstance(raw, bool)):
+        return raw
+    raise _invalid("the cursor is not one this service issued")
+
+
+def key_datetime(raw: object) -> datetime:
+    """A timezone-aware datetime read back from a cursor key."""
+    try:
+        value = datetime.fromisoformat(key_str(raw))
+    except ValueError:
+        raise _invalid("the cursor is not one this service issued") from None
+    if value.tzinfo is None:
+        raise _invalid("the cursor is not one this service issued")
+    return value

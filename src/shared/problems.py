@@ -1,0 +1,179 @@
+"""RFC 9457 problem details: the one place where errors become HTTP responses."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.errors import (
+    ConflictError,
+    DomainError,
+    FieldError,
+    NotFoundError,
+    RuleViolationError,
+    ServiceUnavailableError,
+)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:library:problem:"
+RETRY_AFTER_SECONDS = "5"
+
+log = structlog.stdlib.get_logger("library.errors")
+
+
+class ProblemFieldError(BaseModel):
+    """Where a field is and what is wrong with it."""
+
+    loc: list[str | int]
+    msg: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail."""
+
+    type: str = Field(examples=["urn:library:problem:author-not-found"])
+    title: str
+    status: int
+    detail: str
+    instance: str = Field(description="The path of the request that failed.")
+    errors: list[ProblemFieldError] | None = Field(
+        default=None, description="Present on validation errors: one entry per broken rule."
+    )
+
+
+_STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (RuleViolationError, 422),
+    (ServiceUnavailableError, 503),
+]
+
+_DESCRIPTIONS = {
+    404: "Not found",
+    409: "Conflict with the current state",
+    412: "Precondition failed",
+    422: "Validation error",
+    503: "The database is unavailable; retry later",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries documenting the problems a route may answer."""
+    return {
+        status: {
+            "model": Problem,
+            "description": _DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+        }
+        for status in statuses
+    }
+
+
+def problem(
+    request: Request,
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    title: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """A problem+json response for ``request``."""
+    body: dict[str, Any] = {
+        "type": f"{PROBLEM_TYPE_PREFIX}{code}" if code else "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def _field_errors(errors: tuple[FieldError, ...]) -> list[dict[str, Any]]:
+    return [{"loc": list(e.loc), "msg": e.msg} for e in errors]
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    status = next((s for cls, s in _STATUS_BY_ERROR if isinstance(exc, cls)), 400)
+    return problem(
+        request,
+        status,
+        exc.detail,
+        code=exc.code,
+        title=exc.title,
+        errors=_field_errors(exc.errors) if exc.errors or status == 422 else None,
+        headers={"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None,
+    )
+
+
+async def _request_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": [part for part in err.get("loc", ()) if isinstance(part, str | int)], "msg": str(err.get("msg", ""))}
+        for err in exc.errors()
+    ]
+    return problem(
+        request,
+        422,
+        "The request is not valid: see 'errors' for each problem.",
+        code="validation-error",
+        title="Invalid request",
+        errors=errors,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"There is no resource at {request.url.path}."
+    return problem(request, exc.status_code, detail, headers=exc.headers)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable", error=type(exc).__name__, exc_info=exc)
+    return problem(
+        request,
+        503,
+        "The database is unavailable or overloaded; retry later.",
+        code="database-unavailable",
+        title="Service unavailable",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+async def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if exc.connection_invalidated:
+        return await _database_unavailable(request, exc)
+    return await _unexpected_error(request, exc)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=exc)
+    return problem(request, 500, "An unexpected error occurred; it has been logged.")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer every error of ``app`` with application/problem+json."""
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(OSError, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _dbapi_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,72 @@
+"""Settings, read from the environment (prefix ``LIBRARY_``) and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything an operator may tune. Each field is documented in README.md and .env.example."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LIBRARY_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    environment: Literal["development", "test", "production"] = "production"
+    # DATABASE_URL is accepted without the prefix too: it is what every platform sets.
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("LIBRARY_DATABASE_URL", "DATABASE_URL"),
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=5, ge=0, le=200)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+    db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
+    db_echo: bool = False
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    alembic_config: str = "alembic.ini"
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _asyncpg_url(cls, value: str | None) -> str | None:
+        """Accept postgres:// and postgresql:// URLs and use the asyncpg driver for them."""
+        if not value:
+            return None
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL: {exc}") from None
+        if url.drivername in {"postgres", "postgresql"}:
+            url = url.set(drivername="postgresql+asyncpg")
+        if url.drivername != "postgresql+asyncpg":
+            raise ValueError("the database URL must start with postgresql:// or postgresql+asyncpg://")
+        return url.render_as_string(hide_password=False)
+
+    def require_database_url(self) -> str:
+        """The asyncpg URL, or a clear error saying how to set one."""
+        if self.database_url is None:
+            raise RuntimeError(
+                "No database configured: set DATABASE_URL (or LIBRARY_DATABASE_URL), "
+                "e.g. postgresql+asyncpg://user:password@localhost:5432/library"
+            )
+        return self.database_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

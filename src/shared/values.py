@@ -1,0 +1,50 @@
+"""Small framework-free building blocks that both contexts' domains use."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Final, Literal
+
+from shared.errors import RuleViolationError
+
+EARLIEST_YEAR: Final = -9999
+
+
+class _Unset(Enum):
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset.UNSET
+"""A field a partial update leaves as it is (distinct from None, which clears it)."""
+Unset = Literal[_Unset.UNSET]
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def clean_text(field: str, value: str, *, max_length: int, min_length: int = 1) -> str:
+    """``value`` trimmed and in Unicode NFC; RuleViolationError if its length is out of bounds."""
+    text = unicodedata.normalize("NFC", value.strip())
+    if len(text) < min_length:
+        raise RuleViolationError.on_field(field, f"{field} must not be empty")
+    if len(text) > max_length:
+        raise RuleViolationError.on_field(
+            field, f"{field} must be at most {max_length} characters (got {len(text)})"
+        )
+    return text
+
+
+def check_year(field: str, value: int, *, latest: int) -> int:
+    """``value`` if it is a year between EARLIEST_YEAR (BCE is negative) and ``latest``."""
+    if not EARLIEST_YEAR <= value <= latest:
+        raise RuleViolationError.on_field(
+            field, f"{field} must be between {EARLIEST_YEAR} and {latest} (got {value})"
+        )
+    return value
