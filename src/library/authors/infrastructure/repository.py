@@ -95,6 +95,10 @@ class SqlAlchemyAuthorRepository:
         row = await self._session.get(AuthorRow, author.id)
         if row is None:
             raise ConcurrentUpdateError(f"Author {author.id} was removed by another request.")
+        if row.version != author.version:
+            raise ConcurrentUpdateError(
+                f"Author {author.id} was changed by another request; reload it and retry."
+            )
         return row
 
 

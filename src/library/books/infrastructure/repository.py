@@ -96,6 +96,10 @@ class SqlAlchemyBookRepository:
         row = await self._session.get(BookRow, book.id, options=[selectinload(BookRow.credits)])
         if row is None:
             raise ConcurrentUpdateError(f"Book {book.id} was removed by another request.")
+        if row.version != book.version:
+            raise ConcurrentUpdateError(
+                f"Book {book.id} was changed by another request; reload it and retry."
+            )
         return row
 
     async def _flush(self, book: Book) -> None:

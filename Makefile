@@ -1,0 +1,61 @@
+# The library catalog service. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+# uv comes from PATH when present, otherwise it is installed into .tools/ with pip.
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+# Use the machine's Python (>= 3.11); never download one.
+export UV_PYTHON_DOWNLOADS ?= never
+export UV_PYTHON ?= $(PYTHON)
+RUN := $(UV) run --frozen
+
+.PHONY: help install run migrate test test-unit test-integration lint lint-imports fmt docker-build clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+.venv/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+install: .venv/.installed ## Create .venv with every dependency from uv.lock
+
+run: install ## Serve on http://127.0.0.1:8000 (embedded PostgreSQL unless DATABASE_URL is set)
+	$(RUN) library dev
+
+migrate: install ## Upgrade the database to the latest schema (embedded dev database unless DATABASE_URL is set)
+	@if [ -n "$${DATABASE_URL:-}$${LIBRARY_DATABASE_URL:-}" ]; then $(RUN) library migrate; \
+	else $(RUN) library migrate --embedded; fi
+
+test: install ## Run the unit and integration suites (PostgreSQL: TEST_DATABASE_URL, Docker, or embedded)
+	$(RUN) pytest
+
+test-unit: install ## Run the unit suite (no database, no network)
+	$(RUN) pytest tests/unit
+
+test-integration: install ## Run the integration suite against a real PostgreSQL
+	$(RUN) pytest tests/integration
+
+lint: install ## ruff check, ruff format --check, mypy --strict, import-linter
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+	$(RUN) lint-imports
+
+fmt: install ## Format and auto-fix
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+docker-build: ## Build the production image (needs a Docker engine)
+	docker build -t library:latest .
+
+clean: ## Remove the virtualenv, caches and the embedded databases
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache .hypothesis .pgdata
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

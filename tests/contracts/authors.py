@@ -1,0 +1,160 @@
+"""Behaviour every AuthorRepository adapter must have, run against the fake and SQLAlchemy alike."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from library.authors.application.ports import AuthorsUnitOfWork
+from library.authors.domain.model import Author
+from library.authors.domain.repository import AuthorQuery
+from shared.errors import ConcurrentUpdateError
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+
+def make_author(name: str, **fields: object) -> Author:
+    return Author.register(
+        name=name,
+        birth_year=fields.get("birth_year"),  # type: ignore[arg-type]
+        death_year=fields.get("death_year"),  # type: ignore[arg-type]
+        bio=fields.get("bio"),  # type: ignore[arg-type]
+        now=NOW,
+    )
+
+
+async def add_all(uow: AuthorsUnitOfWork, *authors: Author) -> None:
+    async with uow:
+        for author in authors:
+            await uow.authors.add(author)
+        await uow.commit()
+
+
+class AuthorRepositoryContract:
+    """Subclasses provide ``uow``: a unit of work over an empty store."""
+
+    @pytest.fixture
+    def uow(self) -> AuthorsUnitOfWork:
+        raise NotImplementedError
+
+    async def test_an_added_author_is_found_after_commit(self, uow: AuthorsUnitOfWork) -> None:
+        author = make_author("Ursula K. Le Guin", birth_year=1929, death_year=2018, bio="Earthsea")
+        await add_all(uow, author)
+        async with uow:
+            found = await uow.authors.get(author.id)
+        assert found is not None
+        assert (found.name, found.birth_year, found.death_year, found.bio) == (
+            "Ursula K. Le Guin",
+            1929,
+            2018,
+            "Earthsea",
+        )
+        assert found.created_at == NOW
+        assert found.version == 1
+
+    async def test_an_unknown_id_is_not_found(self, uow: AuthorsUnitOfWork) -> None:
+        async with uow:
+            assert await uow.authors.get(uuid.uuid4()) is None
+
+    async def test_without_commit_nothing_is_kept(self, uow: AuthorsUnitOfWork) -> None:
+        author = make_author("Never Saved")
+        async with uow:
+            await uow.authors.add(author)
+        async with uow:
+            assert await uow.authors.get(author.id) is None
+
+    async def test_an_exception_rolls_back(self, uow: AuthorsUnitOfWork) -> None:
+        author = make_author("Raised Away")
+        with pytest.raises(RuntimeError):
+            async with uow:
+                await uow.authors.add(author)
+                raise RuntimeError("boom")
+        async with uow:
+            assert await uow.authors.get(author.id) is None
+
+    async def test_an_update_is_kept_and_bumps_the_version(self, uow: AuthorsUnitOfWork) -> None:
+        author = make_author("Old Name")
+        await add_all(uow, author)
+        async with uow:
+            loaded = await uow.authors.get(author.id)
+            assert loaded is not None
+            loaded.revise(name="New Name", now=NOW)
+            await uow.authors.update(loaded)
+            await uow.commit()
+        assert loaded.version == 2
+        async with uow:
+            again = await uow.authors.get(author.id)
+        assert again is not None
+        assert (again.name, again.version) == ("New Name", 2)
+
+    async def test_a_stale_update_is_refused(self, uow: AuthorsUnitOfWork) -> None:
+        author = make_author("Contested")
+        await add_all(uow, author)
+        async with uow:
+            first = await uow.authors.get(author.id)
+        async with uow:
+            second = await uow.authors.get(author.id)
+            assert second is not None
+            second.revise(name="Second Wins", now=NOW)
+            await uow.authors.update(second)
+            await uow.commit()
+        assert first is not None
+        first.revise(name="First Loses", now=NOW)
+        with pytest.raises(ConcurrentUpdateError):
+            async with uow:
+                await uow.authors.update(first)
+                await uow.commit()
+        async with uow:
+            kept = await uow.authors.get(author.id)
+        assert kept is not None
+        assert kept.name == "Second Wins"
+
+    async def test_a_deleted_author_is_gone(self, uow: AuthorsUnitOfWork) -> None:
+        author = make_author("Gone Soon")
+        await add_all(uow, author)
+        async with uow:
+            loaded = await uow.authors.get(author.id)
+            assert loaded is not None
+            await uow.authors.delete(loaded)
+            await uow.commit()
+        async with uow:
+            assert await uow.authors.get(author.id) is None
+
+    async def test_pages_follow_name_then_id(self, uow: AuthorsUnitOfWork) -> None:
+        authors = [make_author(name) for name in ["Carol", "Alice", "Bob", "Alice", "Dave"]]
+        await add_all(uow, *authors)
+        expected = sorted(authors, key=lambda a: (a.name, str(a.id)))
+        seen: list[Author] = []
+        after = None
+        while True:
+            async with uow:
+                page = list(await uow.authors.list_page(AuthorQuery(limit=2, after=after)))
+            if not page:
+                break
+            seen.extend(page)
+            after = (page[-1].name, page[-1].id)
+        assert [a.id for a in seen] == [a.id for a in expected]
+
+    async def test_q_is_a_case_insensitive_literal_substring(self, uow: AuthorsUnitOfWork) -> None:
+        names = ["50% Sale", "5000 Sale", "snake_case", "snakeXcase", "Back\\slash", "MIXED case"]
+        await add_all(uow, *[make_author(n) for n in names])
+
+        async def matching(q: str) -> list[str]:
+            async with uow:
+                return sorted(a.name for a in await uow.authors.list_page(AuthorQuery(limit=50, q=q)))
+
+        assert await matching("%") == ["50% Sale"]
+        assert await matching("_") == ["snake_case"]
+        assert await matching("\\") == ["Back\\slash"]
+        assert await matching("mixed CASE") == ["MIXED case"]
+        assert await matching("sale") == ["50% Sale", "5000 Sale"]
+
+    async def test_names_covers_known_ids_only(self, uow: AuthorsUnitOfWork) -> None:
+        a, b = make_author("Anna"), make_author("Boris")
+        await add_all(uow, a, b)
+        unknown = uuid.uuid4()
+        async with uow:
+            names = await uow.authors.names([a.id, b.id, unknown])
+        assert names == {a.id: "Anna", b.id: "Boris"}

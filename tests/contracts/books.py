@@ -1,0 +1,203 @@
+"""Behaviour every BookRepository adapter must have, run against the fake and SQLAlchemy alike."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from library.books.application.ports import BooksUnitOfWork
+from library.books.domain.errors import DuplicateIsbnError
+from library.books.domain.model import Book
+from library.books.domain.repository import BookFilter, BookQuery, BookSort
+from shared.errors import ConcurrentUpdateError
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def make_book(
+    title: str,
+    author_ids: list[uuid.UUID],
+    *,
+    isbn: str | None = None,
+    year: int | None = None,
+    language: str | None = None,
+    minute: int = 0,
+) -> Book:
+    return Book.create(
+        title=title,
+        author_ids=author_ids,
+        isbn=isbn,
+        publication_year=year,
+        language=language,
+        now=T0 + timedelta(minutes=minute),
+    )
+
+
+async def add_all(uow: BooksUnitOfWork, *books: Book) -> None:
+    async with uow:
+        for book in books:
+            await uow.books.add(book)
+        await uow.commit()
+
+
+async def walk(uow: BooksUnitOfWork, sort: BookSort, f: BookFilter | None = None, size: int = 2) -> list[Book]:
+    """Every page of a query, following the last key as the service does."""
+    seen: list[Book] = []
+    after = None
+    while True:
+        query = BookQuery(filter=f or BookFilter(), sort=sort, limit=size, after=after)
+        async with uow:
+            page = list(await uow.books.list_page(query))
+        if not page:
+            return seen
+        seen.extend(page)
+        last = page[-1]
+        after = (getattr(last, sort.field), last.id)
+
+
+class BookRepositoryContract:
+    """Subclasses provide ``uow`` (an empty store) and ``author_ids`` (three existing authors)."""
+
+    @pytest.fixture
+    def uow(self) -> BooksUnitOfWork:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def author_ids(self) -> list[uuid.UUID]:
+        raise NotImplementedError
+
+    async def test_a_book_keeps_its_fields_and_credit_order(
+        self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]
+    ) -> None:
+        credits = [author_ids[2], author_ids[0], author_ids[1]]
+        book = make_book("The Dispossessed", credits, isbn="0-06-051275-X", year=1974, language="en")
+        await add_all(uow, book)
+        async with uow:
+            found = await uow.books.get(book.id)
+        assert found is not None
+        assert found.author_ids == tuple(credits)
+        assert (found.title, found.isbn13, found.publication_year, found.language, found.version) == (
+            "The Dispossessed",
+            "9780060512750",
+            1974,
+            "en",
+            1,
+        )
+
+    async def test_without_commit_nothing_is_kept(
+        self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]
+    ) -> None:
+        book = make_book("Unsaved", author_ids[:1])
+        async with uow:
+            await uow.books.add(book)
+        async with uow:
+            assert await uow.books.get(book.id) is None
+
+    async def test_a_second_book_with_the_same_isbn_is_refused(
+        self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]
+    ) -> None:
+        await add_all(uow, make_book("First", author_ids[:1], isbn="9780060512750"))
+        with pytest.raises(DuplicateIsbnError):
+            await add_all(uow, make_book("Second", author_ids[:1], isbn="0-06-051275-X"))
+        assert [b.title for b in await walk(uow, BookSort.TITLE)] == ["First"]
+
+    async def test_an_update_replaces_credits_and_bumps_the_version(
+        self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]
+    ) -> None:
+        book = make_book("Credits", author_ids)
+        await add_all(uow, book)
+        async with uow:
+            loaded = await uow.books.get(book.id)
+            assert loaded is not None
+            loaded.revise(author_ids=[author_ids[1], author_ids[0]], title="Credits II", now=T0)
+            await uow.books.update(loaded)
+            await uow.commit()
+        async with uow:
+            again = await uow.books.get(book.id)
+        assert again is not None
+        assert again.author_ids == (author_ids[1], author_ids[0])
+        assert (again.title, again.version) == ("Credits II", 2)
+
+    async def test_a_stale_update_is_refused(
+        self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]
+    ) -> None:
+        book = make_book("Contested", author_ids[:1])
+        await add_all(uow, book)
+        async with uow:
+            stale = await uow.books.get(book.id)
+        async with uow:
+            fresh = await uow.books.get(book.id)
+            assert fresh is not None
+            fresh.revise(title="Fresh", now=T0)
+            await uow.books.update(fresh)
+            await uow.commit()
+        assert stale is not None
+        stale.revise(title="Stale", now=T0)
+        with pytest.raises(ConcurrentUpdateError):
+            async with uow:
+                await uow.books.update(stale)
+                await uow.commit()
+
+    async def test_a_deleted_book_is_gone_and_its_authors_are_free(
+        self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]
+    ) -> None:
+        book = make_book("Short-lived", author_ids[:1])
+        await add_all(uow, book)
+        async with uow:
+            assert await uow.books.author_has_books(author_ids[0])
+            loaded = await uow.books.get(book.id)
+            assert loaded is not None
+            await uow.books.delete(loaded)
+            await uow.commit()
+        async with uow:
+            assert await uow.books.get(book.id) is None
+            assert not await uow.books.author_has_books(author_ids[0])
+
+    @pytest.mark.parametrize("sort", list(BookSort))
+    async def test_walking_the_pages_returns_every_book_once_in_order(
+        self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID], sort: BookSort
+    ) -> None:
+        years = [1990, None, -500, 1990, 2001, None, 1850]
+        titles = ["delta", "Alpha", "charlie", "Bravo", "alpha", "echo", "Alpha"]
+        books = [
+            make_book(t, author_ids[:1], year=y, minute=i % 3)
+            for i, (t, y) in enumerate(zip(titles, years, strict=True))
+        ]
+        await add_all(uow, *books)
+        seen = await walk(uow, sort)
+        assert sorted(b.id for b in seen) == sorted(b.id for b in books)
+        keys = [getattr(b, sort.field) for b in seen]
+        if sort.field == "publication_year":
+            dated = [k for k in keys if k is not None]
+            assert keys == dated + [None, None], "books without a year come last"
+            assert dated == sorted(dated, reverse=sort.descending)
+        elif sort.field == "created_at":
+            assert keys == sorted(keys, reverse=sort.descending)
+        if sort.field != "publication_year":
+            # Descending is exactly ascending reversed (ties on id reverse too).
+            opposite = BookSort(sort.value[1:] if sort.descending else f"-{sort.value}")
+            assert [b.id for b in seen] == [b.id for b in reversed(await walk(uow, opposite))]
+
+    async def test_filters_combine(self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]) -> None:
+        a, b, _ = author_ids
+        await add_all(
+            uow,
+            make_book("100% Pure", [a], year=1999, language="en"),
+            make_book("1000 Years", [b], year=2005, language="en"),
+            make_book("snake_case", [a, b], year=2010, language="fr"),
+            make_book("snakeXcase", [b], year=1980),
+        )
+
+        async def titles(f: BookFilter) -> set[str]:
+            return {book.title for book in await walk(uow, BookSort.CREATED_AT, f, size=10)}
+
+        assert await titles(BookFilter(q="%")) == {"100% Pure"}
+        assert await titles(BookFilter(q="_")) == {"snake_case"}
+        assert await titles(BookFilter(q="SNAKE")) == {"snakeXcase", "snake_case"}
+        assert await titles(BookFilter(author_id=a)) == {"100% Pure", "snake_case"}
+        assert await titles(BookFilter(author_id=b, language="en")) == {"1000 Years"}
+        assert await titles(BookFilter(year_from=2000)) == {"1000 Years", "snake_case"}
+        assert await titles(BookFilter(year_from=1990, year_to=2006)) == {"1000 Years", "100% Pure"}
+        assert await titles(BookFilter(language="de")) == set()

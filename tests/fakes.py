@@ -1,0 +1,229 @@
+"""In-memory test doubles of the repository and unit-of-work ports (tests only).
+
+A fake unit of work works on a private copy of the committed state and publishes it only on
+``commit()``, so leaving the block without committing loses the changes, as a real transaction.
+The repository contract suites (tests/contracts) run against these fakes and the SQLAlchemy
+adapters alike, so the fakes cannot drift from the real thing.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from library.authors.domain.errors import AuthorHasBooksError
+from library.authors.domain.model import Author
+from library.authors.domain.repository import AuthorQuery
+from library.books.domain.errors import DuplicateIsbnError
+from library.books.domain.model import Book
+from library.books.domain.repository import BookQuery, BookSort
+from shared.errors import ConcurrentUpdateError
+
+YEAR_LAST_ASC = 2_147_483_647
+YEAR_LAST_DESC = -2_147_483_648
+
+
+class FakeAuthorRepository:
+    """Authors in a dict; names ordered like PostgreSQL's "C" collation (code points)."""
+
+    def __init__(self, rows: dict[uuid.UUID, Author], credited: set[uuid.UUID]) -> None:
+        self.rows = rows
+        self._credited = credited
+
+    async def get(self, author_id: uuid.UUID) -> Author | None:
+        row = self.rows.get(author_id)
+        return copy.deepcopy(row)
+
+    async def add(self, author: Author) -> None:
+        author.version = 1
+        self.rows[author.id] = copy.deepcopy(author)
+
+    async def update(self, author: Author) -> None:
+        stored = self.rows.get(author.id)
+        if stored is None or stored.version != author.version:
+            raise ConcurrentUpdateError(f"Author {author.id} was changed by another request.")
+        author.version += 1
+        self.rows[author.id] = copy.deepcopy(author)
+
+    async def delete(self, author: Author) -> None:
+        stored = self.rows.get(author.id)
+        if stored is None or stored.version != author.version:
+            raise ConcurrentUpdateError(f"Author {author.id} was changed by another request.")
+        if author.id in self._credited:
+            raise AuthorHasBooksError(author.id)
+        del self.rows[author.id]
+
+    async def list_page(self, query: AuthorQuery) -> Sequence[Author]:
+        rows = sorted(self.rows.values(), key=lambda a: (a.name, str(a.id)))
+        if query.q:
+            rows = [a for a in rows if query.q.casefold() in a.name.casefold()]
+        if query.after is not None:
+            after = (query.after[0], str(query.after[1]))
+            rows = [a for a in rows if (a.name, str(a.id)) > after]
+        return [copy.deepcopy(a) for a in rows[: query.limit]]
+
+    async def names(self, author_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+        return {a: self.rows[a].name for a in author_ids if a in self.rows}
+
+
+class FakeBookRepository:
+    """Books in a dict, with the unique-ISBN rule of the real table."""
+
+    def __init__(self, rows: dict[uuid.UUID, Book]) -> None:
+        self.rows = rows
+
+    async def get(self, book_id: uuid.UUID) -> Book | None:
+        return copy.deepcopy(self.rows.get(book_id))
+
+    async def add(self, book: Book) -> None:
+        self._check_isbn(book)
+        book.version = 1
+        self.rows[book.id] = copy.deepcopy(book)
+
+    async def update(self, book: Book) -> None:
+        stored = self.rows.get(book.id)
+        if stored is None or stored.version != book.version:
+            raise ConcurrentUpdateError(f"Book {book.id} was changed by another request.")
+        self._check_isbn(book)
+        book.version += 1
+        self.rows[book.id] = copy.deepcopy(book)
+
+    async def delete(self, book: Book) -> None:
+        stored = self.rows.get(book.id)
+        if stored is None or stored.version != book.version:
+            raise ConcurrentUpdateError(f"Book {book.id} was changed by another request.")
+        del self.rows[book.id]
+
+    async def list_page(self, query: BookQuery) -> Sequence[Book]:
+        f = query.filter
+        books = list(self.rows.values())
+        if f.q:
+            books = [b for b in books if f.q.casefold() in b.title.casefold()]
+        if f.author_id is not None:
+            books = [b for b in books if f.author_id in b.author_ids]
+        if f.language is not None:
+            books = [b for b in books if b.language == f.language]
+        if f.year_from is not None:
+            books = [b for b in books if b.publication_year is not None and b.publication_year >= f.year_from]
+        if f.year_to is not None:
+            books = [b for b in books if b.publication_year is not None and b.publication_year <= f.year_to]
+        sort = query.sort
+
+        def key(book: Book) -> tuple[Any, str]:
+            return (_sort_value(sort, getattr(book, sort.field)), str(book.id))
+
+        books.sort(key=key, reverse=sort.descending)
+        if query.after is not None:
+            bound = (_sort_value(sort, query.after[0]), str(query.after[1]))
+            books = [b for b in books if (key(b) < bound if sort.descending else key(b) > bound)]
+        return [copy.deepcopy(b) for b in books[: query.limit]]
+
+    async def author_has_books(self, author_id: uuid.UUID) -> bool:
+        return any(author_id in b.author_ids for b in self.rows.values())
+
+    def _check_isbn(self, book: Book) -> None:
+        if book.isbn13 is None:
+            return
+        for other in self.rows.values():
+            if other.id != book.id and other.isbn13 == book.isbn13:
+                raise DuplicateIsbnError(book.isbn13)
+
+
+def _sort_value(sort: BookSort, value: Any) -> Any:
+    if sort.field == "publication_year" and value is None:
+        return YEAR_LAST_DESC if sort.descending else YEAR_LAST_ASC
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return value
+
+
+class _FakeUnitOfWork:
+    """Shared behaviour: a private copy on enter, published on commit, counted."""
+
+    def __init__(self) -> None:
+        self.commits = 0
+        self._active = False
+
+    @property
+    def committed(self) -> bool:
+        return self.commits > 0
+
+    async def __aenter__(self) -> Self:
+        if self._active:
+            raise RuntimeError("a unit of work cannot be entered twice")
+        self._active = True
+        self._begin()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._active = False
+
+    async def commit(self) -> None:
+        self._publish()
+        self.commits += 1
+
+    def _begin(self) -> None:
+        raise NotImplementedError
+
+    def _publish(self) -> None:
+        raise NotImplementedError
+
+
+class FakeAuthorsUnitOfWork(_FakeUnitOfWork):
+    """The authors' unit of work over in-memory state."""
+
+    def __init__(self, credited: set[uuid.UUID] | None = None) -> None:
+        super().__init__()
+        self.store: dict[uuid.UUID, Author] = {}
+        self.credited = credited if credited is not None else set()
+        self.authors = FakeAuthorRepository({}, self.credited)
+
+    def _begin(self) -> None:
+        self.authors = FakeAuthorRepository(copy.deepcopy(self.store), self.credited)
+
+    def _publish(self) -> None:
+        self.store = copy.deepcopy(self.authors.rows)
+
+
+class FakeBooksUnitOfWork(_FakeUnitOfWork):
+    """The books' unit of work over in-memory state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: dict[uuid.UUID, Book] = {}
+        self.books = FakeBookRepository({})
+
+    def _begin(self) -> None:
+        self.books = FakeBookRepository(copy.deepcopy(self.store))
+
+    def _publish(self) -> None:
+        self.store = copy.deepcopy(self.books.rows)
+
+
+class FakeAuthorDirectory:
+    """The books' AuthorDirectory port over a dict of names."""
+
+    def __init__(self, names: dict[uuid.UUID, str] | None = None) -> None:
+        self.names = names if names is not None else {}
+
+    async def names_of(self, author_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+        return {a: self.names[a] for a in author_ids if a in self.names}
+
+
+class FakeBookCatalog:
+    """The authors' BookCatalog port over a set of credited author ids."""
+
+    def __init__(self, credited: set[uuid.UUID] | None = None) -> None:
+        self.credited = credited if credited is not None else set()
+
+    async def author_has_books(self, author_id: uuid.UUID) -> bool:
+        return author_id in self.credited
