@@ -41,12 +41,12 @@ WORKDIR /app
 # (README.md is the project's readme in pyproject.toml; the build of the project reads it.)
 COPY pyproject.toml uv.lock README.md ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-install-project
+    uv sync --locked --no-dev --no-install-project
 
 # Then the project, installed as a wheel into the same venv.
 COPY src/ src/
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-editable
+    uv sync --locked --no-dev --no-editable
 
 
 FROM ${PYTHON_IMAGE} AS runtime

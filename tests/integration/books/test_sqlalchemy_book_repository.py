@@ -1,0 +1,26 @@
+"""The repository contract, run against the SQLAlchemy adapter on real PostgreSQL."""
+
+import uuid
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from library.authors.infrastructure.unit_of_work import SqlAlchemyAuthorsUnitOfWork
+from library.books.infrastructure.unit_of_work import SqlAlchemyBooksUnitOfWork
+from tests.contracts.authors import make_author
+from tests.contracts.books import BookRepositoryContract
+
+
+class TestSqlAlchemyBookRepository(BookRepositoryContract):
+    @pytest.fixture
+    def uow(self, session_factory: async_sessionmaker[AsyncSession]) -> SqlAlchemyBooksUnitOfWork:
+        return SqlAlchemyBooksUnitOfWork(session_factory)
+
+    @pytest.fixture
+    async def author_ids(self, session_factory: async_sessionmaker[AsyncSession]) -> list[uuid.UUID]:
+        authors = [make_author(name) for name in ("Ann", "Ben", "Cid")]
+        async with SqlAlchemyAuthorsUnitOfWork(session_factory) as uow:
+            for author in authors:
+                await uow.authors.add(author)
+            await uow.commit()
+        return [a.id for a in authors]

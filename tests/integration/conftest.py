@@ -1,0 +1,108 @@
+"""Integration fixtures: a real PostgreSQL, migrated by Alembic, emptied before each test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from alembic import command
+from alembic.config import Config
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from library.bootstrap.app import create_app
+from library.bootstrap.container import RootContainer
+from shared.db import create_engine, create_session_factory
+from shared.settings import Settings
+from tests.integration.postgres import Server, provide_server
+
+APP_DATABASE = "library_test"
+MIGRATIONS_DATABASE = "library_test_migrations"
+TABLES = ("book_authors", "books", "authors")
+
+_source: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _source:
+        terminalreporter.write_line(f"PostgreSQL used by the integration tests: {_source[0]}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server(pytestconfig: pytest.Config) -> Iterator[Server]:
+    with provide_server() as server:
+        version = server.recreate_database(APP_DATABASE)
+        _source.append(f"{server.source}, server {version}")
+        reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"\nPostgreSQL for the integration tests: {_source[0]}")
+        yield server
+        server.drop_database(APP_DATABASE)
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config("alembic.ini")
+    config.attributes["database_url"] = database_url
+    config.attributes["configure_logger"] = False
+    return config
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server: Server) -> str:
+    """The asyncpg URL of the test database, migrated to head by the project's migrations."""
+    url = postgres_server.database_url(APP_DATABASE)
+    command.upgrade(alembic_config(url), "head")
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        environment="test",
+        log_format="json",
+        db_pool_size=25,
+        db_max_overflow=5,
+    )
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def clean_database(engine: AsyncEngine) -> None:
+    """Every test starts from empty tables (schema kept), whatever ran before it."""
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+
+
+@pytest.fixture
+def session_factory(engine: AsyncEngine, clean_database: None) -> async_sessionmaker[AsyncSession]:
+    return create_session_factory(engine)
+
+
+@pytest.fixture
+async def app(settings: Settings, clean_database: None) -> AsyncIterator[FastAPI]:
+    """The real application, lifespan included, on the test database."""
+    application = create_app(container=_container(settings))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+def _container(settings: Settings) -> RootContainer:
+    container = RootContainer()
+    container.settings.override(settings)
+    return container
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http

@@ -1,0 +1,103 @@
+"""Where the integration tests get their PostgreSQL from, in order:
+
+1. ``TEST_DATABASE_URL`` when set (a server on which the role may create databases);
+2. a testcontainers ``PostgresContainer`` when a Docker engine answers a ping;
+3. the embedded PostgreSQL (``shared.devdb``) in ``.pgdata/test``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import URL, make_url
+
+from shared.settings import Settings
+
+TEST_DATA_DIR = Path(__file__).resolve().parents[2] / ".pgdata" / "test"
+
+
+@dataclass(frozen=True)
+class Server:
+    """A PostgreSQL server the tests may create databases on."""
+
+    source: str
+    admin_url: URL  # asyncpg URL of a database to connect to for CREATE/DROP DATABASE
+
+    def database_url(self, name: str) -> str:
+        return self.admin_url.set(database=name).render_as_string(hide_password=False)
+
+    async def _admin(self) -> asyncpg.Connection:
+        url = self.admin_url
+        host = url.query.get("host") or url.host
+        return await asyncpg.connect(
+            host=host if isinstance(host, str) else None,
+            port=url.port,
+            user=url.username,
+            password=url.password,
+            database=url.database,
+        )
+
+    def recreate_database(self, name: str) -> str:
+        """Drop and create database ``name``; its asyncpg URL."""
+
+        async def run() -> str:
+            conn = await self._admin()
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await conn.execute(f'CREATE DATABASE "{name}"')
+                return str(await conn.fetchval("SHOW server_version"))
+            finally:
+                await conn.close()
+
+        return asyncio.run(run())
+
+    def drop_database(self, name: str) -> None:
+        async def run() -> None:
+            conn = await self._admin()
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()
+
+        asyncio.run(run())
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def provide_server() -> Iterator[Server]:
+    """The server for this test session (stopped at the end when we started it)."""
+    explicit = os.environ.get("TEST_DATABASE_URL")
+    if explicit:
+        url = make_url(Settings(database_url=explicit).require_database_url())
+        yield Server(source=f"TEST_DATABASE_URL ({url.host or 'socket'}:{url.port or 5432})", admin_url=url)
+        return
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:18-alpine", driver="asyncpg") as container:
+            url = make_url(container.get_connection_url())
+            yield Server(source="testcontainers (postgres:18-alpine)", admin_url=url)
+        return
+    from shared import devdb
+
+    socket_dir, user = devdb.start(TEST_DATA_DIR)
+    url = make_url(devdb.url(socket_dir, user, "postgres"))
+    yield Server(source=f"embedded PostgreSQL ({TEST_DATA_DIR})", admin_url=url)
