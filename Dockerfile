@@ -6,9 +6,10 @@
 #   docker run --rm -e DATABASE_URL=... library library migrate   # migrations: their own command
 #   docker run --rm -e DATABASE_URL=... -p 8000:8000 library      # the API (never migrates)
 #
-# The builder resolves nothing: it installs exactly what uv.lock says (--frozen), the project
-# itself as a regular wheel (--no-editable), so the runtime stage needs only the virtual
-# environment, alembic.ini and migrations/, and neither uv nor the source tree.
+# The builder resolves nothing: it installs exactly what uv.lock says (--locked: the build
+# fails if uv.lock is out of date with pyproject.toml), the project itself as a regular
+# wheel (--no-editable), so the runtime stage needs only the virtual environment,
+# alembic.ini and migrations/, and neither uv nor the source tree.
 # Needs BuildKit (the default builder since Docker 23) for the cache mounts.
 
 # Builder and runtime must be the same image: the venv's interpreter symlinks point at

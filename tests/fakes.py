@@ -108,9 +108,17 @@ class FakeBookRepository:
         if f.language is not None:
             books = [b for b in books if b.language == f.language]
         if f.year_from is not None:
-            books = [b for b in books if b.publication_year is not None and b.publication_year >= f.year_from]
+            books = [
+                b
+                for b in books
+                if b.publication_year is not None and b.publication_year >= f.year_from
+            ]
         if f.year_to is not None:
-            books = [b for b in books if b.publication_year is not None and b.publication_year <= f.year_to]
+            books = [
+                b
+                for b in books
+                if b.publication_year is not None and b.publication_year <= f.year_to
+            ]
         sort = query.sort
 
         def key(book: Book) -> tuple[Any, str]:

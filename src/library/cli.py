@@ -23,7 +23,8 @@ def migrate(revision: str = "head") -> None:
     config_path = Path(settings.alembic_config)
     if not config_path.is_file():
         raise SystemExit(
-            f"error: {config_path} not found; run from the project folder or set LIBRARY_ALEMBIC_CONFIG"
+            f"error: {config_path} not found; run from the project folder "
+            "or set LIBRARY_ALEMBIC_CONFIG"
         )
     command.upgrade(Config(str(config_path)), revision)
 
@@ -83,7 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("serve", help="serve the API (production: DATABASE_URL must be set)")
     migrate_parser = commands.add_parser("migrate", help="upgrade the database schema")
-    migrate_parser.add_argument("revision", nargs="?", default="head", help="target (default: head)")
+    migrate_parser.add_argument(
+        "revision", nargs="?", default="head", help="target (default: head)"
+    )
     migrate_parser.add_argument(
         "--embedded", action="store_true", help="migrate the embedded development database"
     )

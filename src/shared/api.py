@@ -1,9 +1,9 @@
-"""Building blocks for the contexts' HTTP schemas: strict request models and domain rules as validators."""
+"""Building blocks for HTTP schemas: strict request models, domain rules as validators."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
@@ -18,6 +18,14 @@ class RequestModel(BaseModel):
     """A request body: unknown fields are refused (no mass assignment), strings are trimmed."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    def values(self) -> dict[str, Any]:
+        """Every field's validated value (as validated, not re-serialised)."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+    def given(self) -> dict[str, Any]:
+        """Only the fields the client sent (a partial update's changes)."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
 
 
 class PageOut(BaseModel, Generic[T]):

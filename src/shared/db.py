@@ -33,7 +33,7 @@ class Base(AsyncAttrs, DeclarativeBase):
     """The one declarative base: every context's models share its metadata (one database)."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: DateTime(timezone=True)}
+    type_annotation_map = {datetime: DateTime(timezone=True)}  # noqa: RUF012
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -81,7 +81,8 @@ def sqlstate(exc: DBAPIError) -> str | None:
     return code if isinstance(code, str) else None
 
 
-FOREIGN_KEY_VIOLATION = "23503"
+# 23503 foreign_key_violation; 23001 restrict_violation (an ON DELETE RESTRICT key).
+REFERENCE_VIOLATIONS = frozenset({"23503", "23001"})
 UNIQUE_VIOLATION = "23505"
 
 

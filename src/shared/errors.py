@@ -1,4 +1,4 @@
-"""The error vocabulary of the application: raised by domain and services, mapped to HTTP in one place.
+"""The error vocabulary: raised by domains and services, mapped to HTTP in one place.
 
 Nothing here knows about HTTP; ``shared.problems`` turns each base class into an RFC 9457 problem.
 """
@@ -52,7 +52,7 @@ class RuleViolationError(DomainError):
 
     @classmethod
     def on_field(cls, field: str | tuple[str | int, ...], msg: str) -> Self:
-        """A violation of one field's rule, with the field's location (``body`` is the API's root)."""
+        """A violation of one field's rule; ``field`` names the input field (or a full location)."""
         loc = (field,) if isinstance(field, str) else field
         return cls(msg, errors=[FieldError(loc=loc, msg=msg)])
 

@@ -17,7 +17,7 @@ log = structlog.stdlib.get_logger("library.access")
 
 
 class RequestContextMiddleware:
-    """Accepts or generates ``X-Request-ID``, echoes it, binds it to the logs, logs the request once."""
+    """Accepts or makes ``X-Request-ID``, echoes it, binds it to the logs, logs each request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -6,9 +6,9 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from shared.errors import InvalidCursorError
@@ -54,7 +54,6 @@ def decode_cursor(token: str, kind: str, arity: int) -> list[Any]:
 
 def _invalid(msg: str) -> InvalidCursorError:
     return InvalidCursorError.on_field("cursor", msg)
-
 
 
 def key_uuid(raw: object) -> uuid.UUID:

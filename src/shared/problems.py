@@ -101,12 +101,21 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
-def _field_errors(errors: tuple[FieldError, ...]) -> list[dict[str, Any]]:
-    return [{"loc": list(e.loc), "msg": e.msg} for e in errors]
+_LOCATIONS = frozenset({"body", "query", "path", "header"})
+
+
+def _field_errors(request: Request, errors: tuple[FieldError, ...]) -> list[dict[str, Any]]:
+    """Domain errors name input fields: on HTTP, the body of a write, else the query string."""
+    root = "body" if request.method in {"POST", "PUT", "PATCH"} else "query"
+    return [
+        {"loc": list(e.loc) if e.loc and e.loc[0] in _LOCATIONS else [root, *e.loc], "msg": e.msg}
+        for e in errors
+    ]
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DomainError)
+    if not isinstance(exc, DomainError):  # pragma: no cover - registered for this type only
+        raise exc
     status = next((s for cls, s in _STATUS_BY_ERROR if isinstance(exc, cls)), 400)
     return problem(
         request,
@@ -114,15 +123,21 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         exc.detail,
         code=exc.code,
         title=exc.title,
-        errors=_field_errors(exc.errors) if exc.errors or status == 422 else None,
+        errors=_field_errors(request, exc.errors) if exc.errors or status == 422 else None,
         headers={"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None,
     )
 
 
 async def _request_validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(
+        exc, RequestValidationError
+    ):  # pragma: no cover - registered for this type only
+        raise exc
     errors = [
-        {"loc": [part for part in err.get("loc", ()) if isinstance(part, str | int)], "msg": str(err.get("msg", ""))}
+        {
+            "loc": [part for part in err.get("loc", ()) if isinstance(part, str | int)],
+            "msg": str(err.get("msg", "")),
+        }
         for err in exc.errors()
     ]
     return problem(
@@ -136,11 +151,16 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+    if not isinstance(
+        exc, StarletteHTTPException
+    ):  # pragma: no cover - registered for this type only
+        raise exc
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"There is no resource at {request.url.path}."
-    return problem(request, exc.status_code, detail, headers=exc.headers)
+    return problem(
+        request, exc.status_code, detail, headers=dict(exc.headers) if exc.headers else None
+    )
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -156,7 +176,8 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
 
 
 async def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DBAPIError)
+    if not isinstance(exc, DBAPIError):  # pragma: no cover - registered for this type only
+        raise exc
     if exc.connection_invalidated:
         return await _database_unavailable(request, exc)
     return await _unexpected_error(request, exc)

@@ -6,9 +6,9 @@ from functools import lru_cache
 from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -57,7 +57,9 @@ class Settings(BaseSettings):
         if url.drivername in {"postgres", "postgresql"}:
             url = url.set(drivername="postgresql+asyncpg")
         if url.drivername != "postgresql+asyncpg":
-            raise ValueError("the database URL must start with postgresql:// or postgresql+asyncpg://")
+            raise ValueError(
+                "the database URL must start with postgresql:// or postgresql+asyncpg://"
+            )
         return url.render_as_string(hide_password=False)
 
     def require_database_url(self) -> str:

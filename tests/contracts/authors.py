@@ -143,7 +143,9 @@ class AuthorRepositoryContract:
 
         async def matching(q: str) -> list[str]:
             async with uow:
-                return sorted(a.name for a in await uow.authors.list_page(AuthorQuery(limit=50, q=q)))
+                return sorted(
+                    a.name for a in await uow.authors.list_page(AuthorQuery(limit=50, q=q))
+                )
 
         assert await matching("%") == ["50% Sale"]
         assert await matching("_") == ["snake_case"]

@@ -42,7 +42,9 @@ async def add_all(uow: BooksUnitOfWork, *books: Book) -> None:
         await uow.commit()
 
 
-async def walk(uow: BooksUnitOfWork, sort: BookSort, f: BookFilter | None = None, size: int = 2) -> list[Book]:
+async def walk(
+    uow: BooksUnitOfWork, sort: BookSort, f: BookFilter | None = None, size: int = 2
+) -> list[Book]:
     """Every page of a query, following the last key as the service does."""
     seen: list[Book] = []
     after = None
@@ -72,13 +74,21 @@ class BookRepositoryContract:
         self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]
     ) -> None:
         credits = [author_ids[2], author_ids[0], author_ids[1]]
-        book = make_book("The Dispossessed", credits, isbn="0-06-051275-X", year=1974, language="en")
+        book = make_book(
+            "The Dispossessed", credits, isbn="0-06-051275-X", year=1974, language="en"
+        )
         await add_all(uow, book)
         async with uow:
             found = await uow.books.get(book.id)
         assert found is not None
         assert found.author_ids == tuple(credits)
-        assert (found.title, found.isbn13, found.publication_year, found.language, found.version) == (
+        assert (
+            found.title,
+            found.isbn13,
+            found.publication_year,
+            found.language,
+            found.version,
+        ) == (
             "The Dispossessed",
             "9780060512750",
             1974,
@@ -171,7 +181,7 @@ class BookRepositoryContract:
         keys = [getattr(b, sort.field) for b in seen]
         if sort.field == "publication_year":
             dated = [k for k in keys if k is not None]
-            assert keys == dated + [None, None], "books without a year come last"
+            assert keys == [*dated, None, None], "books without a year come last"
             assert dated == sorted(dated, reverse=sort.descending)
         elif sort.field == "created_at":
             assert keys == sorted(keys, reverse=sort.descending)

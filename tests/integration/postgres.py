@@ -87,7 +87,9 @@ def provide_server() -> Iterator[Server]:
     explicit = os.environ.get("TEST_DATABASE_URL")
     if explicit:
         url = make_url(Settings(database_url=explicit).require_database_url())
-        yield Server(source=f"TEST_DATABASE_URL ({url.host or 'socket'}:{url.port or 5432})", admin_url=url)
+        yield Server(
+            source=f"TEST_DATABASE_URL ({url.host or 'socket'}:{url.port or 5432})", admin_url=url
+        )
         return
     if _docker_answers():
         from testcontainers.postgres import PostgresContainer

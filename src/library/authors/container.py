@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dependency_injector import containers, providers
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from library.authors.application.lookup import AuthorLookup
+from library.authors.application.ports import BookCatalog
 from library.authors.application.services import AuthorService
 from library.authors.infrastructure.unit_of_work import SqlAlchemyAuthorsUnitOfWork
 from library.authors.public import AuthorsFacade
@@ -13,8 +15,8 @@ from library.authors.public import AuthorsFacade
 class AuthorsContainer(containers.DeclarativeContainer):
     """Builds the authors use cases; needs a session factory and the books' catalog port."""
 
-    session_factory = providers.Dependency()
-    book_catalog = providers.Dependency()
+    session_factory: providers.Dependency[async_sessionmaker[AsyncSession]] = providers.Dependency()
+    book_catalog: providers.Dependency[BookCatalog] = providers.Dependency()
 
     unit_of_work = providers.Factory(SqlAlchemyAuthorsUnitOfWork, session_factory=session_factory)
     service = providers.Factory(AuthorService, uow=unit_of_work, books=book_catalog)

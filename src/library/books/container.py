@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dependency_injector import containers, providers
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from library.books.application.lookup import BookLookup
+from library.books.application.ports import AuthorDirectory
 from library.books.application.services import BookService
 from library.books.infrastructure.unit_of_work import SqlAlchemyBooksUnitOfWork
 from library.books.public import BooksFacade
@@ -13,8 +15,8 @@ from library.books.public import BooksFacade
 class BooksContainer(containers.DeclarativeContainer):
     """Builds the books use cases; needs a session factory and the authors' directory port."""
 
-    session_factory = providers.Dependency()
-    author_directory = providers.Dependency()
+    session_factory: providers.Dependency[async_sessionmaker[AsyncSession]] = providers.Dependency()
+    author_directory: providers.Dependency[AuthorDirectory] = providers.Dependency()
 
     unit_of_work = providers.Factory(SqlAlchemyBooksUnitOfWork, session_factory=session_factory)
     service = providers.Factory(BookService, uow=unit_of_work, authors=author_directory)

@@ -1,4 +1,4 @@
-"""Cross-context adapters: each implements one context's port with the other context's public facade."""
+"""Cross-context adapters: each implements one context's port with the other's public facade."""
 
 from __future__ import annotations
 

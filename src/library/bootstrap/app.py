@@ -9,9 +9,9 @@ import structlog
 from fastapi import FastAPI
 
 from library.authors.api.router import router as authors_router
+from library.books.api.router import router as books_router
 from library.bootstrap.container import RootContainer
 from library.bootstrap.health import router as health_router
-from library.books.api.router import router as books_router
 from shared.logging import configure_logging
 from shared.middleware import RequestContextMiddleware
 from shared.problems import install_problem_handlers
@@ -33,7 +33,9 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         engine = container.engine()  # created here, at start-up, and disposed at shutdown
-        log.info("started", environment=settings.environment, database=engine.url.render_as_string())
+        log.info(
+            "started", environment=settings.environment, database=engine.url.render_as_string()
+        )
         try:
             yield
         finally:

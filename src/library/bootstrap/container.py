@@ -5,9 +5,9 @@ from __future__ import annotations
 from dependency_injector import containers, providers
 
 from library.authors.container import AuthorsContainer
+from library.books.container import BooksContainer
 from library.bootstrap.adapters import AuthorDirectoryAdapter, BookCatalogAdapter
 from library.bootstrap.health import HealthCheck
-from library.books.container import BooksContainer
 from shared.db import create_engine, create_session_factory
 from shared.settings import Settings
 

@@ -1,6 +1,5 @@
 """Liveness and readiness: is the process up, and are the database and its schema ready."""
 
-
 import asyncio
 from functools import cached_property
 from pathlib import Path

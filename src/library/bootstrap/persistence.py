@@ -1,4 +1,4 @@
-"""Every context's persistence models, imported so that one metadata describes the whole database."""
+"""Every context's persistence models, so that one metadata describes the whole database."""
 
 from library.authors.infrastructure import models as authors_models
 from library.books.infrastructure import models as books_models

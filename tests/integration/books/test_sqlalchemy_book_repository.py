@@ -17,7 +17,9 @@ class TestSqlAlchemyBookRepository(BookRepositoryContract):
         return SqlAlchemyBooksUnitOfWork(session_factory)
 
     @pytest.fixture
-    async def author_ids(self, session_factory: async_sessionmaker[AsyncSession]) -> list[uuid.UUID]:
+    async def author_ids(
+        self, session_factory: async_sessionmaker[AsyncSession]
+    ) -> list[uuid.UUID]:
         authors = [make_author(name) for name in ("Ann", "Ben", "Cid")]
         async with SqlAlchemyAuthorsUnitOfWork(session_factory) as uow:
             for author in authors:

@@ -1,6 +1,5 @@
 """HTTP routes of the authors context: validate, call one use case, shape the response."""
 
-
 import uuid
 from typing import Annotated
 
@@ -30,7 +29,7 @@ async def create_author(
     body: AuthorCreate, request: Request, response: Response, service: Service
 ) -> AuthorOut:
     """Add an author to the catalog."""
-    author = await service.register_author(RegisterAuthor(**body.model_dump()))
+    author = await service.register_author(RegisterAuthor(**body.values()))
     response.headers["Location"] = str(request.url_for("get_author", author_id=author.id))
     return AuthorOut.model_validate(author)
 
@@ -44,7 +43,9 @@ async def list_authors(
         Query(max_length=NAME_MAX_LENGTH, description="Case-insensitive substring of the name."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page.")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=2048, description="next_cursor of the previous page.")
+    ] = None,
 ) -> PageOut[AuthorOut]:
     """A page of authors in name order."""
     page = await service.list_authors(q=q, limit=limit, cursor=cursor)
@@ -66,8 +67,9 @@ async def get_author(author_id: uuid.UUID, service: Service) -> AuthorOut:
 @inject
 async def update_author(author_id: uuid.UUID, body: AuthorPatch, service: Service) -> AuthorOut:
     """Change some of an author's fields."""
-    changes = {name: getattr(body, name) for name in body.model_fields_set}
-    return AuthorOut.model_validate(await service.revise_author(author_id, ReviseAuthor(**changes)))
+    return AuthorOut.model_validate(
+        await service.revise_author(author_id, ReviseAuthor(**body.given()))
+    )
 
 
 @router.delete(

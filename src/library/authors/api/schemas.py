@@ -12,7 +12,9 @@ from library.authors.domain.model import BIO_MAX_LENGTH, NAME_MAX_LENGTH, valid_
 from shared.api import RequestModel, domain_rule
 from shared.values import EARLIEST_YEAR
 
-Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX_LENGTH), AfterValidator(domain_rule(valid_name))]
+Name = Annotated[
+    str, Field(min_length=1, max_length=NAME_MAX_LENGTH), AfterValidator(domain_rule(valid_name))
+]
 Bio = Annotated[str, Field(max_length=BIO_MAX_LENGTH)]
 LifeYear = Annotated[
     int,

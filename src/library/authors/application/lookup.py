@@ -1,4 +1,4 @@
-"""Read-only questions other contexts ask about authors (served through ``library.authors.public``)."""
+"""Read-only questions other contexts ask about authors (served by ``library.authors.public``)."""
 
 from __future__ import annotations
 

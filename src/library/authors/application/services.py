@@ -32,9 +32,9 @@ class ReviseAuthor:
     """Change some of an author's fields; UNSET fields stay as they are."""
 
     name: str | Unset = UNSET
-    birth_year: int | None | Unset = UNSET
-    death_year: int | None | Unset = UNSET
-    bio: str | None | Unset = UNSET
+    birth_year: int | Unset | None = UNSET
+    death_year: int | Unset | None = UNSET
+    bio: str | Unset | None = UNSET
 
 
 class AuthorService:
@@ -119,4 +119,3 @@ class AuthorService:
         if author is None:
             raise AuthorNotFoundError(author_id)
         return author
-

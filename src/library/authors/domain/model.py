@@ -77,18 +77,22 @@ class Author:
         self,
         *,
         name: str | Unset = UNSET,
-        birth_year: int | None | Unset = UNSET,
-        death_year: int | None | Unset = UNSET,
-        bio: str | None | Unset = UNSET,
+        birth_year: int | Unset | None = UNSET,
+        death_year: int | Unset | None = UNSET,
+        bio: str | Unset | None = UNSET,
         now: datetime,
     ) -> bool:
         """Apply the given changes (UNSET leaves a field as it is); True if anything changed."""
         new_name = self.name if name is UNSET else valid_name(name)
         new_birth = (
-            self.birth_year if birth_year is UNSET else valid_life_year("birth_year", birth_year, now=now)
+            self.birth_year
+            if birth_year is UNSET
+            else valid_life_year("birth_year", birth_year, now=now)
         )
         new_death = (
-            self.death_year if death_year is UNSET else valid_life_year("death_year", death_year, now=now)
+            self.death_year
+            if death_year is UNSET
+            else valid_life_year("death_year", death_year, now=now)
         )
         new_bio = self.bio if bio is UNSET else valid_bio(bio)
         _check_lifespan(new_birth, new_death)

@@ -27,7 +27,7 @@ class AuthorRow(Base):
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     version: Mapped[int] = mapped_column(server_default=text("1"))
 
-    __mapper_args__ = {"version_id_col": version}
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (SQLAlchemy reads a dict)
     __table_args__ = (
         CheckConstraint(
             f"char_length(name) BETWEEN 1 AND {NAME_MAX_LENGTH} AND name = btrim(name)",

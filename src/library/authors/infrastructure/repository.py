@@ -14,7 +14,7 @@ from library.authors.domain.errors import AuthorHasBooksError
 from library.authors.domain.model import Author
 from library.authors.domain.repository import AuthorQuery
 from library.authors.infrastructure.models import AuthorRow
-from shared.db import FOREIGN_KEY_VIOLATION, like_pattern, sqlstate
+from shared.db import REFERENCE_VIOLATIONS, like_pattern, sqlstate
 from shared.errors import ConcurrentUpdateError
 
 
@@ -68,7 +68,7 @@ class SqlAlchemyAuthorRepository:
             ) from None
         except IntegrityError as exc:
             # A book credited this author after our check: the foreign key keeps the credit.
-            if sqlstate(exc) == FOREIGN_KEY_VIOLATION:
+            if sqlstate(exc) in REFERENCE_VIOLATIONS:
                 raise AuthorHasBooksError(author.id) from None
             raise
 

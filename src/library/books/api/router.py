@@ -1,6 +1,5 @@
 """HTTP routes of the books context: validate, call one use case, shape the response."""
 
-
 import uuid
 from typing import Annotated
 
@@ -21,18 +20,22 @@ router = APIRouter(tags=["books"])
 
 Service = Annotated[BookService, Depends(Provide["books.service"])]
 QueryText = Annotated[
-    str | None, Query(max_length=TITLE_MAX_LENGTH, description="Case-insensitive substring of the title.")
+    str | None,
+    Query(max_length=TITLE_MAX_LENGTH, description="Case-insensitive substring of the title."),
 ]
 LanguageFilter = Annotated[
     str | None,
-    Query(max_length=LANGUAGE_MAX_LENGTH, description="Books in this language (any accepted form)."),
+    Query(
+        max_length=LANGUAGE_MAX_LENGTH, description="Books in this language (any accepted form)."
+    ),
     AfterValidator(domain_rule(valid_language)),
 ]
 YearBound = Annotated[int | None, Query(ge=EARLIEST_YEAR, le=9999)]
 Sort = Annotated[BookSort, Query(description="Order; '-' means descending. Ties break on id.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
-Cursor = Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page.")]
-
+Cursor = Annotated[
+    str | None, Query(max_length=2048, description="next_cursor of the previous page.")
+]
 
 
 @router.post(
@@ -42,9 +45,11 @@ Cursor = Annotated[str | None, Query(max_length=2048, description="next_cursor o
     responses=problem_responses(409, 422, 503),
 )
 @inject
-async def create_book(body: BookCreate, request: Request, response: Response, service: Service) -> BookOut:
+async def create_book(
+    body: BookCreate, request: Request, response: Response, service: Service
+) -> BookOut:
     """Add a book crediting existing authors."""
-    view = await service.add_book(AddBook(**body.model_dump()))
+    view = await service.add_book(AddBook(**body.values()))
     response.headers["Location"] = str(request.url_for("get_book", book_id=view.book.id))
     return BookOut.of(view)
 
@@ -54,7 +59,9 @@ async def create_book(body: BookCreate, request: Request, response: Response, se
 async def list_books(
     service: Service,
     q: QueryText = None,
-    author_id: Annotated[uuid.UUID | None, Query(description="Books crediting this author.")] = None,
+    author_id: Annotated[
+        uuid.UUID | None, Query(description="Books crediting this author.")
+    ] = None,
     language: LanguageFilter = None,
     year_from: YearBound = None,
     year_to: YearBound = None,
@@ -63,7 +70,9 @@ async def list_books(
     cursor: Cursor = None,
 ) -> PageOut[BookOut]:
     """A page of books."""
-    f = BookFilter(q=q or None, author_id=author_id, language=language, year_from=year_from, year_to=year_to)
+    f = BookFilter(
+        q=q or None, author_id=author_id, language=language, year_from=year_from, year_to=year_to
+    )
     page = await service.list_books(ListBooks(filter=f, sort=sort, limit=limit, cursor=cursor))
     return PageOut[BookOut](items=[BookOut.of(v) for v in page.items], next_cursor=page.next_cursor)
 
@@ -107,8 +116,7 @@ async def get_book(book_id: uuid.UUID, service: Service) -> BookOut:
 @inject
 async def update_book(book_id: uuid.UUID, body: BookPatch, service: Service) -> BookOut:
     """Change some of a book's fields; author_ids replaces the credit list."""
-    changes = {name: getattr(body, name) for name in body.model_fields_set}
-    return BookOut.of(await service.revise_book(book_id, ReviseBook(**changes)))
+    return BookOut.of(await service.revise_book(book_id, ReviseBook(**body.given())))
 
 
 @router.delete(

@@ -47,7 +47,11 @@ PublicationYear = Annotated[
 ]
 Language = Annotated[
     str,
-    Field(max_length=LANGUAGE_MAX_LENGTH, description="ISO 639 / BCP 47; returned normalised (eng -> en).", examples=["en", "fr", "en-GB"]),
+    Field(
+        max_length=LANGUAGE_MAX_LENGTH,
+        description="ISO 639 / BCP 47; returned normalised (eng -> en).",
+        examples=["en", "fr", "en-GB"],
+    ),
     AfterValidator(domain_rule(valid_language)),
 ]
 

@@ -41,9 +41,9 @@ class ReviseBook:
 
     title: str | Unset = UNSET
     author_ids: Sequence[uuid.UUID] | Unset = UNSET
-    isbn: str | None | Unset = UNSET
-    publication_year: int | None | Unset = UNSET
-    language: str | None | Unset = UNSET
+    isbn: str | Unset | None = UNSET
+    publication_year: int | Unset | None = UNSET
+    language: str | Unset | None = UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +129,16 @@ class BookService:
         return Page(items=[_view(b, names) for b in books], next_cursor=next_cursor)
 
     async def list_author_books(self, author_id: uuid.UUID, request: ListBooks) -> Page[BookView]:
-        """A page of the books crediting this author; AuthorNotFoundError if there is no such author."""
+        """A page of the books crediting this author; AuthorNotFoundError if they do not exist."""
         if not await self._authors.names_of([author_id]):
             raise AuthorNotFoundError(author_id)
         f = request.filter
         scoped = BookFilter(
-            q=f.q, author_id=author_id, language=f.language, year_from=f.year_from, year_to=f.year_to
+            q=f.q,
+            author_id=author_id,
+            language=f.language,
+            year_from=f.year_from,
+            year_to=f.year_to,
         )
         return await self.list_books(
             ListBooks(filter=scoped, sort=request.sort, limit=request.limit, cursor=request.cursor)
@@ -158,7 +162,9 @@ class BookService:
             if changed:
                 await uow.books.update(book)
                 await uow.commit()
-        names = new_names if new_names is not None else await self._authors.names_of(book.author_ids)
+        names = (
+            new_names if new_names is not None else await self._authors.names_of(book.author_ids)
+        )
         return _view(book, names)
 
     async def delete_book(self, book_id: uuid.UUID) -> None:

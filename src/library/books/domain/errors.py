@@ -50,5 +50,9 @@ class UnknownAuthorsError(RuleViolationError):
     def __init__(self, author_ids: Iterable[uuid.UUID]) -> None:
         self.author_ids = sorted(set(author_ids), key=str)
         listed = ", ".join(str(a) for a in self.author_ids)
-        msg = f"No author has id {listed}." if len(self.author_ids) == 1 else f"No authors have ids {listed}."
+        msg = (
+            f"No author has id {listed}."
+            if len(self.author_ids) == 1
+            else f"No authors have ids {listed}."
+        )
         super().__init__(msg, errors=[FieldError(loc=("author_ids",), msg=msg)])

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import langcodes
+from langcodes.tag_parser import LanguageTagError
 from stdnum import isbn as stdnum_isbn
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
@@ -30,7 +31,8 @@ def valid_isbn(value: str) -> str:
         compact = stdnum_isbn.validate(value)
     except StdnumValidationError as exc:
         raise RuleViolationError.on_field(
-            "isbn", f"{value!r} is not a valid ISBN-10 or ISBN-13: {exc.message.rstrip('.').lower()}"
+            "isbn",
+            f"{value!r} is not a valid ISBN-10 or ISBN-13: {str(exc).rstrip('.').lower()}",
         ) from None
     return stdnum_isbn.to_isbn13(compact)
 
@@ -39,10 +41,12 @@ def valid_language(value: str) -> str:
     """An ISO 639 / BCP 47 language tag in its normalised form (``eng`` and ``en`` -> ``en``)."""
     text = value.strip()
     if len(text) > LANGUAGE_MAX_LENGTH:
-        raise RuleViolationError.on_field("language", f"language must be at most {LANGUAGE_MAX_LENGTH} characters")
+        raise RuleViolationError.on_field(
+            "language", f"language must be at most {LANGUAGE_MAX_LENGTH} characters"
+        )
     try:
         tag = langcodes.standardize_tag(text)
-    except (langcodes.LanguageTagError, ValueError):
+    except (LanguageTagError, ValueError):
         tag = None
     if tag is None or not langcodes.tag_is_valid(tag):
         raise RuleViolationError.on_field(
@@ -65,14 +69,15 @@ def valid_author_ids(values: Sequence[uuid.UUID]) -> tuple[uuid.UUID, ...]:
     duplicates = sorted({str(v) for v in values if values.count(v) > 1})
     if duplicates:
         raise RuleViolationError.on_field(
-            "author_ids", f"author_ids lists the same author more than once: {', '.join(duplicates)}"
+            "author_ids",
+            f"author_ids lists the same author more than once: {', '.join(duplicates)}",
         )
     return tuple(values)
 
 
 @dataclass(eq=False, kw_only=True)
 class Book:
-    """A book of the catalog, crediting its authors in order. ``version`` grows with every change."""
+    """A book of the catalog, crediting its authors in order; ``version`` grows on each change."""
 
     id: uuid.UUID = field(default_factory=uuid.uuid4)
     title: str
@@ -111,9 +116,9 @@ class Book:
         *,
         title: str | Unset = UNSET,
         author_ids: Sequence[uuid.UUID] | Unset = UNSET,
-        isbn: str | None | Unset = UNSET,
-        publication_year: int | None | Unset = UNSET,
-        language: str | None | Unset = UNSET,
+        isbn: str | Unset | None = UNSET,
+        publication_year: int | Unset | None = UNSET,
+        language: str | Unset | None = UNSET,
         now: datetime,
     ) -> bool:
         """Apply the given changes (UNSET leaves a field as it is); True if anything changed."""
@@ -125,7 +130,9 @@ class Book:
             self.publication_year
             if publication_year is UNSET
             else valid_publication_year(publication_year, now=now),
-            self.language if language is UNSET else (None if language is None else valid_language(language)),
+            self.language
+            if language is UNSET
+            else (None if language is None else valid_language(language)),
         )
         if before == after:
             return False

@@ -48,7 +48,7 @@ class BookRow(Base):
         lazy="raise",
     )
 
-    __mapper_args__ = {"version_id_col": version}
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (SQLAlchemy reads a dict)
     __table_args__ = (
         CheckConstraint(
             f"char_length(title) BETWEEN 1 AND {TITLE_MAX_LENGTH} AND title = btrim(title)",

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, exists, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import InstrumentedAttribute, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from library.books.domain.errors import DuplicateIsbnError, UnknownAuthorsError
@@ -21,7 +21,7 @@ from library.books.infrastructure.models import (
     BookAuthorRow,
     BookRow,
 )
-from shared.db import FOREIGN_KEY_VIOLATION, like_pattern, sqlstate, violated_constraint
+from shared.db import REFERENCE_VIOLATIONS, like_pattern, sqlstate, violated_constraint
 from shared.errors import ConcurrentUpdateError
 
 _ISBN_CONSTRAINT = "uq_books_isbn13"
@@ -113,7 +113,7 @@ class SqlAlchemyBookRepository:
         except IntegrityError as exc:
             if violated_constraint(exc) == _ISBN_CONSTRAINT and book.isbn13 is not None:
                 raise DuplicateIsbnError(book.isbn13) from None
-            if sqlstate(exc) == FOREIGN_KEY_VIOLATION:
+            if sqlstate(exc) in REFERENCE_VIOLATIONS:
                 # An author was removed between our check and this write.
                 raise UnknownAuthorsError(book.author_ids) from None
             raise
@@ -136,7 +136,9 @@ def _filtered(stmt: Select[Any], f: BookFilter) -> Select[Any]:
         stmt = stmt.where(BookRow.title.ilike(like_pattern(f.q), escape="\\"))
     if f.author_id is not None:
         stmt = stmt.where(
-            BookRow.id.in_(select(BookAuthorRow.book_id).where(BookAuthorRow.author_id == f.author_id))
+            BookRow.id.in_(
+                select(BookAuthorRow.book_id).where(BookAuthorRow.author_id == f.author_id)
+            )
         )
     if f.language is not None:
         stmt = stmt.where(BookRow.language == f.language)
@@ -147,13 +149,15 @@ def _filtered(stmt: Select[Any], f: BookFilter) -> Select[Any]:
     return stmt
 
 
-def _sort_expression(sort: BookSort) -> ColumnElement[Any]:
+def _sort_expression(sort: BookSort) -> ColumnElement[Any] | InstrumentedAttribute[Any]:
     if sort.field == "title":
         return BookRow.title
     if sort.field == "created_at":
         return BookRow.created_at
     # Books without a year come last in both directions (matching the expression indexes).
-    return func.coalesce(BookRow.publication_year, YEAR_LAST_DESC if sort.descending else YEAR_LAST_ASC)
+    return func.coalesce(
+        BookRow.publication_year, YEAR_LAST_DESC if sort.descending else YEAR_LAST_ASC
+    )
 
 
 def _sort_bound(sort: BookSort, value: SortValue) -> Any:

@@ -1,0 +1,48 @@
+"""Small helpers for the HTTP tests: create resources, check problem documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+API = "/api/v1"
+
+
+async def create_author(
+    client: httpx.AsyncClient, name: str = "Ursula K. Le Guin", **fields: Any
+) -> dict[str, Any]:
+    response = await client.post(f"{API}/authors", json={"name": name, **fields})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def create_book(
+    client: httpx.AsyncClient, title: str, author_ids: list[str], **fields: Any
+) -> dict[str, Any]:
+    response = await client.post(
+        f"{API}/books", json={"title": title, "author_ids": author_ids, **fields}
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def assert_problem(
+    response: httpx.Response, status: int, code: str | None = None
+) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with ``status`` (and problem type ``code``)."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert {"type", "title", "status", "detail", "instance"} <= body.keys()
+    assert body["status"] == status
+    assert body["instance"] == response.request.url.path
+    if code is not None:
+        assert body["type"] == f"urn:library:problem:{code}"
+    return body
+
+
+def error_locs(body: dict[str, Any]) -> list[list[str | int]]:
+    return [error["loc"] for error in body["errors"]]
