@@ -18,8 +18,6 @@ from shared.db import create_engine, create_session_factory
 from shared.settings import Settings
 from tests.integration.postgres import Server, provide_server
 
-APP_DATABASE = "library_test"
-MIGRATIONS_DATABASE = "library_test_migrations"
 TABLES = ("book_authors", "books", "authors")
 
 _source: list[str] = []
@@ -33,13 +31,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 @pytest.fixture(scope="session")
 def postgres_server(pytestconfig: pytest.Config) -> Iterator[Server]:
     with provide_server() as server:
-        version = server.recreate_database(APP_DATABASE)
-        _source.append(f"{server.source}, server {version}")
+        if server.owns_app_database:
+            server.recreate_database(server.app_database)
+        _source.append(f"{server.source}, server {server.version()}")
         reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(f"\nPostgreSQL for the integration tests: {_source[0]}")
         yield server
-        server.drop_database(APP_DATABASE)
+        if server.owns_app_database:
+            server.drop_database(server.app_database)
 
 
 def alembic_config(database_url: str) -> Config:
@@ -52,7 +52,7 @@ def alembic_config(database_url: str) -> Config:
 @pytest.fixture(scope="session")
 def database_url(postgres_server: Server) -> str:
     """The asyncpg URL of the test database, migrated to head by the project's migrations."""
-    url = postgres_server.database_url(APP_DATABASE)
+    url = postgres_server.database_url(postgres_server.app_database)
     command.upgrade(alembic_config(url), "head")
     return url
 

@@ -1,6 +1,7 @@
 """Where the integration tests get their PostgreSQL from, in order:
 
-1. ``TEST_DATABASE_URL`` when set (a server on which the role may create databases);
+1. ``TEST_DATABASE_URL`` when set: a scratch database the tests may empty (the role must also
+   be allowed to create databases: the migration tests use ``<name>_migrations`` beside it);
 2. a testcontainers ``PostgresContainer`` when a Docker engine answers a ping;
 3. the embedded PostgreSQL (``shared.devdb``) in ``.pgdata/test``.
 """
@@ -19,6 +20,7 @@ from sqlalchemy.engine import URL, make_url
 
 from shared.settings import Settings
 
+APP_DATABASE = "library_test"
 TEST_DATA_DIR = Path(__file__).resolve().parents[2] / ".pgdata" / "test"
 
 
@@ -28,6 +30,8 @@ class Server:
 
     source: str
     admin_url: URL  # asyncpg URL of a database to connect to for CREATE/DROP DATABASE
+    app_database: str  # the database the application tests run on
+    owns_app_database: bool  # True when we create it (and drop it at the end)
 
     def database_url(self, name: str) -> str:
         return self.admin_url.set(database=name).render_as_string(hide_password=False)
@@ -43,19 +47,33 @@ class Server:
             database=url.database,
         )
 
-    def recreate_database(self, name: str) -> str:
-        """Drop and create database ``name``; its asyncpg URL."""
+    @property
+    def migrations_database(self) -> str:
+        """An empty database of their own for the migration tests."""
+        return f"{self.app_database}_migrations"
 
+    def version(self) -> str:
         async def run() -> str:
             conn = await self._admin()
             try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                await conn.execute(f'CREATE DATABASE "{name}"')
                 return str(await conn.fetchval("SHOW server_version"))
             finally:
                 await conn.close()
 
         return asyncio.run(run())
+
+    def recreate_database(self, name: str) -> None:
+        """Drop database ``name`` if it exists and create it empty."""
+
+        async def run() -> None:
+            conn = await self._admin()
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await conn.close()
+
+        asyncio.run(run())
 
     def drop_database(self, name: str) -> None:
         async def run() -> None:
@@ -88,7 +106,10 @@ def provide_server() -> Iterator[Server]:
     if explicit:
         url = make_url(Settings(database_url=explicit).require_database_url())
         yield Server(
-            source=f"TEST_DATABASE_URL ({url.host or 'socket'}:{url.port or 5432})", admin_url=url
+            source=f"TEST_DATABASE_URL ({url.host or 'socket'}:{url.port or 5432}/{url.database})",
+            admin_url=url,
+            app_database=str(url.database),
+            owns_app_database=False,
         )
         return
     if _docker_answers():
@@ -96,10 +117,20 @@ def provide_server() -> Iterator[Server]:
 
         with PostgresContainer("postgres:18-alpine", driver="asyncpg") as container:
             url = make_url(container.get_connection_url())
-            yield Server(source="testcontainers (postgres:18-alpine)", admin_url=url)
+            yield Server(
+                source="testcontainers (postgres:18-alpine)",
+                admin_url=url,
+                app_database=APP_DATABASE,
+                owns_app_database=True,
+            )
         return
     from shared import devdb
 
     socket_dir, user = devdb.start(TEST_DATA_DIR)
     url = make_url(devdb.url(socket_dir, user, "postgres"))
-    yield Server(source=f"embedded PostgreSQL ({TEST_DATA_DIR})", admin_url=url)
+    yield Server(
+        source=f"embedded PostgreSQL ({TEST_DATA_DIR})",
+        admin_url=url,
+        app_database=APP_DATABASE,
+        owns_app_database=True,
+    )

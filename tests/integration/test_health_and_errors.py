@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from library.bootstrap.app import create_app
 from library.bootstrap.container import RootContainer
 from shared.settings import Settings
-from tests.integration.conftest import MIGRATIONS_DATABASE
 from tests.integration.helpers import API, assert_problem
 from tests.integration.postgres import Server
 
@@ -36,13 +35,12 @@ async def _ready_with(settings: Settings) -> httpx.Response:
 
 async def test_not_ready_on_an_unmigrated_database(postgres_server: Server) -> None:
     # The server helpers are synchronous (they run their own event loop): run them in a thread.
-    await asyncio.to_thread(postgres_server.recreate_database, MIGRATIONS_DATABASE)
+    empty = postgres_server.migrations_database
+    await asyncio.to_thread(postgres_server.recreate_database, empty)
     try:
-        response = await _ready_with(
-            Settings(database_url=postgres_server.database_url(MIGRATIONS_DATABASE))
-        )
+        response = await _ready_with(Settings(database_url=postgres_server.database_url(empty)))
     finally:
-        await asyncio.to_thread(postgres_server.drop_database, MIGRATIONS_DATABASE)
+        await asyncio.to_thread(postgres_server.drop_database, empty)
     body = assert_problem(response, 503, "not-ready")
     assert "make migrate" in body["detail"]
     assert response.headers["retry-after"]

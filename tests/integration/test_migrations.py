@@ -19,7 +19,6 @@ from pytest_alembic.tests import (
 from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from tests.integration.conftest import MIGRATIONS_DATABASE
 from tests.integration.postgres import Server
 
 __all__ = [
@@ -39,10 +38,9 @@ def alembic_config() -> alembic.config.Config:
 
 @pytest.fixture
 def alembic_engine(postgres_server: Server) -> Iterator[AsyncEngine]:
-    postgres_server.recreate_database(MIGRATIONS_DATABASE)
-    engine = create_async_engine(
-        postgres_server.database_url(MIGRATIONS_DATABASE), poolclass=pool.NullPool
-    )
+    name = postgres_server.migrations_database
+    postgres_server.recreate_database(name)
+    engine = create_async_engine(postgres_server.database_url(name), poolclass=pool.NullPool)
     yield engine
     asyncio.run(engine.dispose())
-    postgres_server.drop_database(MIGRATIONS_DATABASE)
+    postgres_server.drop_database(name)
