@@ -19,8 +19,14 @@ ROOT = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 VIOLATIONS = {
-    "contexts-independent": ("library/books/application/_planted.py", "import library.authors.domain.model\n"),
-    "context-layers": ("library/authors/domain/_planted.py", "import library.authors.application.services\n"),
+    "contexts-independent": (
+        "library/books/application/_planted.py",
+        "import library.authors.domain.model\n",
+    ),
+    "context-layers": (
+        "library/authors/domain/_planted.py",
+        "import library.authors.application.services\n",
+    ),
     "pure-core": ("library/books/domain/_planted.py", "import sqlalchemy\n"),
     "shared-kernel": ("shared/_planted.py", "import library.authors.domain.model\n"),
 }
@@ -29,7 +35,14 @@ VIOLATIONS = {
 def lint_imports(src: Path, contract: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(src)}
     return subprocess.run(  # noqa: S603 - our own venv's executable, fixed arguments
-        [str(LINT_IMPORTS), "--config", str(ROOT / "pyproject.toml"), "--contract", contract, "--no-cache"],
+        [
+            str(LINT_IMPORTS),
+            "--config",
+            str(ROOT / "pyproject.toml"),
+            "--contract",
+            contract,
+            "--no-cache",
+        ],
         cwd=src.parent,
         env=env,
         capture_output=True,
