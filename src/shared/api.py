@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -33,6 +34,11 @@ class PageOut(BaseModel, Generic[T]):
 
     items: list[T]
     next_cursor: str | None = Field(description="Opaque; null on the last page.")
+
+
+def nfc(value: object) -> object:
+    """Unicode NFC before any length check, so lengths count characters as the domain does."""
+    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
 
 
 def domain_rule(rule: Callable[[V], T]) -> Callable[[V], T]:

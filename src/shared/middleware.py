@@ -9,6 +9,8 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.problems import PROBLEM_MEDIA_TYPE, internal_error_body
+
 REQUEST_ID_HEADER = "x-request-id"
 # Accept a caller's id only when it is short and printable, so logs cannot be forged or flooded.
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -42,9 +44,31 @@ class RequestContextMiddleware:
                 message["headers"] = headers
             await send(message)
 
+        started_response = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started_response
+            started_response = started_response or message["type"] == "http.response.start"
+            await send_with_request_id(message)
+
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
-                await self.app(scope, receive, send_with_request_id)
+                await self.app(scope, receive, send_tracked)
+            except Exception:
+                # The last resort: log it once, with the request id, and answer a problem.
+                log.exception("unhandled error", method=scope["method"], path=scope["path"])
+                if started_response:
+                    raise
+                await send_with_request_id(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode())],
+                    }
+                )
+                await send_with_request_id(
+                    {"type": "http.response.body", "body": internal_error_body(scope["path"])}
+                )
             finally:
                 log.info(
                     "request",

@@ -38,7 +38,7 @@ def decode_cursor(token: str, kind: str, arity: int) -> list[Any]:
     try:
         padded = token + "=" * (-len(token) % 4)
         decoded = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError):
+    except (ValueError, binascii.Error, UnicodeError, RecursionError):
         raise _invalid("the cursor is not one this service issued") from None
     if not (
         isinstance(decoded, list)

@@ -1,13 +1,19 @@
-"""RFC 9457 problem details: the one place where errors become HTTP responses."""
+"""RFC 9457 problem details: the one place where errors become HTTP responses.
+
+Unexpected exceptions are answered by ``shared.middleware`` (outermost, so that the 500 still
+carries the request id), with ``internal_error_body``.
+"""
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -101,6 +107,19 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
+def internal_error_body(path: str) -> bytes:
+    """The problem document of an unexpected error (no details leak to the client)."""
+    return json.dumps(
+        {
+            "type": "about:blank",
+            "title": "Internal Server Error",
+            "status": 500,
+            "detail": "An unexpected error occurred; it has been logged.",
+            "instance": path,
+        }
+    ).encode()
+
+
 _LOCATIONS = frozenset({"body", "query", "path", "header"})
 
 
@@ -188,8 +207,30 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(request, 500, "An unexpected error occurred; it has been logged.")
 
 
+def problem_openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with error schemas under application/problem+json (not JSON)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+        )
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if status[0] in "45" and PROBLEM_MEDIA_TYPE in content:
+                        plain = content.pop("application/json", {})
+                        content[PROBLEM_MEDIA_TYPE] = plain or content[PROBLEM_MEDIA_TYPE]
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error of ``app`` with application/problem+json."""
+    app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -197,4 +238,3 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(OSError, _database_unavailable)
     app.add_exception_handler(DBAPIError, _dbapi_error)
-    app.add_exception_handler(Exception, _unexpected_error)

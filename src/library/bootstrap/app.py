@@ -51,7 +51,6 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
         lifespan=lifespan,
     )
     app.state.container = container
-    container.wire()
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(authors_router, prefix=API_PREFIX)

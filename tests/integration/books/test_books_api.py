@@ -150,6 +150,10 @@ async def test_patch_replaces_authors_and_keeps_the_rest(
         "book-not-found",
     )
     assert (await client.get(url)).json() == cleared
+    unknown_book_and_authors = await client.patch(
+        f"{API}/books/{uuid.uuid4()}", json={"author_ids": [str(uuid.uuid4())]}
+    )
+    assert_problem(unknown_book_and_authors, 404, "book-not-found")
 
 
 async def test_delete_is_204_then_404(

@@ -6,19 +6,24 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from library.authors.domain.model import BIO_MAX_LENGTH, NAME_MAX_LENGTH, valid_name
-from shared.api import RequestModel, domain_rule
+from shared.api import RequestModel, domain_rule, nfc
 from shared.values import EARLIEST_YEAR
 
 Name = Annotated[
-    str, Field(min_length=1, max_length=NAME_MAX_LENGTH), AfterValidator(domain_rule(valid_name))
+    str,
+    BeforeValidator(nfc),
+    Field(min_length=1, max_length=NAME_MAX_LENGTH),
+    AfterValidator(domain_rule(valid_name)),
 ]
-Bio = Annotated[str, Field(max_length=BIO_MAX_LENGTH)]
+Bio = Annotated[str, BeforeValidator(nfc), Field(max_length=BIO_MAX_LENGTH)]
 LifeYear = Annotated[
     int,
-    Field(ge=EARLIEST_YEAR, le=9999, description="Negative for BCE; not in the future."),
+    Field(
+        strict=True, ge=EARLIEST_YEAR, le=9999, description="Negative for BCE; not in the future."
+    ),
 ]
 
 

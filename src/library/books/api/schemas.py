@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, field_validator
 
 from library.books.application.services import BookView
 from library.books.domain.model import (
@@ -18,11 +18,14 @@ from library.books.domain.model import (
     valid_language,
     valid_title,
 )
-from shared.api import RequestModel, domain_rule
+from shared.api import RequestModel, domain_rule, nfc
 from shared.values import EARLIEST_YEAR
 
 Title = Annotated[
-    str, Field(min_length=1, max_length=TITLE_MAX_LENGTH), AfterValidator(domain_rule(valid_title))
+    str,
+    BeforeValidator(nfc),
+    Field(min_length=1, max_length=TITLE_MAX_LENGTH),
+    AfterValidator(domain_rule(valid_title)),
 ]
 AuthorIds = Annotated[
     list[uuid.UUID],
@@ -43,7 +46,10 @@ Isbn = Annotated[
     AfterValidator(domain_rule(valid_isbn)),
 ]
 PublicationYear = Annotated[
-    int, Field(ge=EARLIEST_YEAR, le=9999, description="Negative for BCE; not after next year.")
+    int,
+    Field(
+        strict=True, ge=EARLIEST_YEAR, le=9999, description="Negative for BCE; not after next year."
+    ),
 ]
 Language = Annotated[
     str,

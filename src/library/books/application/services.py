@@ -146,9 +146,14 @@ class BookService:
 
     async def revise_book(self, book_id: uuid.UUID, command: ReviseBook) -> BookView:
         """Apply a partial update; the version grows only when something changed."""
-        new_names = (
-            None if command.author_ids is UNSET else await self._require_authors(command.author_ids)
-        )
+        new_names = None
+        if command.author_ids is not UNSET:
+            try:
+                new_names = await self._require_authors(command.author_ids)
+            except UnknownAuthorsError:
+                async with self._uow as uow:
+                    await self._require(uow, book_id)  # an unknown book is a 404 first
+                raise
         async with self._uow as uow:
             book = await self._require(uow, book_id)
             changed = book.revise(
