@@ -12,7 +12,7 @@ export UV_PYTHON_DOWNLOADS ?= never
 export UV_PYTHON ?= $(PYTHON)
 RUN := $(UV) run --frozen
 
-.PHONY: help install run migrate test test-unit test-integration lint lint-imports fmt docker-build clean
+.PHONY: help install run migrate test test-unit test-integration lint fmt docker-build clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,7 +22,7 @@ $(CURDIR)/.tools/bin/uv:
 	.tools/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 
 .venv/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --locked
 	@touch $@
 
 install: .venv/.installed ## Create .venv with every dependency from uv.lock
@@ -31,8 +31,7 @@ run: install ## Serve on http://127.0.0.1:8000 (embedded PostgreSQL unless DATAB
 	$(RUN) library dev
 
 migrate: install ## Upgrade the database to the latest schema (embedded dev database unless DATABASE_URL is set)
-	@if [ -n "$${DATABASE_URL:-}$${LIBRARY_DATABASE_URL:-}" ]; then $(RUN) library migrate; \
-	else $(RUN) library migrate --embedded; fi
+	$(RUN) library migrate --embedded-if-unset
 
 test: install ## Run the unit and integration suites (PostgreSQL: TEST_DATABASE_URL, Docker, or embedded)
 	$(RUN) pytest

@@ -8,6 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+from shared.settings import Settings
+
 DEV_DATA_DIR = Path(".pgdata/dev")
 DEV_DATABASE = "library"
 
@@ -16,8 +18,6 @@ def migrate(revision: str = "head") -> None:
     """Upgrade the database named by the settings to ``revision``."""
     from alembic import command
     from alembic.config import Config
-
-    from shared.settings import Settings
 
     settings = Settings()
     settings.require_database_url()
@@ -33,8 +33,6 @@ def migrate(revision: str = "head") -> None:
 def serve() -> None:
     """Serve the API with uvicorn (uvloop + httptools), as production does."""
     import uvicorn
-
-    from shared.settings import Settings
 
     settings = Settings()
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it; exit 0 (and run the
@@ -67,8 +65,6 @@ def use_embedded_database() -> None:
 
 def dev() -> None:
     """Serve for development: an embedded PostgreSQL unless DATABASE_URL is set, migrated first."""
-    from shared.settings import Settings
-
     settings = Settings()
     os.environ.setdefault("LIBRARY_ENVIRONMENT", "development")
     if settings.database_url is None:
@@ -92,7 +88,9 @@ def main(argv: list[str] | None = None) -> None:
         "revision", nargs="?", default="head", help="target (default: head)"
     )
     migrate_parser.add_argument(
-        "--embedded", action="store_true", help="migrate the embedded development database"
+        "--embedded-if-unset",
+        action="store_true",
+        help="without a configured DATABASE_URL, migrate the embedded development database",
     )
     commands.add_parser("dev", help="migrate and serve, with an embedded PostgreSQL if needed")
     args = parser.parse_args(argv)
@@ -100,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "serve":
             serve()
         elif args.command == "migrate":
-            if args.embedded:
+            if args.embedded_if_unset and Settings().database_url is None:
                 use_embedded_database()
             migrate(args.revision)
         else:

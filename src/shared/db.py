@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.types import DateTime
 
+from shared.errors import ConcurrentUpdateError
 from shared.settings import Settings
 
 # One naming convention for every constraint, so migrations name them predictably.
@@ -67,6 +69,18 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 def _driver_error(exc: DBAPIError) -> Any:
     # SQLAlchemy wraps the asyncpg exception: the DBAPI adapter's __cause__ is asyncpg's own.
     return getattr(exc.orig, "__cause__", None) or exc.orig
+
+
+async def flush(session: AsyncSession, *, kind: str, resource_id: object) -> None:
+    """Flush ``session``; a row whose version changed since it was read is a ConcurrentUpdateError.
+
+    The version check is in the UPDATE/DELETE itself (``version_id_col``), so it holds under
+    concurrency: no read-then-write window.
+    """
+    try:
+        await session.flush()
+    except StaleDataError:
+        raise ConcurrentUpdateError.of(kind, resource_id) from None
 
 
 def violated_constraint(exc: IntegrityError) -> str | None:

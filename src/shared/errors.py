@@ -70,6 +70,11 @@ class ConcurrentUpdateError(ConflictError):
     code = "concurrent-update"
     title = "Modified concurrently"
 
+    @classmethod
+    def of(cls, kind: str, resource_id: object) -> ConcurrentUpdateError:
+        """The error for resource ``kind`` (e.g. "Book") with id ``resource_id``."""
+        return cls(f"{kind} {resource_id} was changed or removed by another request; reload it.")
+
 
 class ServiceUnavailableError(DomainError):
     """A dependency (the database) cannot serve now; the client may retry later."""

@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from shared.errors import InvalidCursorError
@@ -17,6 +17,8 @@ T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+# Room for the longest key: a 500-character title of 4-byte characters, base64-encoded.
+MAX_CURSOR_LENGTH = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,25 +67,27 @@ def key_uuid(raw: object) -> uuid.UUID:
 
 
 def key_str(raw: object) -> str:
-    """A string read back from a cursor key."""
-    if not isinstance(raw, str):
+    """A string read back from a cursor key (no NUL: PostgreSQL text cannot hold one)."""
+    if not isinstance(raw, str) or "\x00" in raw:
         raise _invalid("the cursor is not one this service issued")
     return raw
 
 
 def key_optional_int(raw: object) -> int | None:
-    """An integer or null read back from a cursor key."""
-    if raw is None or (isinstance(raw, int) and not isinstance(raw, bool)):
+    """A 32-bit integer or null read back from a cursor key."""
+    if raw is None:
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool) and -(2**31) <= raw < 2**31:
         return raw
     raise _invalid("the cursor is not one this service issued")
 
 
 def key_datetime(raw: object) -> datetime:
-    """A timezone-aware datetime read back from a cursor key."""
+    """A timezone-aware datetime (in UTC) read back from a cursor key."""
     try:
         value = datetime.fromisoformat(key_str(raw))
-    except ValueError:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise _invalid("the cursor is not one this service issued") from None
-    if value.tzinfo is None:
-        raise _invalid("the cursor is not one this service issued")
-    return value

@@ -7,6 +7,7 @@ carries the request id), with ``internal_error_body``.
 from __future__ import annotations
 
 import json
+import socket
 from http import HTTPStatus
 from typing import Any
 
@@ -16,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -66,7 +67,6 @@ _STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
 _DESCRIPTIONS = {
     404: "Not found",
     409: "Conflict with the current state",
-    412: "Precondition failed",
     422: "Validation error",
     503: "The database is unavailable; retry later",
 }
@@ -194,17 +194,27 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     )
 
 
-async def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
-    if not isinstance(exc, DBAPIError):  # pragma: no cover - registered for this type only
-        raise exc
-    if exc.connection_invalidated:
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A lost or refused connection is a 503; a value the database cannot store is a 422.
+
+    Anything else is a bug: re-raised, it reaches the request middleware, which logs it and
+    answers the one 500 problem.
+    """
+    if isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
         return await _database_unavailable(request, exc)
-    return await _unexpected_error(request, exc)
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error", exc_info=exc)
-    return problem(request, 500, "An unexpected error occurred; it has been logged.")
+    if isinstance(exc, DataError):
+        log.info("value refused by the database", error=str(exc.orig))
+        return problem(
+            request,
+            422,
+            "The request holds a value the database cannot store (out of range or malformed).",
+            code="validation-error",
+            title="Invalid request",
+            errors=[],
+        )
+    raise exc
 
 
 def problem_openapi(app: FastAPI) -> dict[str, Any]:
@@ -235,6 +245,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(PoolTimeoutError, _database_unavailable)
-    app.add_exception_handler(OperationalError, _database_unavailable)
-    app.add_exception_handler(OSError, _database_unavailable)
-    app.add_exception_handler(DBAPIError, _dbapi_error)
+    # Failures to reach the server at all (refused, unreachable, connect timeout).
+    app.add_exception_handler(ConnectionError, _database_unavailable)
+    app.add_exception_handler(TimeoutError, _database_unavailable)
+    app.add_exception_handler(socket.gaierror, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _database_error)

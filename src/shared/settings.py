@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
@@ -70,9 +69,3 @@ class Settings(BaseSettings):
                 "e.g. postgresql+asyncpg://user:password@localhost:5432/library"
             )
         return self.database_url
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings()

@@ -29,9 +29,21 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def reject_nul(field: str, value: str) -> str:
+    """``value`` unless it holds a NUL character, which PostgreSQL text cannot store."""
+    if "\x00" in value:
+        raise RuleViolationError.on_field(field, f"{field} must not contain NUL characters")
+    return value
+
+
+def search_text(value: str) -> str:
+    """A search string ``q``: any text PostgreSQL can hold."""
+    return reject_nul("q", value)
+
+
 def clean_text(field: str, value: str, *, max_length: int, min_length: int = 1) -> str:
     """``value`` trimmed and in Unicode NFC; RuleViolationError if its length is out of bounds."""
-    text = unicodedata.normalize("NFC", value.strip())
+    text = unicodedata.normalize("NFC", reject_nul(field, value).strip())
     if len(text) < min_length:
         raise RuleViolationError.on_field(field, f"{field} must not be empty")
     if len(text) > max_length:

@@ -49,6 +49,7 @@ async def test_concurrent_patches_never_lose_an_update(client: httpx.AsyncClient
     conflicts = [r for r in responses if r.status_code == 409]
     assert len(ok) + len(conflicts) == 20, [r.status_code for r in responses]
     assert ok, "at least one edit wins"
+    assert conflicts, "the edits raced: some read a version that was gone when they wrote"
     for response in conflicts:
         assert_problem(response, 409, "concurrent-update")
     final = (await client.get(url)).json()

@@ -41,11 +41,17 @@ class HealthCheck:
     async def check(self) -> dict[str, object]:
         """The database revision when ready; NotReadyError otherwise."""
         try:
+            expected = self.expected_heads
+        except Exception as exc:  # a missing or broken alembic.ini: we cannot tell, so not ready
+            raise NotReadyError(
+                f"The migrations cannot be read from {self._settings.alembic_config!r} "
+                f"({type(exc).__name__}); set LIBRARY_ALEMBIC_CONFIG."
+            ) from None
+        try:
             async with asyncio.timeout(READY_TIMEOUT_SECONDS):
                 revisions = await current_revisions(self._engine)
         except Exception as exc:  # whatever the failure, the database did not answer
             raise NotReadyError(f"The database does not answer ({type(exc).__name__}).") from None
-        expected = self.expected_heads
         if revisions != expected:
             raise NotReadyError(
                 f"The database schema is at {sorted(revisions) or 'no revision'}, expected "

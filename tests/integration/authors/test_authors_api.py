@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import Message, Receive, Scope, Send
 
 from tests.integration.helpers import API, assert_problem, create_author, create_book, error_locs
 
@@ -20,7 +22,7 @@ async def test_create_returns_201_with_location_and_the_stored_author(
     )
     assert response.status_code == 201
     body = response.json()
-    assert response.headers["location"] == f"http://testserver{API}/authors/{body['id']}"
+    assert response.headers["location"] == f"{API}/authors/{body['id']}"
     assert body["name"] == "Victor Hugo"
     assert (body["birth_year"], body["death_year"], body["bio"], body["version"]) == (
         1802,
@@ -35,15 +37,25 @@ async def test_create_returns_201_with_location_and_the_stored_author(
     assert fetched.json() == body
 
 
-async def test_commit_happens_before_the_response(
-    client: httpx.AsyncClient, engine: AsyncEngine
-) -> None:
-    author = await create_author(client, "Committed Before Response")
-    async with engine.connect() as conn:  # another connection sees it at once
-        count = await conn.scalar(
-            text("SELECT count(*) FROM authors WHERE id = :id"), {"id": author["id"]}
-        )
-    assert count == 1
+async def test_commit_happens_before_the_response_starts(app: FastAPI, engine: AsyncEngine) -> None:
+    """When the status line leaves the server, another connection already sees the row."""
+    visible_at_response_start: list[int] = []
+
+    async def probe(scope: Scope, receive: Receive, send: Send) -> None:
+        async def checking_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                async with engine.connect() as conn:
+                    count = await conn.scalar(text("SELECT count(*) FROM authors"))
+                visible_at_response_start.append(int(count or 0))
+            await send(message)
+
+        await app(scope, receive, checking_send)
+
+    transport = httpx.ASGITransport(app=probe)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        response = await http.post(f"{API}/authors", json={"name": "Committed First"})
+    assert response.status_code == 201
+    assert visible_at_response_start == [1]
 
 
 async def test_invalid_authors_get_422_problems_naming_the_field(client: httpx.AsyncClient) -> None:

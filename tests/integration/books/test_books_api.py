@@ -35,7 +35,7 @@ async def test_create_returns_201_location_and_authors_in_credit_order(
     )
     assert response.status_code == 201, response.text
     book = response.json()
-    assert response.headers["location"] == f"http://testserver{API}/books/{book['id']}"
+    assert response.headers["location"] == f"{API}/books/{book['id']}"
     assert book["title"] == "Good Omens"
     assert book["isbn13"] == "9780575048003"
     assert book["language"] == "en"
@@ -210,7 +210,7 @@ async def test_filters_and_sorts(client: httpx.AsyncClient, authors: list[dict[s
     ]
     assert await titles() == ["Mort", "Coraline", "Stardust", "The Iliad", "Undated"]
     by_title = await titles(sort="title")
-    assert sorted(by_title) == sorted(["Mort", "Coraline", "Stardust", "The Iliad", "Undated"])
+    assert by_title == ["Coraline", "Mort", "Stardust", "The Iliad", "Undated"]
     assert await titles(sort="-title") == list(reversed(by_title))
 
 

@@ -56,13 +56,24 @@ def test_the_name_is_stored_in_nfc() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.text(min_size=1, max_size=40).filter(lambda s: s.strip() != ""))
+@given(
+    st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=40).filter(
+        lambda s: s.strip() != ""
+    )
+)
 def test_any_name_comes_back_trimmed_nfc_and_canonically_equal(raw: str) -> None:
     name = register(f"  {raw}\n").name
     assert name == name.strip()
     assert unicodedata.is_normalized("NFC", name)
     # Same text to a reader: only the encoding of accents and the surrounding space changed.
     assert unicodedata.normalize("NFD", name) == unicodedata.normalize("NFD", raw.strip())
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "\x00"])
+def test_a_name_with_a_nul_character_is_refused(name: str) -> None:
+    with pytest.raises(RuleViolationError) as exc:
+        register(name)
+    assert exc.value.errors[0].loc == ("name",)
 
 
 @pytest.mark.parametrize("name", ["", " ", "   \t\n", "\u3000\u2003"])

@@ -5,13 +5,15 @@ from typing import Annotated
 
 from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import AfterValidator
 
 from library.authors.api.schemas import AuthorCreate, AuthorOut, AuthorPatch
 from library.authors.application.services import AuthorService, RegisterAuthor, ReviseAuthor
 from library.authors.domain.model import NAME_MAX_LENGTH
-from shared.api import PageOut
-from shared.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from shared.api import PageOut, domain_rule
+from shared.pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
 from shared.problems import problem_responses
+from shared.values import search_text
 
 router = APIRouter(prefix="/authors", tags=["authors"])
 
@@ -30,7 +32,7 @@ async def create_author(
 ) -> AuthorOut:
     """Add an author to the catalog."""
     author = await service.register_author(RegisterAuthor(**body.values()))
-    response.headers["Location"] = str(request.url_for("get_author", author_id=author.id))
+    response.headers["Location"] = request.url_for("get_author", author_id=author.id).path
     return AuthorOut.model_validate(author)
 
 
@@ -41,10 +43,12 @@ async def list_authors(
     q: Annotated[
         str | None,
         Query(max_length=NAME_MAX_LENGTH, description="Case-insensitive substring of the name."),
+        AfterValidator(domain_rule(search_text)),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[
-        str | None, Query(max_length=2048, description="next_cursor of the previous page.")
+        str | None,
+        Query(max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page."),
     ] = None,
 ) -> PageOut[AuthorOut]:
     """A page of authors in name order."""

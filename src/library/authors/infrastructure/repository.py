@@ -8,13 +8,12 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.exc import StaleDataError
 
 from library.authors.domain.errors import AuthorHasBooksError
 from library.authors.domain.model import Author
 from library.authors.domain.repository import AuthorQuery
 from library.authors.infrastructure.models import AuthorRow
-from shared.db import REFERENCE_VIOLATIONS, like_pattern, sqlstate
+from shared.db import REFERENCE_VIOLATIONS, flush, like_pattern, sqlstate
 from shared.errors import ConcurrentUpdateError
 
 
@@ -49,23 +48,14 @@ class SqlAlchemyAuthorRepository:
         row.death_year = author.death_year
         row.bio = author.bio
         row.updated_at = author.updated_at
-        try:
-            await self._session.flush()
-        except StaleDataError:
-            raise ConcurrentUpdateError(
-                f"Author {author.id} was changed by another request; reload it and retry."
-            ) from None
+        await flush(self._session, kind="Author", resource_id=author.id)
         author.version = row.version
 
     async def delete(self, author: Author) -> None:
         row = await self._loaded_row(author)
         await self._session.delete(row)
         try:
-            await self._session.flush()
-        except StaleDataError:
-            raise ConcurrentUpdateError(
-                f"Author {author.id} was changed by another request; reload it and retry."
-            ) from None
+            await flush(self._session, kind="Author", resource_id=author.id)
         except IntegrityError as exc:
             # A book credited this author after our check: the foreign key keeps the credit.
             if sqlstate(exc) in REFERENCE_VIOLATIONS:
@@ -93,12 +83,9 @@ class SqlAlchemyAuthorRepository:
 
     async def _loaded_row(self, author: Author) -> AuthorRow:
         row = await self._session.get(AuthorRow, author.id)
-        if row is None:
-            raise ConcurrentUpdateError(f"Author {author.id} was removed by another request.")
-        if row.version != author.version:
-            raise ConcurrentUpdateError(
-                f"Author {author.id} was changed by another request; reload it and retry."
-            )
+        # The entity may come from an earlier transaction: its version must still be current.
+        if row is None or row.version != author.version:
+            raise ConcurrentUpdateError.of("Author", author.id)
         return row
 
 

@@ -12,9 +12,9 @@ from library.books.application.services import AddBook, BookService, ListBooks, 
 from library.books.domain.model import LANGUAGE_MAX_LENGTH, TITLE_MAX_LENGTH, valid_language
 from library.books.domain.repository import BookFilter, BookSort
 from shared.api import PageOut, domain_rule
-from shared.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from shared.pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
 from shared.problems import problem_responses
-from shared.values import EARLIEST_YEAR
+from shared.values import EARLIEST_YEAR, search_text
 
 router = APIRouter(tags=["books"])
 
@@ -22,6 +22,7 @@ Service = Annotated[BookService, Depends(Provide["books.service"])]
 QueryText = Annotated[
     str | None,
     Query(max_length=TITLE_MAX_LENGTH, description="Case-insensitive substring of the title."),
+    AfterValidator(domain_rule(search_text)),
 ]
 LanguageFilter = Annotated[
     str | None,
@@ -34,7 +35,7 @@ YearBound = Annotated[int | None, Query(ge=EARLIEST_YEAR, le=9999)]
 Sort = Annotated[BookSort, Query(description="Order; '-' means descending. Ties break on id.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 Cursor = Annotated[
-    str | None, Query(max_length=2048, description="next_cursor of the previous page.")
+    str | None, Query(max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page.")
 ]
 
 
@@ -50,7 +51,7 @@ async def create_book(
 ) -> BookOut:
     """Add a book crediting existing authors."""
     view = await service.add_book(AddBook(**body.values()))
-    response.headers["Location"] = str(request.url_for("get_book", book_id=view.book.id))
+    response.headers["Location"] = request.url_for("get_book", book_id=view.book.id).path
     return BookOut.of(view)
 
 

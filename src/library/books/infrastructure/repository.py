@@ -6,11 +6,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, exists, func, literal_column, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, selectinload
-from sqlalchemy.orm.exc import StaleDataError
 
 from library.books.domain.errors import DuplicateIsbnError, UnknownAuthorsError
 from library.books.domain.model import Book
@@ -21,7 +20,7 @@ from library.books.infrastructure.models import (
     BookAuthorRow,
     BookRow,
 )
-from shared.db import REFERENCE_VIOLATIONS, like_pattern, sqlstate, violated_constraint
+from shared.db import REFERENCE_VIOLATIONS, flush, like_pattern, sqlstate, violated_constraint
 from shared.errors import ConcurrentUpdateError
 
 _ISBN_CONSTRAINT = "uq_books_isbn13"
@@ -94,22 +93,15 @@ class SqlAlchemyBookRepository:
 
     async def _loaded_row(self, book: Book) -> BookRow:
         row = await self._session.get(BookRow, book.id, options=[selectinload(BookRow.credits)])
-        if row is None:
-            raise ConcurrentUpdateError(f"Book {book.id} was removed by another request.")
-        if row.version != book.version:
-            raise ConcurrentUpdateError(
-                f"Book {book.id} was changed by another request; reload it and retry."
-            )
+        # The entity may come from an earlier transaction: its version must still be current.
+        if row is None or row.version != book.version:
+            raise ConcurrentUpdateError.of("Book", book.id)
         return row
 
     async def _flush(self, book: Book) -> None:
         """Flush, translating what the database refused into the domain's errors."""
         try:
-            await self._session.flush()
-        except StaleDataError:
-            raise ConcurrentUpdateError(
-                f"Book {book.id} was changed by another request; reload it and retry."
-            ) from None
+            await flush(self._session, kind="Book", resource_id=book.id)
         except IntegrityError as exc:
             if violated_constraint(exc) == _ISBN_CONSTRAINT and book.isbn13 is not None:
                 raise DuplicateIsbnError(book.isbn13) from None
@@ -154,10 +146,10 @@ def _sort_expression(sort: BookSort) -> ColumnElement[Any] | InstrumentedAttribu
         return BookRow.title
     if sort.field == "created_at":
         return BookRow.created_at
-    # Books without a year come last in both directions (matching the expression indexes).
-    return func.coalesce(
-        BookRow.publication_year, YEAR_LAST_DESC if sort.descending else YEAR_LAST_ASC
-    )
+    # Books without a year come last in both directions. The sentinel is rendered inline, not
+    # as a bind parameter, so the expression is the indexed one even in generic plans.
+    sentinel = YEAR_LAST_DESC if sort.descending else YEAR_LAST_ASC
+    return func.coalesce(BookRow.publication_year, literal_column(str(sentinel)))
 
 
 def _sort_bound(sort: BookSort, value: SortValue) -> Any:
