@@ -42,11 +42,12 @@ test-unit: install ## Run the unit suite (no database, no network)
 test-integration: install ## Run the integration suite against a real PostgreSQL
 	$(RUN) pytest tests/integration
 
-lint: install ## ruff check, ruff format --check, mypy --strict, import-linter
+lint: install ## ruff check, ruff format --check, mypy --strict, import-linter, hadolint
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
 	$(RUN) lint-imports
+	$(RUN) hadolint Dockerfile
 
 fmt: install ## Format and auto-fix
 	$(RUN) ruff format .

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from library.authors.api.router import router as authors_router
 from library.books.api.router import router as books_router
@@ -44,7 +45,8 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
             container.session_factory.reset()
             log.info("stopped")
 
-    app = FastAPI(
+    # Docs (Swagger UI and ReDoc) are served from the package, not from a CDN.
+    app = FastAPIOffline(
         title="library",
         version="1.0.0",
         summary="A catalog of authors and books.",
