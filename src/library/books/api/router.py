@@ -5,38 +5,21 @@ from typing import Annotated
 
 from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends, Query, Request, Response, status
-from pydantic import AfterValidator
 
-from library.books.api.schemas import BookCreate, BookOut, BookPatch
-from library.books.application.services import AddBook, BookService, ListBooks, ReviseBook
-from library.books.domain.model import LANGUAGE_MAX_LENGTH, TITLE_MAX_LENGTH, valid_language
-from library.books.domain.repository import BookFilter, BookSort
-from shared.api import PageOut, domain_rule
-from shared.pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
+from library.books.api.schemas import (
+    BookCreate,
+    BookListParams,
+    BookOut,
+    BookPatch,
+    BookSearchParams,
+)
+from library.books.application.services import AddBook, BookService, ReviseBook
+from shared.api import PageOut
 from shared.problems import problem_responses
-from shared.values import EARLIEST_YEAR, search_text
 
 router = APIRouter(tags=["books"])
 
 Service = Annotated[BookService, Depends(Provide["books.service"])]
-QueryText = Annotated[
-    str | None,
-    Query(max_length=TITLE_MAX_LENGTH, description="Case-insensitive substring of the title."),
-    AfterValidator(domain_rule(search_text)),
-]
-LanguageFilter = Annotated[
-    str | None,
-    Query(
-        max_length=LANGUAGE_MAX_LENGTH, description="Books in this language (any accepted form)."
-    ),
-    AfterValidator(domain_rule(valid_language)),
-]
-YearBound = Annotated[int | None, Query(ge=EARLIEST_YEAR, le=9999)]
-Sort = Annotated[BookSort, Query(description="Order; '-' means descending. Ties break on id.")]
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
-Cursor = Annotated[
-    str | None, Query(max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page.")
-]
 
 
 @router.post(
@@ -58,23 +41,10 @@ async def create_book(
 @router.get("/books", response_model=PageOut[BookOut], responses=problem_responses(422, 503))
 @inject
 async def list_books(
-    service: Service,
-    q: QueryText = None,
-    author_id: Annotated[
-        uuid.UUID | None, Query(description="Books crediting this author.")
-    ] = None,
-    language: LanguageFilter = None,
-    year_from: YearBound = None,
-    year_to: YearBound = None,
-    sort: Sort = BookSort.CREATED_AT,
-    limit: Limit = DEFAULT_PAGE_SIZE,
-    cursor: Cursor = None,
+    service: Service, params: Annotated[BookSearchParams, Query()]
 ) -> PageOut[BookOut]:
     """A page of books."""
-    f = BookFilter(
-        q=q or None, author_id=author_id, language=language, year_from=year_from, year_to=year_to
-    )
-    page = await service.list_books(ListBooks(filter=f, sort=sort, limit=limit, cursor=cursor))
+    page = await service.list_books(params.to_request())
     return PageOut[BookOut](items=[BookOut.of(v) for v in page.items], next_cursor=page.next_cursor)
 
 
@@ -86,21 +56,10 @@ async def list_books(
 )
 @inject
 async def list_author_books(
-    author_id: uuid.UUID,
-    service: Service,
-    q: QueryText = None,
-    language: LanguageFilter = None,
-    year_from: YearBound = None,
-    year_to: YearBound = None,
-    sort: Sort = BookSort.CREATED_AT,
-    limit: Limit = DEFAULT_PAGE_SIZE,
-    cursor: Cursor = None,
+    author_id: uuid.UUID, service: Service, params: Annotated[BookListParams, Query()]
 ) -> PageOut[BookOut]:
     """A page of the books crediting this author."""
-    f = BookFilter(q=q or None, language=language, year_from=year_from, year_to=year_to)
-    page = await service.list_author_books(
-        author_id, ListBooks(filter=f, sort=sort, limit=limit, cursor=cursor)
-    )
+    page = await service.list_author_books(author_id, params.to_request())
     return PageOut[BookOut](items=[BookOut.of(v) for v in page.items], next_cursor=page.next_cursor)
 
 

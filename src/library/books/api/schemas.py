@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from library.books.application.services import BookView
+from library.books.application.services import BookView, ListBooks
 from library.books.domain.model import (
     LANGUAGE_MAX_LENGTH,
     MAX_AUTHORS,
@@ -18,8 +18,10 @@ from library.books.domain.model import (
     valid_language,
     valid_title,
 )
+from library.books.domain.repository import BookFilter, BookSort
 from shared.api import RequestModel, domain_rule, nfc
-from shared.values import EARLIEST_YEAR
+from shared.pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
+from shared.values import EARLIEST_YEAR, search_text
 
 Title = Annotated[
     str,
@@ -123,3 +125,52 @@ class BookOut(BaseModel):
             updated_at=book.updated_at,
             version=book.version,
         )
+
+
+class BookListParams(BaseModel):
+    """Which books a list shows, in what order, from where (query parameters)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    q: Annotated[
+        str | None,
+        Field(max_length=TITLE_MAX_LENGTH, description="Case-insensitive substring of the title."),
+        AfterValidator(domain_rule(search_text)),
+    ] = None
+    language: Annotated[
+        str | None,
+        Field(
+            max_length=LANGUAGE_MAX_LENGTH,
+            description="Books in this language (any accepted form; matched after normalising).",
+        ),
+        AfterValidator(domain_rule(valid_language)),
+    ] = None
+    year_from: Annotated[int | None, Field(ge=EARLIEST_YEAR, le=9999)] = None
+    year_to: Annotated[int | None, Field(ge=EARLIEST_YEAR, le=9999)] = None
+    sort: BookSort = Field(
+        default=BookSort.CREATED_AT, description="Order; '-' means descending. Ties break on id."
+    )
+    limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    cursor: str | None = Field(
+        default=None, max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page."
+    )
+
+    def to_request(self, author_id: uuid.UUID | None = None) -> ListBooks:
+        """The use case's query."""
+        f = BookFilter(
+            q=self.q or None,
+            author_id=author_id,
+            language=self.language,
+            year_from=self.year_from,
+            year_to=self.year_to,
+        )
+        return ListBooks(filter=f, sort=self.sort, limit=self.limit, cursor=self.cursor)
+
+
+class BookSearchParams(BookListParams):
+    """A book list over the whole catalog, optionally one author's books."""
+
+    author_id: uuid.UUID | None = Field(default=None, description="Books crediting this author.")
+
+    def to_request(self, author_id: uuid.UUID | None = None) -> ListBooks:
+        return super().to_request(author_id or self.author_id)
