@@ -113,7 +113,7 @@ def provide_server() -> Iterator[Server]:
         )
         return
     if _docker_answers():
-        from testcontainers.postgres import PostgresContainer
+        from testcontainers.community.postgres import PostgresContainer
 
         with PostgresContainer("postgres:18-alpine", driver="asyncpg") as container:
             url = make_url(container.get_connection_url())
