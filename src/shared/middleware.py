@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.problems import PROBLEM_MEDIA_TYPE, internal_error_body
 
-REQUEST_ID_HEADER = "x-request-id"
+_HEADER = b"x-request-id"
 # Accept a caller's id only when it is short and printable, so logs cannot be forged or flooded.
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -30,58 +30,51 @@ class RequestContextMiddleware:
             return
 
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
-        status = 500
+        status: int | None = None  # set once the response has started
         started = time.perf_counter()
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
-                ]
-                headers.append((b"x-request-id", request_id.encode()))
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != _HEADER]
+                headers.append((_HEADER, request_id.encode()))
                 message["headers"] = headers
             await send(message)
 
-        started_response = False
-
-        async def send_tracked(message: Message) -> None:
-            nonlocal started_response
-            started_response = started_response or message["type"] == "http.response.start"
-            await send_with_request_id(message)
-
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
-                await self.app(scope, receive, send_tracked)
+                await self.app(scope, receive, send_with_request_id)
             except Exception:
                 # The last resort: log it once, with the request id, and answer a problem.
                 log.exception("unhandled error", method=scope["method"], path=scope["path"])
-                if started_response:
-                    raise
+                if status is not None:
+                    raise  # too late for another response; the server closes the connection
+                body = internal_error_body(scope["path"])
                 await send_with_request_id(
                     {
                         "type": "http.response.start",
                         "status": 500,
-                        "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode())],
+                        "headers": [
+                            (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
                     }
                 )
-                await send_with_request_id(
-                    {"type": "http.response.body", "body": internal_error_body(scope["path"])}
-                )
+                await send_with_request_id({"type": "http.response.body", "body": body})
             finally:
                 log.info(
                     "request",
                     method=scope["method"],
                     path=scope["path"],
-                    status=status,
+                    status=status if status is not None else 500,
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 )
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
-        if name == b"x-request-id":
+        if name == _HEADER:
             candidate = value.decode("latin-1")
             return candidate if _VALID_REQUEST_ID.match(candidate) else None
     return None
