@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import cast
 
 import pytest
@@ -15,23 +15,9 @@ from library.authors.domain.errors import AuthorHasBooksError, AuthorNotFoundErr
 from library.authors.domain.model import Author
 from shared.errors import InvalidCursorError, RuleViolationError
 from shared.pagination import encode_cursor
-from tests.fakes import FakeAuthorsUnitOfWork, FakeBookCatalog
+from tests.fakes import FakeAuthorsUnitOfWork, FakeBookCatalog, FakeClock
 
 T0 = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    """A clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self) -> datetime:
-        self.now += timedelta(minutes=1)
-        return self.now
 
 
 @pytest.fixture
@@ -45,12 +31,14 @@ def catalog() -> FakeBookCatalog:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(T0)
 
 
 @pytest.fixture
-def service(uow: FakeAuthorsUnitOfWork, catalog: FakeBookCatalog, clock: Clock) -> AuthorService:
+def service(
+    uow: FakeAuthorsUnitOfWork, catalog: FakeBookCatalog, clock: FakeClock
+) -> AuthorService:
     return AuthorService(uow=cast(AuthorsUnitOfWork, uow), books=catalog, clock=clock)
 
 
@@ -122,7 +110,7 @@ async def test_getting_an_unknown_author_raises_not_found(service: AuthorService
 
 
 async def test_a_revision_without_change_does_not_commit_nor_bump_the_version(
-    service: AuthorService, uow: FakeAuthorsUnitOfWork, clock: Clock
+    service: AuthorService, uow: FakeAuthorsUnitOfWork, clock: FakeClock
 ) -> None:
     author = await register(service, "Octavia E. Butler", birth_year=1947, bio="Kindred")
     clock.advance()
@@ -135,7 +123,7 @@ async def test_a_revision_without_change_does_not_commit_nor_bump_the_version(
 
 
 async def test_a_revision_with_a_change_commits_and_bumps_the_version(
-    service: AuthorService, uow: FakeAuthorsUnitOfWork, clock: Clock
+    service: AuthorService, uow: FakeAuthorsUnitOfWork, clock: FakeClock
 ) -> None:
     author = await register(service, "Octavia Butler", birth_year=1947, bio="Kindred")
     later = clock.advance()

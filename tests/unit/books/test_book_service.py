@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import cast
 
 import pytest
@@ -28,7 +28,7 @@ from library.books.domain.errors import (
 from library.books.domain.repository import BookFilter, BookSort
 from shared.errors import InvalidCursorError, RuleViolationError
 from shared.pagination import encode_cursor
-from tests.fakes import FakeAuthorDirectory, FakeBooksUnitOfWork
+from tests.fakes import FakeAuthorDirectory, FakeBooksUnitOfWork, FakeClock
 
 T0 = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
@@ -38,32 +38,18 @@ LEM = uuid.uuid4()
 NAMES = {LE_GUIN: "Ursula K. Le Guin", BUTLER: "Octavia E. Butler", LEM: "Stanisław Lem"}
 
 
-class Clock:
-    """A clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self) -> datetime:
-        self.now += timedelta(minutes=1)
-        return self.now
-
-
 @pytest.fixture
 def uow() -> FakeBooksUnitOfWork:
     return FakeBooksUnitOfWork()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(T0)
 
 
 @pytest.fixture
-def service(uow: FakeBooksUnitOfWork, clock: Clock) -> BookService:
+def service(uow: FakeBooksUnitOfWork, clock: FakeClock) -> BookService:
     return BookService(
         uow=cast(BooksUnitOfWork, uow), authors=FakeAuthorDirectory(dict(NAMES)), clock=clock
     )
@@ -186,7 +172,7 @@ async def test_a_second_book_with_the_same_isbn_is_refused(
 
 
 async def test_a_revision_without_change_does_not_commit_nor_bump_the_version(
-    service: BookService, uow: FakeBooksUnitOfWork, clock: Clock
+    service: BookService, uow: FakeBooksUnitOfWork, clock: FakeClock
 ) -> None:
     view = await add(service, "Kindred", [BUTLER], isbn="9780306406157", language="en")
     clock.advance()
@@ -200,7 +186,7 @@ async def test_a_revision_without_change_does_not_commit_nor_bump_the_version(
 
 
 async def test_a_revision_with_a_change_commits_and_bumps_the_version(
-    service: BookService, uow: FakeBooksUnitOfWork, clock: Clock
+    service: BookService, uow: FakeBooksUnitOfWork, clock: FakeClock
 ) -> None:
     view = await add(service, "Kindred", [BUTLER], isbn="9780306406157", publication_year=1979)
     later = clock.advance()
@@ -262,7 +248,7 @@ CATALOG: list[tuple[str, int | None, list[uuid.UUID]]] = [
 ]
 
 
-async def fill(service: BookService, clock: Clock) -> list[BookView]:
+async def fill(service: BookService, clock: FakeClock) -> list[BookView]:
     views = []
     for i, (title, year, authors) in enumerate(CATALOG):
         if i % 3 == 0:
@@ -274,7 +260,7 @@ async def fill(service: BookService, clock: Clock) -> list[BookView]:
 @pytest.mark.parametrize("size", [1, 2, 3, 8, 50])
 @pytest.mark.parametrize("sort", list(BookSort))
 async def test_walking_the_pages_sees_each_book_once_in_order(
-    service: BookService, clock: Clock, sort: BookSort, size: int
+    service: BookService, clock: FakeClock, sort: BookSort, size: int
 ) -> None:
     views = await fill(service, clock)
     pages = await walk(service, ListBooks(filter=BookFilter(), sort=sort, limit=size))
@@ -295,7 +281,7 @@ async def test_walking_the_pages_sees_each_book_once_in_order(
 
 
 async def test_every_listed_book_carries_its_authors_names(
-    service: BookService, clock: Clock
+    service: BookService, clock: FakeClock
 ) -> None:
     await fill(service, clock)
     pages = await walk(service, ListBooks(filter=BookFilter(), sort=BookSort.TITLE, limit=3))
@@ -303,7 +289,7 @@ async def test_every_listed_book_carries_its_authors_names(
         assert view.authors == tuple(AuthorRef(a, NAMES[a]) for a in view.book.author_ids)
 
 
-async def test_filters_apply_across_pages(service: BookService, clock: Clock) -> None:
+async def test_filters_apply_across_pages(service: BookService, clock: FakeClock) -> None:
     await fill(service, clock)
     request = ListBooks(
         filter=BookFilter(year_from=1900, year_to=2000), sort=BookSort.PUBLICATION_YEAR, limit=1
@@ -314,7 +300,9 @@ async def test_filters_apply_across_pages(service: BookService, clock: Clock) ->
     assert {b.title for b in seen[1:]} == {"delta", "Bravo"}
 
 
-async def test_a_cursor_from_another_sort_is_refused(service: BookService, clock: Clock) -> None:
+async def test_a_cursor_from_another_sort_is_refused(
+    service: BookService, clock: FakeClock
+) -> None:
     await fill(service, clock)
     page = await service.list_books(ListBooks(filter=BookFilter(), sort=BookSort.TITLE, limit=2))
     assert page.next_cursor is not None
@@ -345,7 +333,7 @@ async def test_a_cursor_from_another_sort_is_refused(service: BookService, clock
     ],
 )
 async def test_a_garbage_cursor_is_refused(
-    service: BookService, clock: Clock, sort: BookSort, cursor: str
+    service: BookService, clock: FakeClock, sort: BookSort, cursor: str
 ) -> None:
     await fill(service, clock)
     with pytest.raises(InvalidCursorError):
@@ -358,13 +346,15 @@ async def test_year_from_after_year_to_is_refused(service: BookService) -> None:
     assert exc.value.errors[0].loc == ("year_to",)
 
 
-async def test_a_single_year_range_is_accepted(service: BookService, clock: Clock) -> None:
+async def test_a_single_year_range_is_accepted(service: BookService, clock: FakeClock) -> None:
     await fill(service, clock)
     page = await service.list_books(ListBooks(filter=BookFilter(year_from=1990, year_to=1990)))
     assert sorted(v.book.title for v in page.items) == ["Bravo", "delta"]
 
 
-async def test_an_authors_books_are_listed_page_by_page(service: BookService, clock: Clock) -> None:
+async def test_an_authors_books_are_listed_page_by_page(
+    service: BookService, clock: FakeClock
+) -> None:
     views = await fill(service, clock)
     pages: list[list[BookView]] = []
     cursor: str | None = None
