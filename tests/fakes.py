@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
 from library.authors.domain.errors import AuthorHasBooksError
-from library.authors.domain.model import Author
+from library.authors.domain.model import Author, valid_name
 from library.authors.domain.repository import AuthorQuery
+from library.books.application.ports import ResolvedNames
 from library.books.domain.errors import DuplicateIsbnError
 from library.books.domain.model import Book
 from library.books.domain.repository import BookQuery, BookSort
-from shared.errors import ConcurrentUpdateError
+from shared.errors import ConcurrentUpdateError, RuleViolationError
 
 YEAR_LAST_ASC = 2_147_483_647
 YEAR_LAST_DESC = -2_147_483_648
@@ -33,6 +34,7 @@ class FakeAuthorRepository:
     def __init__(self, rows: dict[uuid.UUID, Author], credited: set[uuid.UUID]) -> None:
         self.rows = rows
         self._credited = credited
+        self.locked = False
 
     async def get(self, author_id: uuid.UUID) -> Author | None:
         row = self.rows.get(author_id)
@@ -68,6 +70,20 @@ class FakeAuthorRepository:
 
     async def names(self, author_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
         return {a: self.rows[a].name for a in author_ids if a in self.rows}
+
+    async def ids_by_names(self, names: Collection[str]) -> dict[str, uuid.UUID]:
+        found: dict[str, uuid.UUID] = {}
+        for author in sorted(self.rows.values(), key=lambda a: (a.created_at, str(a.id))):
+            if author.name in names:
+                found.setdefault(author.name, author.id)
+        return found
+
+    async def add_many(self, authors: Sequence[Author]) -> None:
+        for author in authors:
+            await self.add(author)
+
+    async def lock_for_bulk_registration(self) -> None:
+        self.locked = True
 
 
 class FakeBookRepository:
@@ -132,6 +148,33 @@ class FakeBookRepository:
 
     async def author_has_books(self, author_id: uuid.UUID) -> bool:
         return any(author_id in b.author_ids for b in self.rows.values())
+
+    async def add_many(self, books: Sequence[Book]) -> set[uuid.UUID]:
+        added: set[uuid.UUID] = set()
+        for book in books:
+            taken = any(
+                (book.isbn13 is not None and other.isbn13 == book.isbn13)
+                or (book.external_ref is not None and other.external_ref == book.external_ref)
+                for other in self.rows.values()
+            )
+            if not taken:
+                book.version = 1
+                self.rows[book.id] = copy.deepcopy(book)
+                added.add(book.id)
+        return added
+
+    async def known_keys(
+        self, isbns: Collection[str], external_refs: Collection[str]
+    ) -> tuple[set[str], set[str]]:
+        stored = list(self.rows.values())
+        return (
+            {b.isbn13 for b in stored if b.isbn13 is not None and b.isbn13 in isbns},
+            {
+                b.external_ref
+                for b in stored
+                if b.external_ref is not None and b.external_ref in external_refs
+            },
+        )
 
     def _check_isbn(self, book: Book) -> None:
         if book.isbn13 is None:
@@ -225,6 +268,28 @@ class FakeAuthorDirectory:
 
     async def names_of(self, author_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
         return {a: self.names[a] for a in author_ids if a in self.names}
+
+    async def resolve_names(self, names: Iterable[str], *, register_missing: bool) -> ResolvedNames:
+        """Exact-name matches in ``self.names``; missing names get a new id (kept if registered)."""
+        by_name: dict[str, uuid.UUID] = {}
+        for author_id, name in self.names.items():
+            by_name.setdefault(name, author_id)
+        ids: dict[str, uuid.UUID] = {}
+        registered: set[str] = set()
+        rejected: dict[str, str] = {}
+        for name in dict.fromkeys(names):
+            try:
+                normal = valid_name(name)
+            except RuleViolationError as exc:
+                rejected[name] = exc.errors[0].msg
+                continue
+            if normal not in by_name:
+                by_name[normal] = uuid.uuid4()
+                registered.add(name)
+                if register_missing:
+                    self.names[by_name[normal]] = normal
+            ids[name] = by_name[normal]
+        return ResolvedNames(ids=ids, registered=frozenset(registered), rejected=rejected)
 
 
 class FakeBookCatalog:

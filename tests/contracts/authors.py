@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -160,3 +160,30 @@ class AuthorRepositoryContract:
         async with uow:
             names = await uow.authors.names([a.id, b.id, unknown])
         assert names == {a.id: "Anna", b.id: "Boris"}
+
+    async def test_add_many_then_ids_by_names_finds_them_by_exact_name(
+        self, uow: AuthorsUnitOfWork
+    ) -> None:
+        ann, bob = make_author("Ann Ångström"), make_author("Bob")
+        async with uow:
+            await uow.authors.lock_for_bulk_registration()
+            await uow.authors.add_many([ann, bob])
+            await uow.commit()
+        async with uow:
+            found = await uow.authors.ids_by_names(["Ann Ångström", "bob", "Nobody"])
+            stored = await uow.authors.get(ann.id)
+        assert found == {"Ann Ångström": ann.id}, "names match exactly, case included"
+        assert stored is not None
+        assert (stored.name, stored.version) == ("Ann Ångström", 1)
+
+    async def test_ids_by_names_picks_the_earliest_registered_namesake(
+        self, uow: AuthorsUnitOfWork
+    ) -> None:
+        late = Author.register(
+            name="Jo Smith", birth_year=None, death_year=None, bio=None, now=NOW + timedelta(days=1)
+        )
+        early = make_author("Jo Smith")
+        await add_all(uow, late, early)
+        async with uow:
+            assert await uow.authors.ids_by_names(["Jo Smith"]) == {"Jo Smith": early.id}
+            assert await uow.authors.ids_by_names([]) == {}

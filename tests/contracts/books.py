@@ -212,3 +212,68 @@ class BookRepositoryContract:
         assert await titles(BookFilter(year_from=2000)) == {"1000 Years", "snake_case"}
         assert await titles(BookFilter(year_from=1990, year_to=2006)) == {"1000 Years", "100% Pure"}
         assert await titles(BookFilter(language="de")) == set()
+
+    async def test_add_many_stores_books_with_credits_and_skips_taken_keys(
+        self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]
+    ) -> None:
+        a, b, c = author_ids
+        await add_all(uow, make_book("Stored", [a], isbn="0306406152"))
+
+        def imported(title: str, ref: str, isbn: str | None, authors: list[uuid.UUID]) -> Book:
+            return Book.create(
+                title=title,
+                author_ids=authors,
+                isbn=isbn,
+                publication_year=-720,
+                language="grc",
+                external_ref=ref,
+                now=T0,
+            )
+
+        fresh = imported("Fresh", "src:1", None, [c, a, b])
+        taken_isbn = imported("Same ISBN", "src:2", "0306406152", [a])
+        twin = imported("Twin of fresh", "src:1", None, [b])
+        second = imported("Second", "src:3", "0439554934", [b])
+        async with uow:
+            added = await uow.books.add_many([fresh, taken_isbn, twin, second])
+            await uow.commit()
+        assert added == {fresh.id, second.id}
+        async with uow:
+            stored = await uow.books.get(fresh.id)
+            assert await uow.books.get(twin.id) is None
+            assert await uow.books.get(taken_isbn.id) is None
+        assert stored is not None
+        assert stored.author_ids == (c, a, b), "credit order is kept"
+        assert (stored.external_ref, stored.publication_year, stored.version) == ("src:1", -720, 1)
+
+    async def test_add_many_without_commit_keeps_nothing(
+        self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]
+    ) -> None:
+        book = make_book("Gone", author_ids[:1])
+        async with uow:
+            assert await uow.books.add_many([book]) == {book.id}
+        async with uow:
+            assert await uow.books.get(book.id) is None
+
+    async def test_known_keys_answers_which_isbns_and_refs_are_taken(
+        self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]
+    ) -> None:
+        book = Book.create(
+            title="Known",
+            author_ids=author_ids[:1],
+            isbn="0306406152",
+            publication_year=None,
+            language=None,
+            external_ref="src:7",
+            now=T0,
+        )
+        async with uow:
+            await uow.books.add_many([book])
+            await uow.commit()
+        async with uow:
+            keys = await uow.books.known_keys(
+                {"9780306406157", "9780439554930"}, {"src:7", "src:8"}
+            )
+            empty = await uow.books.known_keys(set(), set())
+        assert keys == ({"9780306406157"}, {"src:7"})
+        assert empty == (set(), set())

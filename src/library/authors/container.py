@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from library.authors.application.lookup import AuthorLookup
 from library.authors.application.ports import BookCatalog
+from library.authors.application.registry import AuthorNameRegistry
 from library.authors.application.services import AuthorService
 from library.authors.infrastructure.unit_of_work import SqlAlchemyAuthorsUnitOfWork
 from library.authors.public import AuthorsFacade
@@ -21,4 +22,5 @@ class AuthorsContainer(containers.DeclarativeContainer):
     unit_of_work = providers.Factory(SqlAlchemyAuthorsUnitOfWork, session_factory=session_factory)
     service = providers.Factory(AuthorService, uow=unit_of_work, books=book_catalog)
     lookup = providers.Factory(AuthorLookup, uow=unit_of_work)
-    facade = providers.Factory(AuthorsFacade, lookup=lookup)
+    registry = providers.Factory(AuthorNameRegistry, uow=unit_of_work)
+    facade = providers.Factory(AuthorsFacade, lookup=lookup, registry=registry)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from library.books.application.importing import BookImporter
 from library.books.application.lookup import BookLookup
 from library.books.application.ports import AuthorDirectory
 from library.books.application.services import BookService
@@ -20,5 +21,6 @@ class BooksContainer(containers.DeclarativeContainer):
 
     unit_of_work = providers.Factory(SqlAlchemyBooksUnitOfWork, session_factory=session_factory)
     service = providers.Factory(BookService, uow=unit_of_work, authors=author_directory)
+    importer = providers.Factory(BookImporter, uow=unit_of_work, authors=author_directory)
     lookup = providers.Factory(BookLookup, uow=unit_of_work)
     facade = providers.Factory(BooksFacade, lookup=lookup)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import uuid
 
 from library.books.application.lookup import BookLookup
+from library.books.application.ports import ResolvedNames
+
+__all__ = ["BooksFacade", "ResolvedNames"]
 
 
 class BooksFacade:

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable
 
 from library.authors.public import AuthorsFacade
-from library.books.public import BooksFacade
+from library.books.public import BooksFacade, ResolvedNames
 
 
 class AuthorDirectoryAdapter:
@@ -17,6 +17,10 @@ class AuthorDirectoryAdapter:
 
     async def names_of(self, author_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
         return await self._authors.names_of(author_ids)
+
+    async def resolve_names(self, names: Iterable[str], *, register_missing: bool) -> ResolvedNames:
+        found = await self._authors.resolve_names(names, register_missing=register_missing)
+        return ResolvedNames(ids=found.ids, registered=found.registered, rejected=found.rejected)
 
 
 class BookCatalogAdapter:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,4 +44,22 @@ class AuthorRepository(Protocol):
 
     async def names(self, author_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
         """The names of those of ``author_ids`` that exist."""
+        ...
+
+    async def ids_by_names(self, names: Collection[str]) -> dict[str, uuid.UUID]:
+        """The id of an author called exactly so, for each of ``names`` that has one.
+
+        When several authors share a name, the earliest registered (then lowest id) answers.
+        """
+        ...
+
+    async def add_many(self, authors: Sequence[Author]) -> None:
+        """Stage new authors in one go."""
+        ...
+
+    async def lock_for_bulk_registration(self) -> None:
+        """Make other bulk registrations wait until this unit of work ends.
+
+        Two imports running at once would otherwise both miss a name and register it twice.
+        """
         ...

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Text, bindparam, func, select, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +16,18 @@ from library.authors.domain.repository import AuthorQuery
 from library.authors.infrastructure.models import AuthorRow
 from shared.db import REFERENCE_VIOLATIONS, flush, like_pattern, sqlstate
 from shared.errors import ConcurrentUpdateError
+
+# Key of the transaction-scoped advisory lock that serialises bulk registrations.
+_BULK_REGISTRATION_LOCK = 0x6C6962_0001  # "lib" + 1
+_INSERT_AUTHORS = text(
+    """
+    INSERT INTO authors (id, name, created_at, updated_at)
+    SELECT * FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:names AS text[]),
+        CAST(:created AS timestamptz[]), CAST(:updated AS timestamptz[])
+    )
+    """
+)
 
 
 class SqlAlchemyAuthorRepository:
@@ -80,6 +93,35 @@ class SqlAlchemyAuthorRepository:
             select(AuthorRow.id, AuthorRow.name).where(AuthorRow.id.in_(ids))
         )
         return {row.id: row.name for row in result}
+
+    async def ids_by_names(self, names: Collection[str]) -> dict[str, uuid.UUID]:
+        if not names:
+            return {}
+        result = await self._session.execute(
+            select(AuthorRow.name, AuthorRow.id)
+            .where(AuthorRow.name == func.any(bindparam("names", list(names), ARRAY(Text))))
+            .order_by(AuthorRow.name, AuthorRow.created_at, AuthorRow.id)
+            .ext(distinct_on(AuthorRow.name))
+        )
+        return {row.name: row.id for row in result}
+
+    async def add_many(self, authors: Sequence[Author]) -> None:
+        if not authors:
+            return
+        await self._session.execute(
+            _INSERT_AUTHORS,
+            {
+                "ids": [a.id for a in authors],
+                "names": [a.name for a in authors],
+                "created": [a.created_at for a in authors],
+                "updated": [a.updated_at for a in authors],
+            },
+        )
+        for author in authors:
+            author.version = 1
+
+    async def lock_for_bulk_registration(self) -> None:
+        await self._session.execute(select(func.pg_advisory_xact_lock(_BULK_REGISTRATION_LOCK)))
 
     async def _loaded_row(self, author: Author) -> AuthorRow:
         row = await self._session.get(AuthorRow, author.id)

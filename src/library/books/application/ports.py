@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from library.books.domain.repository import BookRepository
@@ -16,9 +17,23 @@ class BooksUnitOfWork(UnitOfWork, Protocol):
     books: BookRepository
 
 
+@dataclass(frozen=True, slots=True)
+class ResolvedNames:
+    """Authors by name: ``ids`` for the acceptable names, ``rejected`` names with the reason,
+    ``registered``: the names whose author is new (provisional ids in a dry run)."""
+
+    ids: dict[str, uuid.UUID] = field(default_factory=dict)
+    registered: frozenset[str] = frozenset()
+    rejected: dict[str, str] = field(default_factory=dict)
+
+
 class AuthorDirectory(Protocol):
     """What the books context needs to know about authors (implemented by the authors context)."""
 
     async def names_of(self, author_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
         """The names of the existing authors among ``author_ids``; unknown ids are absent."""
+        ...
+
+    async def resolve_names(self, names: Iterable[str], *, register_missing: bool) -> ResolvedNames:
+        """The author called exactly so for each name; missing ones are registered if asked."""
         ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -80,4 +80,18 @@ class BookRepository(Protocol):
 
     async def author_has_books(self, author_id: uuid.UUID) -> bool:
         """True if any book credits this author."""
+        ...
+
+    async def add_many(self, books: Sequence[Book]) -> set[uuid.UUID]:
+        """Stage new books in one go; the ids of those added.
+
+        A book whose ISBN or external reference is already taken (by a stored book or by an
+        earlier one of ``books``) is skipped, not an error: that is how a re-import finds it.
+        """
+        ...
+
+    async def known_keys(
+        self, isbns: Collection[str], external_refs: Collection[str]
+    ) -> tuple[set[str], set[str]]:
+        """Which of these ISBN-13s and which of these external references are taken."""
         ...

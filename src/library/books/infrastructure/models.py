@@ -18,7 +18,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from library.books.domain.model import LANGUAGE_MAX_LENGTH, MAX_AUTHORS, TITLE_MAX_LENGTH
+from library.books.domain.model import (
+    EXTERNAL_REF_MAX_LENGTH,
+    LANGUAGE_MAX_LENGTH,
+    MAX_AUTHORS,
+    TITLE_MAX_LENGTH,
+)
 from shared.db import Base
 from shared.values import EARLIEST_YEAR
 
@@ -37,6 +42,8 @@ class BookRow(Base):
     isbn13: Mapped[str | None] = mapped_column(String(13), unique=True)
     publication_year: Mapped[int | None] = mapped_column(index=True)
     language: Mapped[str | None] = mapped_column(String(LANGUAGE_MAX_LENGTH), index=True)
+    # Where an imported book came from (``goodbooks:42``): a re-import recognises it by this.
+    external_ref: Mapped[str | None] = mapped_column(String(EXTERNAL_REF_MAX_LENGTH), unique=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     version: Mapped[int] = mapped_column(server_default=text("1"))

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, literal_column, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    Uuid,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, selectinload
@@ -24,6 +38,28 @@ from shared.db import REFERENCE_VIOLATIONS, flush, like_pattern, sqlstate, viola
 from shared.errors import ConcurrentUpdateError
 
 _ISBN_CONSTRAINT = "uq_books_isbn13"
+
+_INSERT_BOOKS = text(
+    """
+    INSERT INTO books
+        (id, title, isbn13, publication_year, language, external_ref, created_at, updated_at)
+    SELECT * FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:titles AS text[]), CAST(:isbns AS text[]),
+        CAST(:years AS integer[]), CAST(:languages AS text[]), CAST(:refs AS text[]),
+        CAST(:created AS timestamptz[]), CAST(:updated AS timestamptz[])
+    )
+    ON CONFLICT DO NOTHING
+    RETURNING id
+    """
+).columns(id=Uuid())
+_INSERT_CREDITS = text(
+    """
+    INSERT INTO book_authors (book_id, author_id, position)
+    SELECT * FROM unnest(
+        CAST(:book_ids AS uuid[]), CAST(:author_ids AS uuid[]), CAST(:positions AS smallint[])
+    )
+    """
+)
 
 
 class SqlAlchemyBookRepository:
@@ -43,6 +79,7 @@ class SqlAlchemyBookRepository:
             isbn13=book.isbn13,
             publication_year=book.publication_year,
             language=book.language,
+            external_ref=book.external_ref,
             created_at=book.created_at,
             updated_at=book.updated_at,
             credits=[
@@ -90,6 +127,75 @@ class SqlAlchemyBookRepository:
             select(exists().where(BookAuthorRow.author_id == author_id))
         )
         return bool(found)
+
+    async def add_many(self, books: Sequence[Book]) -> set[uuid.UUID]:
+        if not books:
+            return set()
+        # One statement per table whatever the batch size: the rows travel as arrays (binary in
+        # asyncpg) and unnest() turns them back into rows; ON CONFLICT skips taken keys.
+        inserted = await self._session.execute(
+            _INSERT_BOOKS,
+            {
+                "ids": [b.id for b in books],
+                "titles": [b.title for b in books],
+                "isbns": [b.isbn13 for b in books],
+                "years": [b.publication_year for b in books],
+                "languages": [b.language for b in books],
+                "refs": [b.external_ref for b in books],
+                "created": [b.created_at for b in books],
+                "updated": [b.updated_at for b in books],
+            },
+        )
+        added = set(inserted.scalars())
+        credits = [
+            (b.id, author_id, position)
+            for b in books
+            if b.id in added
+            for position, author_id in enumerate(b.author_ids)
+        ]
+        if credits:
+            try:
+                await self._session.execute(
+                    _INSERT_CREDITS,
+                    {
+                        "book_ids": [c[0] for c in credits],
+                        "author_ids": [c[1] for c in credits],
+                        "positions": [c[2] for c in credits],
+                    },
+                )
+            except IntegrityError as exc:
+                if sqlstate(exc) in REFERENCE_VIOLATIONS:
+                    missing = {c[1] for c in credits}
+                    raise UnknownAuthorsError(sorted(missing, key=str)) from exc
+                raise
+        for book in books:
+            if book.id in added:
+                book.version = 1
+        return added
+
+    async def known_keys(
+        self, isbns: Collection[str], external_refs: Collection[str]
+    ) -> tuple[set[str], set[str]]:
+        if not isbns and not external_refs:
+            return set(), set()
+        rows = await self._session.execute(
+            select(BookRow.isbn13, BookRow.external_ref).where(
+                or_(
+                    BookRow.isbn13 == func.any(bindparam("isbns", list(isbns), ARRAY(Text))),
+                    BookRow.external_ref
+                    == func.any(bindparam("refs", list(external_refs), ARRAY(Text))),
+                )
+            )
+        )
+        isbn_set, ref_set = set(isbns), set(external_refs)
+        taken_isbns: set[str] = set()
+        taken_refs: set[str] = set()
+        for isbn13, ref in rows:
+            if isbn13 in isbn_set:
+                taken_isbns.add(isbn13)
+            if ref in ref_set:
+                taken_refs.add(ref)
+        return taken_isbns, taken_refs
 
     async def _loaded_row(self, book: Book) -> BookRow:
         row = await self._session.get(BookRow, book.id, options=[selectinload(BookRow.credits)])
@@ -166,6 +272,7 @@ def _to_domain(row: BookRow) -> Book:
         isbn13=row.isbn13,
         publication_year=row.publication_year,
         language=row.language,
+        external_ref=row.external_ref,
         created_at=row.created_at,
         updated_at=row.updated_at,
         version=row.version,

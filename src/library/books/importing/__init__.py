@@ -1,0 +1,1 @@
+"""Driving adapters that feed other catalogs' exports to the books' import use case."""

@@ -1,0 +1,105 @@
+"""The ``library import`` command's work: wire the importer, stream the file, show progress."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from library.books.importing.goodbooks import GoodbooksReader
+from library.books.importing.runner import DEFAULT_BATCH_SIZE, ImportSummary, Report, run_import
+from library.bootstrap.container import RootContainer
+from shared.values import utc_now
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    """What ``library import goodbooks`` was asked to do."""
+
+    path: Path
+    report_path: Path
+    batch_size: int = DEFAULT_BATCH_SIZE
+    dry_run: bool = False
+
+
+class _PlainProgress:
+    """Progress lines for logs and pipes: at most one every ``every`` seconds."""
+
+    def __init__(self, reader: GoodbooksReader, every: float = 2.0) -> None:
+        self._reader = reader
+        self._every = every
+        self._last = time.monotonic()
+
+    def __call__(self, summary: ImportSummary) -> None:
+        now = time.monotonic()
+        if now - self._last >= self._every:
+            self._last = now
+            size = self._reader.size
+            percent = 100 * self._reader.bytes_read / size if size else 100.0
+            print(f"import: {summary.rows:,} rows ({percent:.0f}%)", file=sys.stderr, flush=True)
+
+
+async def import_goodbooks(options: ImportOptions, console: Console) -> ImportSummary:
+    """Import the file.
+
+    The file's encoding and header are checked before the database is touched (SourceError);
+    a database that is not migrated to head stops the run before any write (NotReadyError).
+    """
+    reader = GoodbooksReader(options.path, now=utc_now())
+    rows = reader.rows()
+    first = next(rows, None)
+    source = rows if first is None else itertools.chain((first,), rows)
+
+    container = RootContainer()
+    engine = container.engine()
+    try:
+        await container.health().check()
+        importer = container.books.importer()
+        with options.report_path.open("w", encoding="utf-8", newline="") as stream:
+            report = Report(stream)
+            if not console.is_terminal:
+                return await run_import(
+                    source,
+                    importer,
+                    report,
+                    batch_size=options.batch_size,
+                    dry_run=options.dry_run,
+                    on_batch=_PlainProgress(reader),
+                )
+            with Progress(
+                TextColumn("[bold]importing[/]"),
+                BarColumn(),
+                DownloadColumn(),
+                TextColumn("{task.fields[rows]:,} rows"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            ) as progress:
+                task = progress.add_task("import", total=reader.size or None, rows=0)
+
+                def show(summary: ImportSummary) -> None:
+                    progress.update(task, completed=reader.bytes_read, rows=summary.rows)
+
+                return await run_import(
+                    source,
+                    importer,
+                    report,
+                    batch_size=options.batch_size,
+                    dry_run=options.dry_run,
+                    on_batch=show,
+                )
+    finally:
+        await engine.dispose()
