@@ -12,7 +12,7 @@ export UV_PYTHON_DOWNLOADS ?= never
 export UV_PYTHON ?= $(PYTHON)
 RUN := $(UV) run --frozen
 
-.PHONY: help install run migrate test test-unit test-integration lint fmt docker-build clean
+.PHONY: help install run migrate import bench-import test test-unit test-integration lint fmt docker-build clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,13 @@ run: install ## Serve on http://127.0.0.1:8000 (embedded PostgreSQL unless DATAB
 
 migrate: install ## Upgrade the database to the latest schema (embedded dev database unless DATABASE_URL is set)
 	$(RUN) library migrate --embedded-if-unset
+
+FILE ?= ../shared/data/goodbooks-10k/books.csv
+import: install ## Import a goodbooks books.csv (FILE=..., default the shared goodbooks-10k) into the dev database
+	$(RUN) library import goodbooks "$(FILE)"
+
+bench-import: install ## Benchmark the import against a raw asyncpg COPY of the same rows (10k and 100k rows)
+	$(RUN) python bench/import_bench.py
 
 test: install ## Run the unit and integration suites (PostgreSQL: TEST_DATABASE_URL, Docker, or embedded)
 	$(RUN) pytest

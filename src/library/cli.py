@@ -117,15 +117,15 @@ def import_catalog(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     verb = "would import" if args.dry_run else "imported"
     print(
-        f"{path}: {summary.rows:,} rows in {elapsed:.1f}s"
+        f"{path}: {summary.rows:,} rows in {elapsed:.2f}s"
         + (" (dry run: nothing was written)" if args.dry_run else "")
     )
-    print(f"  {verb + ':':<17}{summary.imported:>8,}")
-    print(f"  {'already present:':<17}{summary.present:>8,}")
-    print(f"  {'rejected:':<17}{summary.rejected:>8,}")
-    print(f"  {'with warnings:':<17}{summary.warned:>8,}  (imported or present, see the report)")
+    print(f"  {verb + ':':<21}{summary.imported:>8,}")
+    print(f"  {'already present:':<21}{summary.present:>8,}")
+    print(f"  {'rejected:':<21}{summary.rejected:>8,}")
+    print(f"  {'with warnings:':<21}{summary.warned:>8,}  (imported or present, see the report)")
     authors = "authors to register" if args.dry_run else "authors registered"
-    print(f"  {authors + ':':<17}{summary.authors_registered:>8,}")
+    print(f"  {authors + ':':<21}{summary.authors_registered:>8,}")
     print(f"report: {report_path} (rejected rows and warnings)")
     if not summary.consistent:  # pragma: no cover - a bug, not an input problem
         print("error: the counts do not add up to the rows read", file=sys.stderr)
