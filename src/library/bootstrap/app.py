@@ -26,6 +26,7 @@ log = structlog.stdlib.get_logger("library")
 def create_app(settings: Settings | None = None, container: RootContainer | None = None) -> FastAPI:
     """A ready-to-serve app. Pass ``container`` (e.g. with overridden providers) in tests."""
     container = container or RootContainer()
+    container.wire()
     if settings is not None:
         container.settings.override(settings)
     settings = container.settings()

@@ -15,8 +15,11 @@ from shared.settings import Settings
 class RootContainer(containers.DeclarativeContainer):
     """Composition root. The engine is created by the app's lifespan and disposed at shutdown."""
 
+    # Wired by create_app only: a container built for a command (library import) leaves the
+    # routes of an app in the same process alone.
     wiring_config = containers.WiringConfiguration(
-        packages=["library.authors.api", "library.books.api", "library.bootstrap"]
+        packages=["library.authors.api", "library.books.api", "library.bootstrap"],
+        auto_wire=False,
     )
 
     settings = providers.Singleton(Settings)

@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import unicodedata
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from library.cli import main
 from tests.integration.helpers import API
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -32,7 +35,7 @@ pytestmark = pytest.mark.usefixtures("clean_database")
 def run_import(
     database_url: str, path: Path, report: Path, *args: str, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 - our own command
         [
             sys.executable,
             "-m",
@@ -53,6 +56,37 @@ def run_import(
     )
 
 
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., Awaitable[Done]]:
+    """``library import goodbooks`` in this process (fast): exit status, stdout and stderr."""
+
+    async def run(path: Path, report: Path, *args: str, url: str = database_url) -> Done:
+        monkeypatch.setenv("DATABASE_URL", url)
+        argv = ["import", "goodbooks", str(path), "--report", str(report), *args]
+
+        def call() -> int:
+            try:
+                main(argv)
+            except SystemExit as exc:
+                return exc.code if isinstance(exc.code, int) else 1
+            return 0
+
+        code = await asyncio.to_thread(call)
+        out, err = capsys.readouterr()
+        return Done(code, out, err)
+
+    return run
+
+
 def counts(output: str) -> dict[str, int]:
     """The summary's counts by label: imported, already present, rejected, with warnings..."""
     found = re.findall(r"^\s+([a-z ]+):\s+([\d,]+)", output, flags=re.MULTILINE)
@@ -65,10 +99,13 @@ async def scalar(engine: AsyncEngine, sql: str) -> Any:
 
 
 async def test_the_quirks_file_is_imported_and_served_by_the_api(
-    database_url: str, engine: AsyncEngine, client: httpx.AsyncClient, tmp_path: Path
+    cli: Callable[..., Awaitable[Done]],
+    engine: AsyncEngine,
+    client: httpx.AsyncClient,
+    tmp_path: Path,
 ) -> None:
     report = tmp_path / "report.csv"
-    done = await asyncio.to_thread(run_import, database_url, QUIRKS, report)
+    done = await cli(QUIRKS, report)
     assert done.returncode == 0, done.stderr
     summary = counts(done.stdout)
     assert summary["imported"] == 12
@@ -119,11 +156,11 @@ async def test_the_quirks_file_is_imported_and_served_by_the_api(
 
 
 async def test_a_second_run_imports_nothing_and_registers_no_author(
-    database_url: str, engine: AsyncEngine, tmp_path: Path
+    cli: Callable[..., Awaitable[Done]], engine: AsyncEngine, tmp_path: Path
 ) -> None:
-    first = await asyncio.to_thread(run_import, database_url, QUIRKS, tmp_path / "1.csv")
+    first = await cli(QUIRKS, tmp_path / "1.csv")
     assert first.returncode == 0, first.stderr
-    second = await asyncio.to_thread(run_import, database_url, QUIRKS, tmp_path / "2.csv")
+    second = await cli(QUIRKS, tmp_path / "2.csv")
     assert second.returncode == 0, second.stderr
     summary = counts(second.stdout)
     assert (summary["imported"], summary["already present"], summary["rejected"]) == (0, 13, 2)
@@ -133,11 +170,9 @@ async def test_a_second_run_imports_nothing_and_registers_no_author(
 
 
 async def test_a_dry_run_reports_the_same_counts_and_writes_nothing(
-    database_url: str, engine: AsyncEngine, tmp_path: Path
+    cli: Callable[..., Awaitable[Done]], engine: AsyncEngine, tmp_path: Path
 ) -> None:
-    done = await asyncio.to_thread(
-        run_import, database_url, QUIRKS, tmp_path / "r.csv", "--dry-run"
-    )
+    done = await cli(QUIRKS, tmp_path / "r.csv", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert "dry run" in done.stdout
     summary = counts(done.stdout)
@@ -164,21 +199,26 @@ async def test_a_dry_run_reports_the_same_counts_and_writes_nothing(
     ids=["missing", "empty", "columns", "not-utf8"],
 )
 async def test_a_bad_file_is_a_clear_error_and_writes_nothing(
-    database_url: str, engine: AsyncEngine, tmp_path: Path, content: bytes | None, message: str
+    cli: Callable[..., Awaitable[Done]],
+    engine: AsyncEngine,
+    tmp_path: Path,
+    content: bytes | None,
+    message: str,
 ) -> None:
     path = tmp_path / "input.csv"
     if content is not None:
         path.write_bytes(content)
-    done = await asyncio.to_thread(run_import, database_url, path, tmp_path / "r.csv")
+    done = await cli(path, tmp_path / "r.csv")
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
     assert await scalar(engine, "SELECT count(*) FROM books") == 0
 
 
-async def test_an_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
-    url = "postgresql+asyncpg://nobody@127.0.0.1:1/none"
-    done = await asyncio.to_thread(run_import, url, QUIRKS, tmp_path / "r.csv")
+async def test_an_unreachable_database_is_a_clear_error(
+    cli: Callable[..., Awaitable[Done]], tmp_path: Path
+) -> None:
+    done = await cli(QUIRKS, tmp_path / "r.csv", url="postgresql+asyncpg://nobody@127.0.0.1:1/none")
     assert done.returncode == 1
     assert "the database is not ready" in done.stderr
     assert "Traceback" not in done.stderr
@@ -221,8 +261,8 @@ async def test_the_full_goodbooks_file_counts_add_up_and_a_second_run_imports_no
         await scalar(
             engine,
             "SELECT count(*) FROM books b WHERE (SELECT count(*) FROM book_authors c "
-            "WHERE c.book_id = b.id) = 0 OR (SELECT max(position) + 1 - count(*) FROM book_authors c "
-            "WHERE c.book_id = b.id) <> 0",
+            "WHERE c.book_id = b.id) = 0 OR (SELECT max(position) + 1 - count(*) "
+            "FROM book_authors c WHERE c.book_id = b.id) <> 0",
         )
         == 0
     )
@@ -238,34 +278,32 @@ async def test_an_import_killed_mid_way_is_consistent_and_a_rerun_finishes_it(
     database_url: str, engine: AsyncEngine, tmp_path: Path
 ) -> None:
     path = goodbooks_file()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "library.cli",
-            "import",
-            "goodbooks",
-            str(path),
-            "--batch-size",
-            "250",
-            "--report",
-            str(tmp_path / "killed.csv"),
-        ],
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "library.cli",
+        "import",
+        "goodbooks",
+        str(path),
+        "--batch-size",
+        "250",
+        "--report",
+        str(tmp_path / "killed.csv"),
         env={**os.environ, "DATABASE_URL": database_url},
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(600):  # wait until a few batches are in, then kill -9 mid-run
+        for _ in range(1200):  # wait until a few batches are in, then kill -9 mid-run
             if await scalar(engine, "SELECT count(*) FROM books") >= 1000:
                 break
-            if process.poll() is not None:
+            if process.returncode is not None:
                 break
             await asyncio.sleep(0.05)
         process.send_signal(signal.SIGKILL)
     finally:
-        process.wait(timeout=30)
+        await asyncio.wait_for(process.wait(), timeout=30)
     partial = await scalar(engine, "SELECT count(*) FROM books")
     assert 0 < partial < 10_000, "the kill must land mid-import for this test to mean anything"
     assert partial % 250 == 0, "only whole batches are committed"
