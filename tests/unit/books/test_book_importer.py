@@ -72,7 +72,7 @@ async def test_books_are_imported_with_their_authors_in_credit_order(
     assert [names[a] for a in book.author_ids] == ["J.K. Rowling", "Mary GrandPré"]
     assert book.isbn13 == "9780439554930"
     assert book.external_ref == "goodbooks:1"
-    assert result.authors_registered == 2
+    assert result.authors_registered == {"J.K. Rowling", "Mary GrandPré"}
 
 
 async def test_a_second_run_imports_nothing_and_registers_no_author(
@@ -82,7 +82,7 @@ async def test_a_second_run_imports_nothing_and_registers_no_author(
     await importer.import_batch(batch, dry_run=False)
     again = await importer.import_batch(batch, dry_run=False)
     assert [o.status for o in again.outcomes] == [ImportStatus.PRESENT, ImportStatus.PRESENT]
-    assert again.authors_registered == 0
+    assert again.authors_registered == frozenset()
     assert len(books_uow.store) == 2
     assert author_names(authors_uow) == ["Ann"]
 
@@ -126,7 +126,7 @@ async def test_an_existing_author_of_the_same_name_is_reused(
     await importer.import_batch([draft(1, "One", "Ursula K. Le Guin")], dry_run=False)
     (existing,) = authors_uow.store
     result = await importer.import_batch([draft(2, "Two", "Ursula K. Le Guin")], dry_run=False)
-    assert result.authors_registered == 0
+    assert result.authors_registered == frozenset()
     assert books_uow.store[result.outcomes[0].book_id].author_ids == (existing,)  # type: ignore[index]
 
 
@@ -182,7 +182,7 @@ async def test_a_dry_run_predicts_the_outcomes_and_writes_nothing(
         ImportStatus.PRESENT,
         ImportStatus.REJECTED,
     ]
-    assert result.authors_registered == 1  # Bob would be registered
+    assert result.authors_registered == {"Bob"}  # would be registered
     assert books_uow.store == before_books
     assert authors_uow.store == before_authors
     assert books_uow.commits == 1  # the first, real import only
@@ -253,3 +253,11 @@ async def test_an_author_registry_lookup_prefers_the_earliest_registered_namesak
     assert found.ids == {"Jo Smith": older.id, " Jo Smith ": older.id}
     assert found.registered == frozenset()
     assert len(authors_uow.store) == 2
+
+
+async def test_a_dry_run_counts_an_author_to_register_once_across_batches(
+    importer: BookImporter,
+) -> None:
+    rows = [row(n, draft(n, f"Book {n}", "Bob", f"Ann {n % 2}")) for n in range(1, 6)]
+    summary = await run_import(rows, importer, Report(io.StringIO()), batch_size=2, dry_run=True)
+    assert (summary.imported, summary.authors_registered) == (5, 3)

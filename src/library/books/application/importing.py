@@ -46,10 +46,10 @@ class ImportOutcome:
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
-    """The outcome of each draft of a batch, in order, and how many authors it registered."""
+    """The outcome of each draft of a batch, in order, and the authors' names it registered."""
 
     outcomes: list[ImportOutcome]
-    authors_registered: int
+    authors_registered: frozenset[str]
 
 
 def _reason(exc: RuleViolationError) -> str:
@@ -148,4 +148,4 @@ class BookImporter:
         done = [o for o in outcomes if o is not None]
         if len(done) != len(drafts):  # pragma: no cover - every branch above sets an outcome
             raise RuntimeError("a draft of the batch was left without an outcome")
-        return BatchResult(outcomes=done, authors_registered=len(names.registered))
+        return BatchResult(outcomes=done, authors_registered=names.registered)

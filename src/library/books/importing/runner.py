@@ -66,13 +66,18 @@ async def run_import(
 ) -> ImportSummary:
     """Import every row, ``batch_size`` at a time; each batch is committed before the next."""
     summary = ImportSummary()
+    would_register: set[str] = set()  # a dry run registers nobody: count each name once
     for batch in _batches(rows, batch_size):
         drafted = [row for row in batch if row.draft is not None]
         result = await importer.import_batch(
             [row.draft for row in drafted if row.draft is not None], dry_run=dry_run
         )
         outcomes = dict(zip((row.number for row in drafted), result.outcomes, strict=True))
-        summary.authors_registered += result.authors_registered
+        if dry_run:
+            would_register |= result.authors_registered
+            summary.authors_registered = len(would_register)
+        else:
+            summary.authors_registered += len(result.authors_registered)
         for row in batch:
             summary.rows += 1
             outcome = outcomes.get(row.number)
