@@ -151,8 +151,8 @@ async def test_no_read_scans_a_whole_table(
         await _walk(client, f"{API}/authors/{author_id}/books", {"sort": sort})
     await _walk(client, f"{API}/authors/{author_id}/books", {"q": "the"})
     await _walk(client, f"{API}/authors", {})
-    for q in ["tolkein", "hugo", "an", "%", "garcia marquez"]:
-        await _walk(client, f"{API}/authors", {"q": q})
+    for name in ["tolkein", "hugo", "an", "%", "garcia marquez"]:
+        await _walk(client, f"{API}/authors", {"q": name})
     assert (await client.get(f"{API}/books/{first['id']}")).status_code == 200
     assert (await client.get(f"{API}/authors/{author_id}")).status_code == 200
 
