@@ -12,7 +12,10 @@ export UV_PYTHON_DOWNLOADS ?= never
 export UV_PYTHON ?= $(PYTHON)
 RUN := $(UV) run --frozen
 
-.PHONY: help install run migrate import bench-import test test-unit test-integration lint fmt docker-build clean
+BOOKS ?= 1000000
+SEED ?= 1
+
+.PHONY: help install run migrate import bench-import seed-large test test-unit test-integration lint fmt docker-build clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +42,9 @@ import: install ## Import a goodbooks books.csv (FILE=..., default the shared go
 
 bench-import: install ## Benchmark the import against a raw asyncpg COPY of the same rows (10k and 100k rows)
 	$(RUN) python bench/import_bench.py
+
+seed-large: install ## Replace the catalog with BOOKS generated books (default 1,000,000; SEED=1)
+	$(RUN) library seed --books $(BOOKS) --seed $(SEED) --replace --embedded-if-unset
 
 test: install ## Run the unit and integration suites (PostgreSQL: TEST_DATABASE_URL, Docker, or embedded)
 	$(RUN) pytest

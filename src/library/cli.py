@@ -133,7 +133,7 @@ def import_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(value: str) -> int:
+def _batch_size(value: str) -> int:
     try:
         number = int(value)
     except ValueError:
@@ -141,6 +141,54 @@ def _positive(value: str) -> int:
     if not 1 <= number <= 50_000:
         raise argparse.ArgumentTypeError("must be between 1 and 50000")
     return number
+
+
+def seed(*, books: int, seed: int, replace: bool, source: Path) -> None:
+    """Migrate, then write a generated catalog of ``books`` books (see library.bootstrap.seed)."""
+    import asyncio
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from sqlalchemy.engine import make_url
+
+    from library.bootstrap import seed as seeding
+
+    if not source.is_file():
+        raise SystemExit(
+            f"error: {source} not found: pass --source with goodbooks-10k's books.csv "
+            "(https://github.com/zygmuntz/goodbooks-10k)"
+        )
+    migrate()
+    url = make_url(Settings().require_database_url()).set(drivername="postgresql")
+    profile = seeding.CatalogProfile.from_csv(source)
+    started = time.perf_counter()
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ) as bar:
+        tasks: dict[str, object] = {}
+
+        class Report:
+            def begin(self, stage: str, total: int) -> None:
+                tasks[stage] = bar.add_task(stage, total=total)
+
+            def advance(self, stage: str, done: int) -> None:
+                bar.advance(tasks[stage], done)  # type: ignore[arg-type]
+
+        authors, written = asyncio.run(
+            seeding.seed(
+                url.render_as_string(hide_password=False),
+                profile,
+                books=books,
+                seed=seed,
+                replace=replace,
+                progress=Report(),
+            )
+        )
+    elapsed = time.perf_counter() - started
+    print(f"Seeded {written:,} books and {authors:,} authors in {elapsed:.0f} s.", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -169,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     import_parser.add_argument("path", help="the CSV file")
     import_parser.add_argument(
         "--batch-size",
-        type=_positive,
+        type=_batch_size,
         default=2000,
         help="rows per transaction (default: 2000)",
     )
@@ -181,6 +229,31 @@ def main(argv: list[str] | None = None) -> None:
         metavar="FILE",
         help="where to write rejected rows and warnings (default: <name>.import-report.csv)",
     )
+    seed_parser = commands.add_parser(
+        "seed", help="migrate, then fill an empty catalog with N generated books"
+    )
+    seed_parser.add_argument("--books", type=_positive, required=True, help="how many books")
+    seed_parser.add_argument(
+        "--seed", type=int, default=1, help="random seed: same seed, same rows (default 1)"
+    )
+    seed_parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="empty the catalog first (it must be empty otherwise)",
+    )
+    seed_parser.add_argument(
+        "--source",
+        type=Path,
+        default=Path(
+            os.environ.get("LIBRARY_SEED_SOURCE", "../shared/data/goodbooks-10k/books.csv")
+        ),
+        help="goodbooks-10k books.csv whose distributions the catalog follows",
+    )
+    seed_parser.add_argument(
+        "--embedded-if-unset",
+        action="store_true",
+        help="without a configured DATABASE_URL, seed the embedded development database",
+    )
     args = parser.parse_args(argv)
     if args.command == "import":
         raise SystemExit(import_catalog(args))
@@ -191,10 +264,21 @@ def main(argv: list[str] | None = None) -> None:
             if args.embedded_if_unset and Settings().database_url is None:
                 use_embedded_database()
             migrate(args.revision)
+        elif args.command == "seed":
+            if args.embedded_if_unset and Settings().database_url is None:
+                use_embedded_database()
+            seed(books=args.books, seed=args.seed, replace=args.replace, source=args.source)
         else:
             dev()
     except RuntimeError as exc:
         raise SystemExit(f"error: {exc}") from None
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {raw})")
+    return value
 
 
 if __name__ == "__main__":
