@@ -21,6 +21,7 @@ from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalErr
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.db import is_transient
 from shared.errors import (
     ConflictError,
     DomainError,
@@ -113,6 +114,19 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
+def http_problem_body(status: int, detail: str, path: str) -> bytes:
+    """A plain HTTP problem document (``about:blank``), for answers given outside the router."""
+    return json.dumps(
+        {
+            "type": "about:blank",
+            "title": HTTPStatus(status).phrase,
+            "status": status,
+            "detail": detail,
+            "instance": path,
+        }
+    ).encode()
+
+
 def internal_error_body(path: str) -> bytes:
     """The problem document of an unexpected error (no details leak to the client)."""
     return json.dumps(
@@ -201,13 +215,14 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    """A lost or refused connection is a 503; a value the database cannot store is a 422.
+    """A lost or refused connection, or a transient refusal (a timeout, overload) is a 503;
+    a value the database cannot store is a 422.
 
     Anything else is a bug: re-raised, it reaches the request middleware, which logs it and
     answers the one 500 problem.
     """
     if isinstance(exc, OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
+        isinstance(exc, DBAPIError) and (exc.connection_invalidated or is_transient(exc))
     ):
         return await _database_unavailable(request, exc)
     if isinstance(exc, DataError):
