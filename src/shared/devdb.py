@@ -14,7 +14,9 @@ import asyncio
 import atexit
 import contextlib
 import os
-import subprocess
+
+# Only to catch SubprocessError from pg_ctl; no command is built here.
+import subprocess  # nosec B404
 import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit

@@ -21,11 +21,14 @@ from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalErr
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.db import is_transient
 from shared.errors import (
     ConflictError,
     DomainError,
     FieldError,
     NotFoundError,
+    PreconditionFailedError,
+    PreconditionRequiredError,
     RuleViolationError,
     ServiceUnavailableError,
 )
@@ -61,13 +64,17 @@ _STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
     (NotFoundError, 404),
     (ConflictError, 409),
     (RuleViolationError, 422),
+    (PreconditionFailedError, 412),
+    (PreconditionRequiredError, 428),
     (ServiceUnavailableError, 503),
 ]
 
 _DESCRIPTIONS = {
     404: "Not found",
     409: "Conflict with the current state",
+    412: "Precondition failed: If-Match does not name the current version; nothing changed",
     422: "Validation error",
+    428: "Precondition required: send If-Match with the ETag you read; nothing changed",
     503: "The database is unavailable; retry later",
 }
 
@@ -105,6 +112,19 @@ def problem(
     if errors is not None:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def http_problem_body(status: int, detail: str, path: str) -> bytes:
+    """A plain HTTP problem document (``about:blank``), for answers given outside the router."""
+    return json.dumps(
+        {
+            "type": "about:blank",
+            "title": HTTPStatus(status).phrase,
+            "status": status,
+            "detail": detail,
+            "instance": path,
+        }
+    ).encode()
 
 
 def internal_error_body(path: str) -> bytes:
@@ -195,13 +215,14 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    """A lost or refused connection is a 503; a value the database cannot store is a 422.
+    """A lost or refused connection, or a transient refusal (a timeout, overload) is a 503;
+    a value the database cannot store is a 422.
 
     Anything else is a bug: re-raised, it reaches the request middleware, which logs it and
     answers the one 500 problem.
     """
     if isinstance(exc, OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
+        isinstance(exc, DBAPIError) and (exc.connection_invalidated or is_transient(exc))
     ):
         return await _database_unavailable(request, exc)
     if isinstance(exc, DataError):

@@ -18,7 +18,7 @@ from shared.db import create_engine, create_session_factory
 from shared.settings import Settings
 from tests.integration.postgres import Server, provide_server
 
-TABLES = ("book_authors", "books", "authors")
+TABLES = ("book_authors", "books", "authors", "idempotency_keys")
 
 _source: list[str] = []
 
@@ -63,8 +63,12 @@ def settings(database_url: str) -> Settings:
         database_url=database_url,
         environment="test",
         log_format="json",
+        # The race tests send 50 requests at once: the pool holds them all (and waits long on
+        # a loaded machine), so they measure the version check, not the pool. test_limits
+        # shrinks the pool where the pool is the subject.
         db_pool_size=25,
-        db_max_overflow=5,
+        db_max_overflow=30,
+        db_pool_timeout_seconds=15,
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from library.books.domain.repository import BookRepository
+from shared.idempotency import IdempotencyStore
 from shared.unit_of_work import UnitOfWork
 
 
@@ -15,6 +16,7 @@ class BooksUnitOfWork(UnitOfWork, Protocol):
     """A transaction over the books' repository."""
 
     books: BookRepository
+    idempotency: IdempotencyStore
 
 
 @dataclass(frozen=True, slots=True)
