@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncAttrs,
@@ -16,9 +17,10 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import DateTime
 
-from shared.errors import ConcurrentUpdateError
+from shared.errors import ConcurrentUpdateError, ServiceUnavailableError
 from shared.settings import Settings
 
 # One naming convention for every constraint, so migrations name them predictably.
@@ -38,15 +40,44 @@ class Base(AsyncAttrs, DeclarativeBase):
     type_annotation_map = {datetime: DateTime(timezone=True)}  # noqa: RUF012
 
 
+class DatabaseUnavailableError(ServiceUnavailableError):
+    """No connection to the database could be opened (down, restarting, refusing, too busy)."""
+
+    code = "database-unavailable"
+    title = "Service unavailable"
+
+
+def _connect_or_unavailable(
+    dialect: Dialect, _record: ConnectionPoolEntry, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    """Open a DBAPI connection; any failure to do so is a DatabaseUnavailableError (503).
+
+    asyncpg's connect errors reach the caller unwrapped by SQLAlchemy: a missing Unix socket
+    (FileNotFoundError), "the database system is starting up" (CannotConnectNowError), "too
+    many clients"... Each means the same to a client: retry later.
+    """
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except Exception as exc:
+        raise DatabaseUnavailableError(
+            "The database is unavailable or overloaded; retry later."
+        ) from exc
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
-    """An asyncpg engine with a bounded pool and server-side timeouts."""
+    """An asyncpg engine with a bounded pool and server-side timeouts.
+
+    Lost connections heal by themselves: ``pool_pre_ping`` replaces a pooled connection that
+    died while idle (killed backend, restarted server) before a request gets it, and an error
+    on a connection lost mid-request invalidates the pool's older connections too.
+    """
     server_settings = {
-        "application_name": "library",
+        "application_name": settings.db_application_name,
         "statement_timeout": str(settings.db_statement_timeout_ms),
         "idle_in_transaction_session_timeout": str(max(settings.db_statement_timeout_ms * 2, 0)),
         "timezone": "UTC",
     }
-    return create_async_engine(
+    engine = create_async_engine(
         settings.require_database_url(),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -59,6 +90,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
             "server_settings": server_settings,
         },
     )
+    event.listen(engine.sync_engine, "do_connect", _connect_or_unavailable)
+    return engine
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
     db_echo: bool = False
+    # How the app's sessions show in pg_stat_activity (lets operators and tests single them out).
+    db_application_name: str = Field(default="library", min_length=1, max_length=63)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
