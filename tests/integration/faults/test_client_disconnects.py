@@ -22,6 +22,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 
 from shared.settings import Settings
 from tests.integration.faults.common import (
@@ -68,10 +69,11 @@ def engine_of(app: FastAPI) -> AsyncEngine:
 
 async def assert_nothing_leaked(app: FastAPI, database_url: str, application_name: str) -> None:
     """No pooled connection checked out, no session of the app in (or idle in) a transaction."""
-    engine = engine_of(app)
+    pool = engine_of(app).pool
+    assert isinstance(pool, QueuePool)
 
     async def settled() -> bool:
-        return engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        return pool.checkedout() == 0
 
     # A request whose client left may still be finishing its work: give it a moment.
     await wait_for(settled, seconds=10, what="every connection back in the pool")
@@ -84,7 +86,7 @@ async def assert_nothing_leaked(app: FastAPI, database_url: str, application_nam
     assert "idle in transaction" not in states, states
     assert "idle in transaction (aborted)" not in states, states
     assert "active" not in states, states
-    assert len(states) <= engine.pool.size() + engine.pool._max_overflow  # type: ignore[attr-defined]
+    assert len(states) <= pool.size() + max(pool.overflow(), 0)
 
 
 async def still_serves(client: httpx.AsyncClient, author_ids: list[str]) -> None:
