@@ -76,6 +76,42 @@ class ConcurrentUpdateError(ConflictError):
         return cls(f"{kind} {resource_id} was changed or removed by another request; reload it.")
 
 
+class PreconditionFailedError(DomainError):
+    """The client's If-Match names a version the resource no longer (or never) had."""
+
+    code = "precondition-failed"
+    title = "Precondition failed"
+
+    @classmethod
+    def of(cls, kind: str, resource_id: object) -> PreconditionFailedError:
+        """The error for resource ``kind`` (e.g. "Book") with id ``resource_id``."""
+        return cls(
+            f"{kind} {resource_id} is not at the version If-Match names: it was changed; "
+            "GET it again and retry with its current ETag."
+        )
+
+
+class PreconditionRequiredError(DomainError):
+    """A conditional-only request (PATCH, DELETE) came without If-Match."""
+
+    code = "precondition-required"
+    title = "Precondition required"
+
+
+class IdempotencyKeyInUseError(ConflictError):
+    """A request with the same Idempotency-Key is still being processed."""
+
+    code = "idempotency-key-in-use"
+    title = "Request with this Idempotency-Key in progress"
+
+
+class IdempotencyKeyReusedError(RuleViolationError):
+    """The Idempotency-Key was already used for a request with another body."""
+
+    code = "idempotency-key-reused"
+    title = "Idempotency-Key reused with another request"
+
+
 class ServiceUnavailableError(DomainError):
     """A dependency (the database) cannot serve now; the client may retry later."""
 

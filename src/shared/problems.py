@@ -26,6 +26,8 @@ from shared.errors import (
     DomainError,
     FieldError,
     NotFoundError,
+    PreconditionFailedError,
+    PreconditionRequiredError,
     RuleViolationError,
     ServiceUnavailableError,
 )
@@ -61,13 +63,17 @@ _STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
     (NotFoundError, 404),
     (ConflictError, 409),
     (RuleViolationError, 422),
+    (PreconditionFailedError, 412),
+    (PreconditionRequiredError, 428),
     (ServiceUnavailableError, 503),
 ]
 
 _DESCRIPTIONS = {
     404: "Not found",
     409: "Conflict with the current state",
+    412: "Precondition failed: If-Match does not name the current version; nothing changed",
     422: "Validation error",
+    428: "Precondition required: send If-Match with the ETag you read; nothing changed",
     503: "The database is unavailable; retry later",
 }
 

@@ -8,14 +8,19 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.idempotency_store import SqlAlchemyIdempotencyStore
+
 
 class SqlAlchemyUnitOfWork(ABC):
     """Opens a session on enter, binds the context's repositories to it, closes it on exit.
 
     Repositories only add and flush; ``commit()`` here is the only commit. Closing the session
     without a commit rolls the transaction back and returns the connection to the pool.
-    A unit of work is not re-entrant and is never shared between tasks.
+    A unit of work is not re-entrant and is never shared between tasks. Every unit of work
+    carries the Idempotency-Key store, so a use case records its key in its own transaction.
     """
+
+    idempotency: SqlAlchemyIdempotencyStore
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
@@ -35,6 +40,7 @@ class SqlAlchemyUnitOfWork(ABC):
         if self._session is not None:
             raise RuntimeError("a unit of work cannot be entered twice")
         self._session = self._session_factory()
+        self.idempotency = SqlAlchemyIdempotencyStore(self._session)
         self._bind_repositories(self._session)
         return self
 

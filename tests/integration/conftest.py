@@ -18,7 +18,7 @@ from shared.db import create_engine, create_session_factory
 from shared.settings import Settings
 from tests.integration.postgres import Server, provide_server
 
-TABLES = ("book_authors", "books", "authors")
+TABLES = ("book_authors", "books", "authors", "idempotency_keys")
 
 _source: list[str] = []
 

@@ -46,3 +46,12 @@ def assert_problem(
 
 def error_locs(body: dict[str, Any]) -> list[list[str | int]]:
     return [error["loc"] for error in body["errors"]]
+
+
+async def if_match(client: httpx.AsyncClient, url: str) -> dict[str, str]:
+    """An If-Match header naming the resource's current ETag (read with a GET).
+
+    For a resource that does not exist, a made-up tag: the write answers 404 (or 422) anyway.
+    """
+    response = await client.get(url)
+    return {"If-Match": response.headers.get("ETag", '"1"')}

@@ -7,14 +7,18 @@ import uuid
 import httpx
 
 from shared.pagination import encode_cursor
-from tests.integration.helpers import API, assert_problem, create_author, create_book
+from tests.integration.helpers import API, assert_problem, create_author, create_book, if_match
 
 
 async def test_nul_characters_are_refused_everywhere_text_goes(client: httpx.AsyncClient) -> None:
     author = await create_author(client, "Plain")
     cases = [
         client.post(f"{API}/authors", json={"name": "a\u0000b"}),
-        client.patch(f"{API}/authors/{author['id']}", json={"bio": "x\u0000y"}),
+        client.patch(
+            f"{API}/authors/{author['id']}",
+            json={"bio": "x\u0000y"},
+            headers=await if_match(client, f"{API}/authors/{author['id']}"),
+        ),
         client.post(f"{API}/books", json={"title": "a\u0000", "author_ids": [author["id"]]}),
         client.post(
             f"{API}/books", json={"title": "T", "author_ids": [author["id"]], "language": "\u0000"}

@@ -31,6 +31,7 @@ from tests.fakes import (
     FakeBookCatalog,
     FakeBooksUnitOfWork,
 )
+from tests.integration.helpers import if_match
 
 API = "/api/v1"
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
@@ -238,7 +239,9 @@ async def test_an_authors_books_are_listed(api: Api) -> None:
 async def test_patch_changes_only_the_fields_it_is_given(api: Api) -> None:
     author = await api.create_author("Octavia Butler", birth_year=1947, bio="Kindred")
     response = await api.client.patch(
-        f"{API}/authors/{author['id']}", json={"name": "Octavia E. Butler"}
+        f"{API}/authors/{author['id']}",
+        json={"name": "Octavia E. Butler"},
+        headers=await if_match(api.client, f"{API}/authors/{author['id']}"),
     )
     assert response.status_code == 200, response.text
     patched = response.json()
@@ -252,7 +255,11 @@ async def test_patch_changes_only_the_fields_it_is_given(api: Api) -> None:
 
 async def test_patch_with_an_explicit_null_clears_the_bio(api: Api) -> None:
     author = await api.create_author("Octavia E. Butler", birth_year=1947, bio="Kindred")
-    response = await api.client.patch(f"{API}/authors/{author['id']}", json={"bio": None})
+    response = await api.client.patch(
+        f"{API}/authors/{author['id']}",
+        json={"bio": None},
+        headers=await if_match(api.client, f"{API}/authors/{author['id']}"),
+    )
     assert response.status_code == 200, response.text
     patched = response.json()
     assert (patched["name"], patched["birth_year"], patched["bio"]) == (
@@ -265,7 +272,9 @@ async def test_patch_with_an_explicit_null_clears_the_bio(api: Api) -> None:
 async def test_patch_without_changes_keeps_the_version(api: Api) -> None:
     author = await api.create_author("Octavia E. Butler", bio="Kindred")
     response = await api.client.patch(
-        f"{API}/authors/{author['id']}", json={"name": " Octavia E. Butler "}
+        f"{API}/authors/{author['id']}",
+        json={"name": " Octavia E. Butler "},
+        headers=await if_match(api.client, f"{API}/authors/{author['id']}"),
     )
     assert response.status_code == 200
     assert response.json()["version"] == 1
@@ -274,7 +283,11 @@ async def test_patch_without_changes_keeps_the_version(api: Api) -> None:
 
 async def test_patch_with_a_null_name_is_a_422_problem(api: Api) -> None:
     author = await api.create_author("Kept Name")
-    response = await api.client.patch(f"{API}/authors/{author['id']}", json={"name": None})
+    response = await api.client.patch(
+        f"{API}/authors/{author['id']}",
+        json={"name": None},
+        headers=await if_match(api.client, f"{API}/authors/{author['id']}"),
+    )
     assert ["body", "name"] in error_locs(assert_problem(response, 422))
     assert (await api.client.get(f"{API}/authors/{author['id']}")).json() == author
 
@@ -282,7 +295,11 @@ async def test_patch_with_a_null_name_is_a_422_problem(api: Api) -> None:
 async def test_patch_of_a_book_keeps_absent_fields_and_null_clears_the_isbn(api: Api) -> None:
     author = await api.create_author()
     book = await api.create_book("Old", [author["id"]], isbn="9780306406157", publication_year=1974)
-    response = await api.client.patch(f"{API}/books/{book['id']}", json={"title": "New"})
+    response = await api.client.patch(
+        f"{API}/books/{book['id']}",
+        json={"title": "New"},
+        headers=await if_match(api.client, f"{API}/books/{book['id']}"),
+    )
     assert response.status_code == 200, response.text
     patched = response.json()
     assert (patched["title"], patched["isbn13"], patched["publication_year"]) == (
@@ -291,7 +308,13 @@ async def test_patch_of_a_book_keeps_absent_fields_and_null_clears_the_isbn(api:
         1974,
     )
     assert patched["authors"] == book["authors"]
-    cleared = (await api.client.patch(f"{API}/books/{book['id']}", json={"isbn": None})).json()
+    cleared = (
+        await api.client.patch(
+            f"{API}/books/{book['id']}",
+            json={"isbn": None},
+            headers=await if_match(api.client, f"{API}/books/{book['id']}"),
+        )
+    ).json()
     assert (cleared["title"], cleared["isbn13"], cleared["version"]) == ("New", None, 3)
 
 
@@ -301,7 +324,11 @@ async def test_patch_of_a_book_with_a_null_required_field_is_a_422_problem(
 ) -> None:
     author = await api.create_author()
     book = await api.create_book("Kept", [author["id"]])
-    response = await api.client.patch(f"{API}/books/{book['id']}", json={field: None})
+    response = await api.client.patch(
+        f"{API}/books/{book['id']}",
+        json={field: None},
+        headers=await if_match(api.client, f"{API}/books/{book['id']}"),
+    )
     assert ["body", field] in error_locs(assert_problem(response, 422))
     assert (await api.client.get(f"{API}/books/{book['id']}")).json() == book
 
@@ -321,7 +348,9 @@ async def test_an_unknown_body_field_is_a_422_naming_it(api: Api) -> None:
 async def test_an_unknown_field_in_a_patch_is_a_422_naming_it(api: Api) -> None:
     author = await api.create_author()
     response = await api.client.patch(
-        f"{API}/authors/{author['id']}", json={"name": "Changed", "version": 9}
+        f"{API}/authors/{author['id']}",
+        json={"name": "Changed", "version": 9},
+        headers=await if_match(api.client, f"{API}/authors/{author['id']}"),
     )
     assert ["body", "version"] in error_locs(assert_problem(response, 422))
     assert (await api.client.get(f"{API}/authors/{author['id']}")).json() == author
@@ -412,7 +441,8 @@ ERRORS = [
 
 async def test_every_error_is_a_problem_about_its_request_path(api: Api) -> None:
     for method, path, status in ERRORS:
-        body = assert_problem(await api.client.request(method, path), status)
+        response = await api.client.request(method, path, headers={"If-Match": '"1"'})
+        body = assert_problem(response, status)
         assert "?" not in body["instance"], path
 
 
@@ -421,7 +451,10 @@ async def test_every_error_is_a_problem_about_its_request_path(api: Api) -> None
 
 async def test_deleting_an_author_answers_204_with_no_body(api: Api) -> None:
     author = await api.create_author()
-    response = await api.client.delete(f"{API}/authors/{author['id']}")
+    response = await api.client.delete(
+        f"{API}/authors/{author['id']}",
+        headers=await if_match(api.client, f"{API}/authors/{author['id']}"),
+    )
     assert response.status_code == 204
     assert response.content == b""
     assert_problem(await api.client.get(f"{API}/authors/{author['id']}"), 404)
@@ -430,7 +463,9 @@ async def test_deleting_an_author_answers_204_with_no_body(api: Api) -> None:
 async def test_deleting_a_book_answers_204_with_no_body(api: Api) -> None:
     author = await api.create_author()
     book = await api.create_book("Short-lived", [author["id"]])
-    response = await api.client.delete(f"{API}/books/{book['id']}")
+    response = await api.client.delete(
+        f"{API}/books/{book['id']}", headers=await if_match(api.client, f"{API}/books/{book['id']}")
+    )
     assert response.status_code == 204
     assert response.content == b""
     assert_problem(await api.client.get(f"{API}/books/{book['id']}"), 404)
@@ -439,11 +474,27 @@ async def test_deleting_a_book_answers_204_with_no_body(api: Api) -> None:
 async def test_deleting_an_author_with_books_is_a_409_problem(api: Api) -> None:
     author = await api.create_author()
     book = await api.create_book("Keeps Its Author", [author["id"]])
-    assert_problem(await api.client.delete(f"{API}/authors/{author['id']}"), 409)
+    assert_problem(
+        await api.client.delete(
+            f"{API}/authors/{author['id']}",
+            headers=await if_match(api.client, f"{API}/authors/{author['id']}"),
+        ),
+        409,
+    )
     assert (await api.client.get(f"{API}/authors/{author['id']}")).status_code == 200
     # Once the book is gone, so may the author be.
-    assert (await api.client.delete(f"{API}/books/{book['id']}")).status_code == 204
-    assert (await api.client.delete(f"{API}/authors/{author['id']}")).status_code == 204
+    assert (
+        await api.client.delete(
+            f"{API}/books/{book['id']}",
+            headers=await if_match(api.client, f"{API}/books/{book['id']}"),
+        )
+    ).status_code == 204
+    assert (
+        await api.client.delete(
+            f"{API}/authors/{author['id']}",
+            headers=await if_match(api.client, f"{API}/authors/{author['id']}"),
+        )
+    ).status_code == 204
 
 
 # --- lists --------------------------------------------------------------------------------

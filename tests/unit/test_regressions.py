@@ -63,7 +63,7 @@ async def test_a_deeply_nested_cursor_is_a_422_not_a_500(client: httpx.AsyncClie
 
 async def test_a_500_still_carries_the_request_id(client: httpx.AsyncClient) -> None:
     response = await client.delete(
-        f"/api/v1/authors/{uuid.uuid4()}", headers={"X-Request-ID": "trace-me"}
+        f"/api/v1/authors/{uuid.uuid4()}", headers={"X-Request-ID": "trace-me", "If-Match": '"1"'}
     )
     assert response.status_code == 500
     assert response.headers.get("x-request-id") == "trace-me"

@@ -2,8 +2,9 @@
 
 from library.authors.infrastructure import models as authors_models
 from library.books.infrastructure import models as books_models
+from shared import idempotency_store as idempotency_models
 from shared.db import Base
 
 metadata = Base.metadata
 
-__all__ = ["authors_models", "books_models", "metadata"]
+__all__ = ["authors_models", "books_models", "idempotency_models", "metadata"]

@@ -10,7 +10,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Message, Receive, Scope, Send
 
-from tests.integration.helpers import API, assert_problem, create_author, create_book, error_locs
+from tests.integration.helpers import (
+    API,
+    assert_problem,
+    create_author,
+    create_book,
+    error_locs,
+    if_match,
+)
 
 
 async def test_create_returns_201_with_location_and_the_stored_author(
@@ -96,7 +103,9 @@ async def test_patch_changes_only_the_given_fields_and_bumps_the_version(
 ) -> None:
     author = await create_author(client, "Mary Shelley", birth_year=1797, bio="Frankenstein")
     url = f"{API}/authors/{author['id']}"
-    response = await client.patch(url, json={"death_year": 1851})
+    response = await client.patch(
+        url, json={"death_year": 1851}, headers=await if_match(client, url)
+    )
     assert response.status_code == 200
     body = response.json()
     assert (body["name"], body["birth_year"], body["death_year"], body["bio"]) == (
@@ -107,9 +116,11 @@ async def test_patch_changes_only_the_given_fields_and_bumps_the_version(
     )
     assert body["version"] == 2
     assert body["updated_at"] > author["updated_at"]
-    cleared = (await client.patch(url, json={"bio": None})).json()
+    cleared = (
+        await client.patch(url, json={"bio": None}, headers=await if_match(client, url))
+    ).json()
     assert (cleared["bio"], cleared["version"]) == (None, 3)
-    unchanged = (await client.patch(url, json={})).json()
+    unchanged = (await client.patch(url, json={}, headers=await if_match(client, url))).json()
     assert unchanged["version"] == 3
     assert (await client.get(url)).json() == unchanged
 
@@ -117,21 +128,37 @@ async def test_patch_changes_only_the_given_fields_and_bumps_the_version(
 async def test_patch_rejects_bad_input_and_changes_nothing(client: httpx.AsyncClient) -> None:
     author = await create_author(client, "Jane Austen", birth_year=1775)
     url = f"{API}/authors/{author['id']}"
-    assert_problem(await client.patch(url, json={"name": None}), 422)
-    assert_problem(await client.patch(url, json={"death_year": 1700}), 422)
-    assert_problem(await client.patch(url, json={"created_at": "2020-01-01T00:00:00Z"}), 422)
-    assert_problem(await client.patch(f"{API}/authors/{uuid.uuid4()}", json={"name": "X"}), 404)
+    assert_problem(
+        await client.patch(url, json={"name": None}, headers=await if_match(client, url)), 422
+    )
+    assert_problem(
+        await client.patch(url, json={"death_year": 1700}, headers=await if_match(client, url)), 422
+    )
+    assert_problem(
+        await client.patch(
+            url, json={"created_at": "2020-01-01T00:00:00Z"}, headers=await if_match(client, url)
+        ),
+        422,
+    )
+    assert_problem(
+        await client.patch(
+            f"{API}/authors/{uuid.uuid4()}",
+            json={"name": "X"},
+            headers=await if_match(client, f"{API}/authors/{uuid.uuid4()}"),
+        ),
+        404,
+    )
     assert (await client.get(url)).json() == author
 
 
 async def test_delete_is_204_then_404(client: httpx.AsyncClient) -> None:
     author = await create_author(client, "Ephemeral")
     url = f"{API}/authors/{author['id']}"
-    response = await client.delete(url)
+    response = await client.delete(url, headers=await if_match(client, url))
     assert response.status_code == 204
     assert response.content == b""
     assert_problem(await client.get(url), 404)
-    assert_problem(await client.delete(url), 404)
+    assert_problem(await client.delete(url, headers=await if_match(client, url)), 404)
 
 
 async def test_deleting_an_author_with_books_is_409_and_deletes_nothing(
@@ -139,11 +166,27 @@ async def test_deleting_an_author_with_books_is_409_and_deletes_nothing(
 ) -> None:
     author = await create_author(client, "Credited")
     book = await create_book(client, "Still Here", [author["id"]])
-    assert_problem(await client.delete(f"{API}/authors/{author['id']}"), 409, "author-has-books")
+    assert_problem(
+        await client.delete(
+            f"{API}/authors/{author['id']}",
+            headers=await if_match(client, f"{API}/authors/{author['id']}"),
+        ),
+        409,
+        "author-has-books",
+    )
     assert (await client.get(f"{API}/authors/{author['id']}")).status_code == 200
     assert (await client.get(f"{API}/books/{book['id']}")).status_code == 200
-    assert (await client.delete(f"{API}/books/{book['id']}")).status_code == 204
-    assert (await client.delete(f"{API}/authors/{author['id']}")).status_code == 204
+    assert (
+        await client.delete(
+            f"{API}/books/{book['id']}", headers=await if_match(client, f"{API}/books/{book['id']}")
+        )
+    ).status_code == 204
+    assert (
+        await client.delete(
+            f"{API}/authors/{author['id']}",
+            headers=await if_match(client, f"{API}/authors/{author['id']}"),
+        )
+    ).status_code == 204
 
 
 async def test_search_is_a_case_insensitive_literal_substring(client: httpx.AsyncClient) -> None:

@@ -8,7 +8,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.helpers import API, assert_problem, create_author, create_book, error_locs
+from tests.integration.helpers import (
+    API,
+    assert_problem,
+    create_author,
+    create_book,
+    error_locs,
+    if_match,
+)
 
 
 @pytest.fixture
@@ -115,7 +122,11 @@ async def test_the_same_isbn_twice_is_409(
     )
     assert_problem(response, 409, "duplicate-isbn")
     other = await create_book(client, "Third", a)
-    patch = await client.patch(f"{API}/books/{other['id']}", json={"isbn": "978-0-575-04800-3"})
+    patch = await client.patch(
+        f"{API}/books/{other['id']}",
+        json={"isbn": "978-0-575-04800-3"},
+        headers=await if_match(client, f"{API}/books/{other['id']}"),
+    )
     assert_problem(patch, 409, "duplicate-isbn")
 
 
@@ -125,7 +136,9 @@ async def test_patch_replaces_authors_and_keeps_the_rest(
     a, b, c = (x["id"] for x in authors)
     book = await create_book(client, "Reordered", [a, b], publication_year=2000, language="en")
     url = f"{API}/books/{book['id']}"
-    response = await client.patch(url, json={"author_ids": [c, a]})
+    response = await client.patch(
+        url, json={"author_ids": [c, a]}, headers=await if_match(client, url)
+    )
     assert response.status_code == 200
     body = response.json()
     assert [x["id"] for x in body["authors"]] == [c, a]
@@ -135,23 +148,45 @@ async def test_patch_replaces_authors_and_keeps_the_rest(
         "en",
         2,
     )
-    cleared = (await client.patch(url, json={"publication_year": None, "language": None})).json()
+    cleared = (
+        await client.patch(
+            url,
+            json={"publication_year": None, "language": None},
+            headers=await if_match(client, url),
+        )
+    ).json()
     assert (cleared["publication_year"], cleared["language"], cleared["version"]) == (None, None, 3)
     assert (await client.get(url)).json() == cleared
-    assert_problem(await client.patch(url, json={"author_ids": None}), 422)
-    assert_problem(await client.patch(url, json={"title": None}), 422)
     assert_problem(
-        await client.patch(url, json={"author_ids": [str(uuid.uuid4())]}), 422, "unknown-authors"
+        await client.patch(url, json={"author_ids": None}, headers=await if_match(client, url)), 422
     )
-    assert_problem(await client.patch(url, json={"version": 99}), 422)
     assert_problem(
-        await client.patch(f"{API}/books/{uuid.uuid4()}", json={"title": "X"}),
+        await client.patch(url, json={"title": None}, headers=await if_match(client, url)), 422
+    )
+    assert_problem(
+        await client.patch(
+            url, json={"author_ids": [str(uuid.uuid4())]}, headers=await if_match(client, url)
+        ),
+        422,
+        "unknown-authors",
+    )
+    assert_problem(
+        await client.patch(url, json={"version": 99}, headers=await if_match(client, url)), 422
+    )
+    assert_problem(
+        await client.patch(
+            f"{API}/books/{uuid.uuid4()}",
+            json={"title": "X"},
+            headers=await if_match(client, f"{API}/books/{uuid.uuid4()}"),
+        ),
         404,
         "book-not-found",
     )
     assert (await client.get(url)).json() == cleared
     unknown_book_and_authors = await client.patch(
-        f"{API}/books/{uuid.uuid4()}", json={"author_ids": [str(uuid.uuid4())]}
+        f"{API}/books/{uuid.uuid4()}",
+        json={"author_ids": [str(uuid.uuid4())]},
+        headers=await if_match(client, f"{API}/books/{uuid.uuid4()}"),
     )
     assert_problem(unknown_book_and_authors, 404, "book-not-found")
 
@@ -161,11 +196,16 @@ async def test_delete_is_204_then_404(
 ) -> None:
     book = await create_book(client, "Doomed", [authors[0]["id"]])
     url = f"{API}/books/{book['id']}"
-    response = await client.delete(url)
+    response = await client.delete(url, headers=await if_match(client, url))
     assert (response.status_code, response.content) == (204, b"")
     assert_problem(await client.get(url), 404, "book-not-found")
-    assert_problem(await client.delete(url), 404)
-    assert_problem(await client.delete(f"{API}/books/not-a-uuid"), 422)
+    assert_problem(await client.delete(url, headers=await if_match(client, url)), 404)
+    assert_problem(
+        await client.delete(
+            f"{API}/books/not-a-uuid", headers=await if_match(client, f"{API}/books/not-a-uuid")
+        ),
+        422,
+    )
 
 
 async def test_filters_and_sorts(client: httpx.AsyncClient, authors: list[dict[str, Any]]) -> None:

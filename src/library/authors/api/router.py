@@ -9,15 +9,30 @@ from pydantic import AfterValidator
 
 from library.authors.api.schemas import AuthorCreate, AuthorOut, AuthorPatch
 from library.authors.application.services import AuthorService, RegisterAuthor, ReviseAuthor
-from library.authors.domain.model import NAME_MAX_LENGTH
+from library.authors.domain.model import NAME_MAX_LENGTH, Author
 from shared.api import PageOut, domain_rule
+from shared.http import (
+    NOT_MODIFIED,
+    IdempotencyKeyHeader,
+    IfNoneMatchHeader,
+    created,
+    etag,
+    idempotency,
+    not_modified,
+    parse_if_match,
+    required,
+    send,
+)
+from shared.idempotency import StoredResponse
 from shared.pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
+from shared.preconditions import IfMatch
 from shared.problems import problem_responses
 from shared.values import search_text
 
 router = APIRouter(prefix="/authors", tags=["authors"])
 
 Service = Annotated[AuthorService, Depends(Provide["authors.service"])]
+IfMatchParam = Annotated[IfMatch | None, Depends(parse_if_match)]
 
 
 @router.post(
@@ -28,12 +43,22 @@ Service = Annotated[AuthorService, Depends(Provide["authors.service"])]
 )
 @inject
 async def create_author(
-    body: AuthorCreate, request: Request, response: Response, service: Service
-) -> AuthorOut:
-    """Add an author to the catalog."""
-    author = await service.register_author(RegisterAuthor(**body.values()))
-    response.headers["Location"] = request.url_for("get_author", author_id=author.id).path
-    return AuthorOut.model_validate(author)
+    body: AuthorCreate,
+    request: Request,
+    service: Service,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Add an author to the catalog (safe to retry with an Idempotency-Key)."""
+
+    def respond(author: Author) -> StoredResponse:
+        location = request.url_for("get_author", author_id=author.id).path
+        return created(AuthorOut.model_validate(author), location=location, version=author.version)
+
+    command = RegisterAuthor(**body.values())
+    once = idempotency(request, idempotency_key, body, respond)
+    if once is None:
+        return send(respond(await service.register_author(command)))
+    return send(await service.register_author(command, once))
 
 
 @router.get("", response_model=PageOut[AuthorOut], responses=problem_responses(422, 503))
@@ -58,31 +83,55 @@ async def list_authors(
     )
 
 
-@router.get("/{author_id}", response_model=AuthorOut, responses=problem_responses(404, 422, 503))
+@router.get(
+    "/{author_id}",
+    response_model=AuthorOut,
+    responses={**NOT_MODIFIED, **problem_responses(404, 422, 503)},
+)
 @inject
-async def get_author(author_id: uuid.UUID, service: Service) -> AuthorOut:
-    """One author."""
-    return AuthorOut.model_validate(await service.get_author(author_id))
+async def get_author(
+    author_id: uuid.UUID,
+    response: Response,
+    service: Service,
+    if_none_match: IfNoneMatchHeader = None,
+) -> AuthorOut | Response:
+    """One author; their ETag is their version."""
+    author = await service.get_author(author_id)
+    unchanged = not_modified(if_none_match, author.version)
+    if unchanged is not None:
+        return unchanged
+    response.headers["ETag"] = etag(author.version)
+    return AuthorOut.model_validate(author)
 
 
 @router.patch(
-    "/{author_id}", response_model=AuthorOut, responses=problem_responses(404, 409, 422, 503)
+    "/{author_id}",
+    response_model=AuthorOut,
+    responses=problem_responses(404, 409, 412, 422, 428, 503),
 )
 @inject
-async def update_author(author_id: uuid.UUID, body: AuthorPatch, service: Service) -> AuthorOut:
-    """Change some of an author's fields."""
-    return AuthorOut.model_validate(
-        await service.revise_author(author_id, ReviseAuthor(**body.given()))
+async def update_author(
+    author_id: uuid.UUID,
+    body: AuthorPatch,
+    response: Response,
+    service: Service,
+    if_match: IfMatchParam,
+) -> AuthorOut:
+    """Change some of an author's fields (If-Match required)."""
+    author = await service.revise_author(
+        author_id, ReviseAuthor(**body.given()), required(if_match)
     )
+    response.headers["ETag"] = etag(author.version)
+    return AuthorOut.model_validate(author)
 
 
 @router.delete(
     "/{author_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(404, 409, 422, 503),
+    responses=problem_responses(404, 409, 412, 422, 428, 503),
 )
 @inject
-async def delete_author(author_id: uuid.UUID, service: Service) -> Response:
-    """Remove an author who is credited on no book."""
-    await service.delete_author(author_id)
+async def delete_author(author_id: uuid.UUID, service: Service, if_match: IfMatchParam) -> Response:
+    """Remove an author who is credited on no book (If-Match required)."""
+    await service.delete_author(author_id, required(if_match))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

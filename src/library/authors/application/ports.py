@@ -6,6 +6,7 @@ import uuid
 from typing import Protocol
 
 from library.authors.domain.repository import AuthorRepository
+from shared.idempotency import IdempotencyStore
 from shared.unit_of_work import UnitOfWork
 
 
@@ -13,6 +14,7 @@ class AuthorsUnitOfWork(UnitOfWork, Protocol):
     """A transaction over the authors' repository."""
 
     authors: AuthorRepository
+    idempotency: IdempotencyStore
 
 
 class BookCatalog(Protocol):

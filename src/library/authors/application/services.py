@@ -6,12 +6,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import overload
 
 from library.authors.application.ports import AuthorsUnitOfWork, BookCatalog
 from library.authors.domain.errors import AuthorHasBooksError, AuthorNotFoundError
 from library.authors.domain.model import Author
 from library.authors.domain.repository import AuthorQuery
+from shared.idempotency import Idempotency, StoredResponse, perform_once
 from shared.pagination import Page, decode_cursor, encode_cursor, key_str, key_uuid
+from shared.preconditions import ANY_VERSION, IfMatch
 from shared.values import UNSET, Unset, utc_now
 
 _CURSOR_KIND = "authors:name"
@@ -50,19 +53,41 @@ class AuthorService:
         self._books = books
         self._clock = clock
 
-    async def register_author(self, command: RegisterAuthor) -> Author:
-        """Create an author."""
+    @overload
+    async def register_author(self, command: RegisterAuthor, once: None = None) -> Author: ...
+
+    @overload
+    async def register_author(
+        self, command: RegisterAuthor, once: Idempotency[Author]
+    ) -> StoredResponse: ...
+
+    async def register_author(
+        self, command: RegisterAuthor, once: Idempotency[Author] | None = None
+    ) -> Author | StoredResponse:
+        """Create an author.
+
+        With ``once``, the response is recorded under the client's key in the same transaction,
+        and a repeat of the request gets that response instead of a second author.
+        """
+        now = self._clock()
         author = Author.register(
             name=command.name,
             birth_year=command.birth_year,
             death_year=command.death_year,
             bio=command.bio,
-            now=self._clock(),
+            now=now,
         )
         async with self._uow as uow:
-            await uow.authors.add(author)
+
+            async def write() -> Author:
+                await uow.authors.add(author)
+                return author
+
+            result = await (
+                write() if once is None else perform_once(uow.idempotency, once, now, write)
+            )
             await uow.commit()
-        return author
+        return result
 
     async def get_author(self, author_id: uuid.UUID) -> Author:
         """The author with this id; AuthorNotFoundError if there is none."""
@@ -85,10 +110,14 @@ class AuthorService:
         )
         return Page(items=items, next_cursor=next_cursor)
 
-    async def revise_author(self, author_id: uuid.UUID, command: ReviseAuthor) -> Author:
-        """Apply a partial update; the version grows only when something changed."""
+    async def revise_author(
+        self, author_id: uuid.UUID, command: ReviseAuthor, if_match: IfMatch = ANY_VERSION
+    ) -> Author:
+        """Apply a partial update to the version ``if_match`` accepts; the version grows only
+        when something changed (PreconditionFailedError if the author is at another version)."""
         async with self._uow as uow:
             author = await self._require(uow, author_id)
+            if_match.check("Author", author_id, author.version)
             changed = author.revise(
                 name=command.name,
                 birth_year=command.birth_year,
@@ -97,20 +126,24 @@ class AuthorService:
                 now=self._clock(),
             )
             if changed:
-                await uow.authors.update(author)
+                with if_match.guard("Author", author_id):
+                    await uow.authors.update(author)
                 await uow.commit()
         return author
 
-    async def delete_author(self, author_id: uuid.UUID) -> None:
-        """Remove an author who is credited on no book (AuthorHasBooksError otherwise)."""
+    async def delete_author(self, author_id: uuid.UUID, if_match: IfMatch = ANY_VERSION) -> None:
+        """Remove an author who is credited on no book (AuthorHasBooksError otherwise), if they
+        are at a version ``if_match`` accepts."""
         # Asked before the transaction opens, so a request never holds two pooled connections.
         # A book credited in between is still caught: the foreign key refuses the delete.
         has_books = await self._books.author_has_books(author_id)
         async with self._uow as uow:
             author = await self._require(uow, author_id)
+            if_match.check("Author", author_id, author.version)
             if has_books:
                 raise AuthorHasBooksError(author_id)
-            await uow.authors.delete(author)
+            with if_match.guard("Author", author_id):
+                await uow.authors.delete(author)
             await uow.commit()
 
     @staticmethod

@@ -13,13 +13,28 @@ from library.books.api.schemas import (
     BookPatch,
     BookSearchParams,
 )
-from library.books.application.services import AddBook, BookService, ReviseBook
+from library.books.application.services import AddBook, BookService, BookView, ReviseBook
 from shared.api import PageOut
+from shared.http import (
+    NOT_MODIFIED,
+    IdempotencyKeyHeader,
+    IfNoneMatchHeader,
+    created,
+    etag,
+    idempotency,
+    not_modified,
+    parse_if_match,
+    required,
+    send,
+)
+from shared.idempotency import StoredResponse
+from shared.preconditions import IfMatch
 from shared.problems import problem_responses
 
 router = APIRouter(tags=["books"])
 
 Service = Annotated[BookService, Depends(Provide["books.service"])]
+IfMatchParam = Annotated[IfMatch | None, Depends(parse_if_match)]
 
 
 @router.post(
@@ -30,12 +45,22 @@ Service = Annotated[BookService, Depends(Provide["books.service"])]
 )
 @inject
 async def create_book(
-    body: BookCreate, request: Request, response: Response, service: Service
-) -> BookOut:
-    """Add a book crediting existing authors."""
-    view = await service.add_book(AddBook(**body.values()))
-    response.headers["Location"] = request.url_for("get_book", book_id=view.book.id).path
-    return BookOut.of(view)
+    body: BookCreate,
+    request: Request,
+    service: Service,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Add a book crediting existing authors (safe to retry with an Idempotency-Key)."""
+
+    def respond(view: BookView) -> StoredResponse:
+        location = request.url_for("get_book", book_id=view.book.id).path
+        return created(BookOut.of(view), location=location, version=view.book.version)
+
+    command = AddBook(**body.values())
+    once = idempotency(request, idempotency_key, body, respond)
+    if once is None:
+        return send(respond(await service.add_book(command)))
+    return send(await service.add_book(command, once))
 
 
 @router.get("/books", response_model=PageOut[BookOut], responses=problem_responses(422, 503))
@@ -63,29 +88,53 @@ async def list_author_books(
     return PageOut[BookOut](items=[BookOut.of(v) for v in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/books/{book_id}", response_model=BookOut, responses=problem_responses(404, 422, 503))
+@router.get(
+    "/books/{book_id}",
+    response_model=BookOut,
+    responses={**NOT_MODIFIED, **problem_responses(404, 422, 503)},
+)
 @inject
-async def get_book(book_id: uuid.UUID, service: Service) -> BookOut:
-    """One book with its authors in credit order."""
-    return BookOut.of(await service.get_book(book_id))
+async def get_book(
+    book_id: uuid.UUID,
+    response: Response,
+    service: Service,
+    if_none_match: IfNoneMatchHeader = None,
+) -> BookOut | Response:
+    """One book with its authors in credit order; its ETag is its version."""
+    view = await service.get_book(book_id)
+    unchanged = not_modified(if_none_match, view.book.version)
+    if unchanged is not None:
+        return unchanged
+    response.headers["ETag"] = etag(view.book.version)
+    return BookOut.of(view)
 
 
 @router.patch(
-    "/books/{book_id}", response_model=BookOut, responses=problem_responses(404, 409, 422, 503)
+    "/books/{book_id}",
+    response_model=BookOut,
+    responses=problem_responses(404, 409, 412, 422, 428, 503),
 )
 @inject
-async def update_book(book_id: uuid.UUID, body: BookPatch, service: Service) -> BookOut:
-    """Change some of a book's fields; author_ids replaces the credit list."""
-    return BookOut.of(await service.revise_book(book_id, ReviseBook(**body.given())))
+async def update_book(
+    book_id: uuid.UUID,
+    body: BookPatch,
+    response: Response,
+    service: Service,
+    if_match: IfMatchParam,
+) -> BookOut:
+    """Change some of a book's fields (If-Match required); author_ids replaces the credit list."""
+    view = await service.revise_book(book_id, ReviseBook(**body.given()), required(if_match))
+    response.headers["ETag"] = etag(view.book.version)
+    return BookOut.of(view)
 
 
 @router.delete(
     "/books/{book_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(404, 409, 422, 503),
+    responses=problem_responses(404, 409, 412, 422, 428, 503),
 )
 @inject
-async def delete_book(book_id: uuid.UUID, service: Service) -> Response:
-    """Remove a book and its credits."""
-    await service.delete_book(book_id)
+async def delete_book(book_id: uuid.UUID, service: Service, if_match: IfMatchParam) -> Response:
+    """Remove a book and its credits (If-Match required)."""
+    await service.delete_book(book_id, required(if_match))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

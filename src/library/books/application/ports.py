@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from library.books.domain.repository import BookRepository
+from shared.idempotency import IdempotencyStore
 from shared.unit_of_work import UnitOfWork
 
 
@@ -14,6 +15,7 @@ class BooksUnitOfWork(UnitOfWork, Protocol):
     """A transaction over the books' repository."""
 
     books: BookRepository
+    idempotency: IdempotencyStore
 
 
 class AuthorDirectory(Protocol):

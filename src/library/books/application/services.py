@@ -6,12 +6,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import overload
 
 from library.books.application.ports import AuthorDirectory, BooksUnitOfWork
 from library.books.domain.errors import AuthorNotFoundError, BookNotFoundError, UnknownAuthorsError
 from library.books.domain.model import Book
 from library.books.domain.repository import BookFilter, BookQuery, BookSort, SortValue
 from shared.errors import RuleViolationError
+from shared.idempotency import Idempotency, StoredResponse, perform_once
 from shared.pagination import (
     Page,
     decode_cursor,
@@ -21,6 +23,7 @@ from shared.pagination import (
     key_str,
     key_uuid,
 )
+from shared.preconditions import ANY_VERSION, IfMatch
 from shared.values import UNSET, Unset, utc_now
 
 
@@ -89,21 +92,41 @@ class BookService:
         self._authors = authors
         self._clock = clock
 
-    async def add_book(self, command: AddBook) -> BookView:
-        """Create a book crediting existing authors."""
+    @overload
+    async def add_book(self, command: AddBook, once: None = None) -> BookView: ...
+
+    @overload
+    async def add_book(self, command: AddBook, once: Idempotency[BookView]) -> StoredResponse: ...
+
+    async def add_book(
+        self, command: AddBook, once: Idempotency[BookView] | None = None
+    ) -> BookView | StoredResponse:
+        """Create a book crediting existing authors.
+
+        With ``once``, the response is recorded under the client's key in the same transaction,
+        and a repeat of the request gets that response instead of a second book.
+        """
+        now = self._clock()
         book = Book.create(
             title=command.title,
             author_ids=command.author_ids,
             isbn=command.isbn,
             publication_year=command.publication_year,
             language=command.language,
-            now=self._clock(),
+            now=now,
         )
         names = await self._require_authors(book.author_ids)
         async with self._uow as uow:
-            await uow.books.add(book)
+
+            async def write() -> BookView:
+                await uow.books.add(book)
+                return _view(book, names)
+
+            result = await (
+                write() if once is None else perform_once(uow.idempotency, once, now, write)
+            )
             await uow.commit()
-        return _view(book, names)
+        return result
 
     async def get_book(self, book_id: uuid.UUID) -> BookView:
         """The book with this id; BookNotFoundError if there is none."""
@@ -144,8 +167,11 @@ class BookService:
             ListBooks(filter=scoped, sort=request.sort, limit=request.limit, cursor=request.cursor)
         )
 
-    async def revise_book(self, book_id: uuid.UUID, command: ReviseBook) -> BookView:
-        """Apply a partial update; the version grows only when something changed."""
+    async def revise_book(
+        self, book_id: uuid.UUID, command: ReviseBook, if_match: IfMatch = ANY_VERSION
+    ) -> BookView:
+        """Apply a partial update to the version ``if_match`` accepts; the version grows only
+        when something changed (PreconditionFailedError if the book is at another version)."""
         new_names = None
         if command.author_ids is not UNSET:
             try:
@@ -156,6 +182,7 @@ class BookService:
                 raise
         async with self._uow as uow:
             book = await self._require(uow, book_id)
+            if_match.check("Book", book_id, book.version)
             changed = book.revise(
                 title=command.title,
                 author_ids=command.author_ids,
@@ -165,18 +192,21 @@ class BookService:
                 now=self._clock(),
             )
             if changed:
-                await uow.books.update(book)
+                with if_match.guard("Book", book_id):
+                    await uow.books.update(book)
                 await uow.commit()
         names = (
             new_names if new_names is not None else await self._authors.names_of(book.author_ids)
         )
         return _view(book, names)
 
-    async def delete_book(self, book_id: uuid.UUID) -> None:
-        """Remove a book and its credits."""
+    async def delete_book(self, book_id: uuid.UUID, if_match: IfMatch = ANY_VERSION) -> None:
+        """Remove a book and its credits, if it is at a version ``if_match`` accepts."""
         async with self._uow as uow:
             book = await self._require(uow, book_id)
-            await uow.books.delete(book)
+            if_match.check("Book", book_id, book.version)
+            with if_match.guard("Book", book_id):
+                await uow.books.delete(book)
             await uow.commit()
 
     async def _require_authors(self, author_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:

@@ -1,0 +1,155 @@
+"""HTTP edges shared by the routers: entity tags and conditional requests, Idempotency-Key.
+
+No ``from __future__ import annotations`` here: FastAPI reads these signatures at runtime.
+"""
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Header, Request, Response
+from pydantic import BaseModel
+
+from shared.api import RequestModel
+from shared.errors import PreconditionRequiredError
+from shared.idempotency import KEY_MAX_LENGTH, Idempotency, StoredResponse
+from shared.preconditions import ANY_VERSION, IfMatch
+
+T = TypeVar("T")
+
+# One entity tag of a list: "123", or W/"123" (weak); anything else matches nothing.
+_ENTITY_TAG = re.compile(r'^(W/)?"([^"]*)"$')
+
+IfMatchHeader = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=1000,
+        description=(
+            "Required: the ETag of the version you read (from GET, POST or a previous PATCH). "
+            "Without it: 428. If the resource is no longer at that version: 412, and nothing "
+            "changes. `*` accepts any version."
+        ),
+        examples=['"1"'],
+    ),
+]
+IfNoneMatchHeader = Annotated[
+    str | None,
+    Header(
+        alias="If-None-Match",
+        max_length=1000,
+        description="The ETag you hold: 304 without a body when it is still current.",
+        examples=['"1"'],
+    ),
+]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=KEY_MAX_LENGTH,
+        pattern=r"^[\x21-\x7e]+$",
+        description=(
+            "A key you choose (1-255 visible ASCII characters, e.g. a UUID) to retry this POST "
+            "safely for 24 hours: a repeat with the same key and body gets the first response "
+            "again (with `Idempotent-Replayed: true`) and creates nothing; the same key with "
+            "another body is 422; a repeat while the first is still running is 409."
+        ),
+        examples=["3f2b8a9e-5a0c-4d5e-9c1b-2a7e6f0d4c11"],
+    ),
+]
+
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the ETag in If-None-Match is current (no body)."}
+}
+
+
+def etag(version: int) -> str:
+    """The entity tag of a resource's version (strong: it changes with every change)."""
+    return f'"{version}"'
+
+
+def _entity_tags(value: str) -> list[tuple[bool, str]]:
+    tags = []
+    for part in value.split(","):
+        match = _ENTITY_TAG.match(part.strip())
+        if match:
+            tags.append((match.group(1) is not None, match.group(2)))
+    return tags
+
+
+def parse_if_match(if_match: IfMatchHeader = None) -> IfMatch | None:
+    """The versions If-Match accepts (None when the header is absent)."""
+    if if_match is None or not if_match.strip():
+        return None
+    if if_match.strip() == "*":
+        return ANY_VERSION
+    # If-Match compares strongly (RFC 9110 13.1.1): weak tags never match.
+    versions = {int(tag) for weak, tag in _entity_tags(if_match) if not weak and tag.isdigit()}
+    return IfMatch(versions=frozenset(v for v in versions if v < 2**31))
+
+
+def required(if_match: IfMatch | None) -> IfMatch:
+    """``if_match``, or 428 when the request had none (PATCH and DELETE need it).
+
+    Called by the route after the path and body were validated, so a malformed request is
+    still a 422 first.
+    """
+    if if_match is None:
+        raise PreconditionRequiredError(
+            "This request needs an If-Match header with the resource's ETag "
+            "(GET it first), so that it cannot overwrite a change it has not seen."
+        )
+    return if_match
+
+
+def not_modified(if_none_match: str | None, version: int) -> Response | None:
+    """A 304 when If-None-Match names this version (weak comparison) or is ``*``."""
+    if if_none_match is None:
+        return None
+    current = etag(version).strip('"')
+    if if_none_match.strip() == "*" or any(
+        tag == current for _, tag in _entity_tags(if_none_match)
+    ):
+        return Response(status_code=304, headers={"ETag": etag(version)})
+    return None
+
+
+def created(body: BaseModel, *, location: str, version: int) -> StoredResponse:
+    """A 201 with the new resource, its Location and ETag."""
+    return StoredResponse(
+        status=201,
+        body=body.model_dump_json(),
+        headers={"Location": location, "ETag": etag(version)},
+    )
+
+
+def idempotency(
+    request: Request, key: str | None, body: RequestModel, respond: Callable[[T], StoredResponse]
+) -> Idempotency[T] | None:
+    """The Idempotency-Key of this request with its fingerprint (None when the header is absent).
+
+    The fingerprint is a hash of the validated body, so a retry that re-serialises the same
+    values (other key order, other spacing) is still the same request.
+    """
+    if key is None:
+        return None
+    canonical = json.dumps(body.values(), sort_keys=True, separators=(",", ":"), default=str)
+    fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
+    scope = f"{request.method} {request.url.path}"
+    return Idempotency(scope=scope, key=key, fingerprint=fingerprint, respond=respond)
+
+
+def send(stored: StoredResponse) -> Response:
+    """The HTTP response of a (possibly replayed) stored response."""
+    headers = dict(stored.headers)
+    if stored.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(
+        content=stored.body,
+        status_code=stored.status,
+        headers=headers,
+        media_type="application/json",
+    )
