@@ -47,19 +47,25 @@ def free_port() -> int:
         return port
 
 
-def random_request(rng: random.Random, author_ids: list[str]) -> tuple[str, str, Any]:
-    """One of the app's reads or writes (method, path, JSON body or None)."""
+def random_request(
+    rng: random.Random, author_ids: list[str]
+) -> tuple[str, str, Any, dict[str, str]]:
+    """One of the app's reads or writes: method, path, JSON body (or None), headers."""
     kind = rng.randrange(5)
+    # Half the creates carry an Idempotency-Key (its lock and row share the write's transaction).
+    key = {"Idempotency-Key": f"k-{rng.random()}"} if rng.random() < 0.5 else {}
     if kind == 0:
-        return "POST", f"{API}/authors", {"name": f"Author {rng.random()}"}
+        return "POST", f"{API}/authors", {"name": f"Author {rng.random()}"}, key
     if kind == 1:
         authors = rng.sample(author_ids, 2)
-        return "POST", f"{API}/books", {"title": f"Book {rng.random()}", "author_ids": authors}
+        body = {"title": f"Book {rng.random()}", "author_ids": authors}
+        return "POST", f"{API}/books", body, key
     if kind == 2:
-        return "PATCH", f"{API}/authors/{rng.choice(author_ids)}", {"bio": f"{rng.random()}"}
+        path = f"{API}/authors/{rng.choice(author_ids)}"
+        return "PATCH", path, {"bio": f"{rng.random()}"}, {"If-Match": "*"}
     if kind == 3:
-        return "GET", f"{API}/books?limit=50&sort=-title", None
-    return "GET", f"{API}/authors/{rng.choice(author_ids)}/books", None
+        return "GET", f"{API}/books?limit=50&sort=-title", None, {}
+    return "GET", f"{API}/authors/{rng.choice(author_ids)}/books", None, {}
 
 
 def engine_of(app: FastAPI) -> AsyncEngine:
@@ -119,33 +125,33 @@ async def typical_latency(client: httpx.AsyncClient, author_ids: list[str]) -> f
     rng = random.Random(0)
     slowest = 0.0
     for _ in range(10):
-        method, path, body = random_request(rng, author_ids)
+        method, path, body, headers = random_request(rng, author_ids)
         started = time.perf_counter()
-        response = await client.request(method, path, json=body)
+        response = await client.request(method, path, json=body, headers=headers)
         assert response.status_code < 300, response.text
         slowest = max(slowest, time.perf_counter() - started)
     return slowest
 
 
 async def give_up_midway(
-    port: int, method: str, path: str, body: Any, rng: random.Random, window: float
+    port: int,
+    request: tuple[str, str, Any, dict[str, str]],
+    rng: random.Random,
+    window: float,
 ) -> bool:
     """Send (part of) a request, wait a random moment, close the socket; True if answered."""
+    method, path, body, headers = request
     payload = json.dumps(body).encode() if body is not None else b""
-    head = (
-        f"{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(payload)}\r\n\r\n"
-    ).encode()
-    request = head + payload
+    lines = [f"{method} {path} HTTP/1.1", "Host: test", "Content-Type: application/json"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines.append(f"Content-Length: {len(payload)}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    raw = head + payload
     # Most requests are sent whole; some are cut inside the body (the app waits for the rest).
-    cut = (
-        len(request)
-        if rng.random() < 0.8 or not payload
-        else rng.randrange(len(head), len(request))
-    )
+    cut = len(raw) if rng.random() < 0.8 or not payload else rng.randrange(len(head), len(raw))
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(request[:cut])
+        writer.write(raw[:cut])
         await writer.drain()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(rng.uniform(0, window)):
@@ -170,7 +176,7 @@ async def test_clients_hanging_up_over_http_leak_no_connection(
             async def one() -> bool:
                 async with gate:
                     return await give_up_midway(
-                        port, *random_request(rng, author_ids), rng=rng, window=window
+                        port, random_request(rng, author_ids), rng=rng, window=window
                     )
 
             answered = await asyncio.gather(*(one() for _ in range(REQUESTS)))
@@ -193,12 +199,12 @@ async def test_requests_cancelled_at_random_awaits_leak_no_connection(
         gate = asyncio.Semaphore(CONCURRENCY)
 
         async def one() -> bool:
-            method, path, body = random_request(rng, author_ids)
+            method, path, body, headers = random_request(rng, author_ids)
             async with gate:
                 # httpx runs the app in the calling task: the timeout cancels the app itself.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(rng.uniform(0, window)):
-                        await client.request(method, path, json=body)
+                        await client.request(method, path, json=body, headers=headers)
                         return True
                 return False
 
