@@ -57,7 +57,8 @@ class ServerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
+        # Generous: on a loaded 2-core machine, importing the app alone has taken 20 s.
+        deadline = time.monotonic() + 120
         async with httpx.AsyncClient(base_url=self.base_url, timeout=2) as http:
             while True:
                 if self.process.poll() is not None:
