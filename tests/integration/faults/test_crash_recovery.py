@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.faults.common import connect, unique_application_name
+from tests.integration.faults.common import connect, unique_application_name, wait_for
 from tests.integration.faults.server import ServerProcess
 from tests.integration.helpers import API
 
@@ -78,9 +78,11 @@ async def test_acknowledged_creates_survive_sigkill_exactly_once(
                 )
 
         async def killer() -> None:
+            async def busy() -> bool:
+                return in_flight[0] >= CLIENTS // 2
+
             for _ in range(KILLS):
-                while in_flight[0] < CLIENTS // 2:  # kill it busy, with writes in progress
-                    await asyncio.sleep(0.01)
+                await wait_for(busy, seconds=120, what="writes in flight")  # kill it busy
                 await asyncio.sleep(rng.uniform(0, 0.3))
                 server.signal(signal.SIGKILL)
                 assert await server.wait() == -signal.SIGKILL
