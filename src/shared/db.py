@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -22,6 +23,8 @@ from sqlalchemy.types import DateTime
 
 from shared.errors import ConcurrentUpdateError, ServiceUnavailableError
 from shared.settings import Settings
+
+log = structlog.stdlib.get_logger("library.db")
 
 # One naming convention for every constraint, so migrations name them predictably.
 NAMING_CONVENTION = {
@@ -59,6 +62,10 @@ def _connect_or_unavailable(
     try:
         return dialect.connect(*cargs, **cparams)
     except Exception as exc:
+        # The client sees only a 503; the operator needs the cause (wrong password, no such
+        # database, refused...). Driver messages carry no password.
+        cause = exc.__cause__ or exc  # asyncpg's own error, when the dialect adapted it
+        log.warning("cannot connect to the database", error=type(cause).__name__, reason=str(exc))
         raise DatabaseUnavailableError(
             "The database is unavailable or overloaded; retry later."
         ) from exc

@@ -25,6 +25,7 @@ from tests.integration.faults.common import (
 )
 from tests.integration.faults.embedded import RestartablePostgres
 from tests.integration.helpers import API, assert_problem, create_author
+from tests.integration.postgres import Server
 
 pytestmark = pytest.mark.fault
 
@@ -167,3 +168,19 @@ async def test_the_app_serves_again_after_postgresql_restarts(
             await serves_again(client, since=started_at)
         names = (await client.get(f"{API}/authors", params={"limit": 100})).json()["items"]
         assert "While down" not in {author["name"] for author in names}
+
+
+async def test_a_database_that_refuses_the_app_is_a_logged_503_not_a_500(
+    postgres_server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A connection refused by PostgreSQL itself (here: no such database) is not wrapped by
+    # SQLAlchemy; it used to reach the client as a 500.
+    missing = postgres_server.database_url("library_no_such_database")
+    app_settings = Settings(database_url=missing, environment="test", log_format="json")
+    async with running_app(app_settings) as (_, client):
+        response = await client.get(f"{API}/authors")
+    assert_unavailable(response)
+    logged = capsys.readouterr().err  # the operator learns why
+    assert "cannot connect to the database" in logged
+    assert "InvalidCatalogNameError" in logged
+    assert "does not exist" in logged
