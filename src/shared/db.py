@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import MetaData, text
-from sqlalchemy.exc import DBAPIError, IntegrityError
+import structlog
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncAttrs,
     AsyncEngine,
@@ -16,10 +18,14 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import DateTime
+from sqlalchemy.util.concurrency import await_
 
-from shared.errors import ConcurrentUpdateError
+from shared.errors import ConcurrentUpdateError, ServiceUnavailableError
 from shared.settings import Settings
+
+log = structlog.stdlib.get_logger("library.db")
 
 # One naming convention for every constraint, so migrations name them predictably.
 NAMING_CONVENTION = {
@@ -38,10 +44,43 @@ class Base(AsyncAttrs, DeclarativeBase):
     type_annotation_map = {datetime: DateTime(timezone=True)}  # noqa: RUF012
 
 
+class DatabaseUnavailableError(ServiceUnavailableError):
+    """No connection to the database could be opened (down, restarting, refusing, too busy)."""
+
+    code = "database-unavailable"
+    title = "Service unavailable"
+
+
+def _connect_or_unavailable(
+    dialect: Dialect, _record: ConnectionPoolEntry, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    """Open a DBAPI connection; any failure to do so is a DatabaseUnavailableError (503).
+
+    asyncpg's connect errors reach the caller unwrapped by SQLAlchemy: a missing Unix socket
+    (FileNotFoundError), "the database system is starting up" (CannotConnectNowError), "too
+    many clients"... Each means the same to a client: retry later.
+    """
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except Exception as exc:
+        # The client sees only a 503; the operator needs the cause (wrong password, no such
+        # database, refused...). Driver messages carry no password.
+        cause = exc.__cause__ or exc  # asyncpg's own error, when the dialect adapted it
+        log.warning("cannot connect to the database", error=type(cause).__name__, reason=str(exc))
+        raise DatabaseUnavailableError(
+            "The database is unavailable or overloaded; retry later."
+        ) from exc
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
-    """An asyncpg engine with a bounded pool and server-side timeouts."""
+    """An asyncpg engine with a bounded pool and server-side timeouts.
+
+    Lost connections heal by themselves: with ``db_pool_pre_ping`` a pooled connection that
+    died while idle (killed backend, restarted server) is replaced before a request gets it,
+    and an error on a connection lost mid-request invalidates the pool's older connections too.
+    """
     server_settings = {
-        "application_name": "library",
+        "application_name": settings.db_application_name,
         # Typo tolerance of the author search (the `<%` operator of pg_trgm).
         "pg_trgm.word_similarity_threshold": str(settings.search_typo_threshold),
         # Nothing waits unbounded: a statement, a lock, a transaction left open by a lost client.
@@ -50,19 +89,35 @@ def create_engine(settings: Settings) -> AsyncEngine:
         "idle_in_transaction_session_timeout": str(settings.db_idle_in_transaction_timeout_ms),
         "timezone": "UTC",
     }
-    return create_async_engine(
+    engine = create_async_engine(
         settings.require_database_url(),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_recycle=settings.db_pool_recycle_seconds,
-        pool_pre_ping=settings.db_pool_pre_ping,
         echo=settings.db_echo,
         connect_args={
             "timeout": settings.db_connect_timeout_seconds,
             "server_settings": server_settings,
         },
     )
+    event.listen(engine.sync_engine, "do_connect", _connect_or_unavailable)
+    if settings.db_pool_pre_ping:
+        event.listen(engine.sync_engine.pool, "checkout", _ping_on_checkout)
+    return engine
+
+
+def _ping_on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: object) -> None:
+    """Check a connection as it leaves the pool: ``SELECT 1``, one round trip.
+
+    SQLAlchemy's own ``pool_pre_ping`` costs three on asyncpg (it wraps its ping in BEGIN ...
+    ROLLBACK before the connection is switched to AUTOCOMMIT). A dead connection raises
+    DisconnectionError, on which the pool discards it and hands out a fresh one.
+    """
+    try:
+        await_(dbapi_connection.driver_connection.execute("SELECT 1"))
+    except Exception as exc:
+        raise DisconnectionError(f"pooled connection is dead ({type(exc).__name__})") from exc
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -36,12 +36,15 @@ class Settings(BaseSettings):
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
     db_echo: bool = False
     # Ping each connection as it leaves the pool: one more round trip per unit of work, to
-    # replace connections a database restart broke before a request uses them. Off, a broken
-    # connection fails one request (503) and is replaced. See README "Performance tuning".
-    db_pool_pre_ping: bool = False
+    # replace connections a killed backend or a database restart broke before a request uses
+    # them (the Faults guarantee: only requests in flight get a 503). Off saves the round trip,
+    # and a broken connection then fails one more request (503) before the pool is renewed.
+    db_pool_pre_ping: bool = True
     # How close a word of an author's name must be to the query to count as a typo of it
     # (pg_trgm word_similarity, 0-1): 0.5 lets "tolkein" find "Tolkien".
     search_typo_threshold: float = Field(default=0.5, ge=0.1, le=1.0)
+    # How the app's sessions show in pg_stat_activity (lets operators and tests single them out).
+    db_application_name: str = Field(default="library", min_length=1, max_length=63)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,10 @@ from fastapi import FastAPI
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
+from library.bootstrap.app import create_app
 from library.bootstrap.seed import CatalogProfile, seed
+from shared.settings import Settings
+from tests.integration.conftest import _container
 from tests.integration.helpers import API
 from tests.unit.test_seed import SAMPLE
 
@@ -43,6 +46,19 @@ class Traffic:
         """The extra round trips, upper-cased (BEGIN ..., COMMIT, ROLLBACK, ping)."""
         await asyncio.sleep(0.05)  # asyncpg calls its query loggers with loop.call_soon
         return [e.strip(" ;").upper() or "PING" for e in self.extras]
+
+
+@pytest.fixture(params=[False], ids=["no-pre-ping"])
+async def app(
+    request: pytest.FixtureRequest, settings: Settings, clean_database: None
+) -> AsyncIterator[FastAPI]:
+    """The app of conftest with the pool's pre-ping off: these tests count the app's own round
+    trips. The ping is on by default (README "Faults") and adds one round trip per checkout,
+    which ``test_the_default_pre_ping_is_one_ping_per_request`` pins down."""
+    tuned = settings.model_copy(update={"db_pool_pre_ping": request.param})
+    application = create_app(container=_container(tuned))
+    async with application.router.lifespan_context(application):
+        yield application
 
 
 @pytest.fixture
@@ -157,3 +173,12 @@ async def test_writes_still_run_in_a_transaction_committed_before_the_response(
     control = await traffic.control()
     assert control[0].startswith("BEGIN")
     assert control[-1] == "COMMIT"
+
+
+@pytest.mark.parametrize("app", [True], indirect=True, ids=["pre-ping"])
+async def test_the_default_pre_ping_is_one_ping_per_request(
+    client: httpx.AsyncClient, traffic: Traffic, catalog: dict[str, Any]
+) -> None:
+    book = catalog["book"]
+    statements, extras = await _cost(client, traffic, f"{API}/books/{book['id']}", {})
+    assert (statements, extras) == (1, ["SELECT 1"])

@@ -1,0 +1,186 @@
+"""Connections lost under the app's feet: killed backends, a restarted server.
+
+Requests caught in flight get a 503 problem (with Retry-After); the app recovers by itself
+within seconds, without a restart, and every request after that succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+
+from shared.settings import Settings
+from tests.integration.faults.common import (
+    connect,
+    running_app,
+    sessions,
+    unique_application_name,
+    wait_for,
+)
+from tests.integration.faults.embedded import RestartablePostgres
+from tests.integration.helpers import API, assert_problem, create_author
+from tests.integration.postgres import Server
+
+pytestmark = pytest.mark.fault
+
+RECOVERY_SECONDS = 5.0
+
+
+@contextlib.asynccontextmanager
+async def request_held_by_a_lock(
+    client: httpx.AsyncClient, database_url: str, application_name: str
+) -> AsyncIterator[asyncio.Task[httpx.Response]]:
+    """A POST /books in flight: its INSERT waits for the author row the test has locked."""
+    author = await create_author(client, "Locked")
+    holder = await connect(database_url)
+    try:
+        locking = holder.transaction()
+        await locking.start()
+        await holder.execute("SELECT 1 FROM authors WHERE id = $1 FOR UPDATE", author["id"])
+        task = asyncio.create_task(
+            client.post(f"{API}/books", json={"title": "Stuck", "author_ids": [author["id"]]})
+        )
+
+        async def waiting_on_the_lock() -> bool:
+            rows = await sessions(holder, application_name)
+            return any(row["wait_event_type"] == "Lock" for row in rows)
+
+        await wait_for(waiting_on_the_lock, what="the app's INSERT to wait on the lock")
+        yield task
+    finally:
+        with contextlib.suppress(asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+            await holder.close(timeout=2)
+
+
+async def warm_up(client: httpx.AsyncClient) -> None:
+    """Several pooled connections, so the fault hits idle ones as well as the busy one."""
+    responses = await asyncio.gather(*(client.get(f"{API}/authors") for _ in range(8)))
+    assert {r.status_code for r in responses} == {200}
+
+
+async def serves_again(client: httpx.AsyncClient, since: float) -> None:
+    """Every request succeeds (no 503 left), within RECOVERY_SECONDS of ``since``."""
+    responses = await asyncio.gather(
+        *(client.post(f"{API}/authors", json={"name": f"After {i}"}) for i in range(10)),
+        *(client.get(f"{API}/authors") for _ in range(10)),
+        client.get("/health/ready"),
+    )
+    elapsed = time.monotonic() - since
+    assert [r.status_code for r in responses] == [201] * 10 + [200] * 11, [
+        r.text for r in responses if r.status_code >= 300
+    ]
+    assert elapsed < RECOVERY_SECONDS, f"recovered after {elapsed:.1f} s"
+
+
+def assert_unavailable(response: httpx.Response) -> None:
+    assert_problem(response, 503, "database-unavailable")
+    assert int(response.headers["retry-after"]) > 0
+
+
+async def kill_sessions(admin: asyncpg.Connection, application_name: str) -> int:
+    """pg_terminate_backend on every backend of the app (and no other); how many there were."""
+    pids = [row["pid"] for row in await sessions(admin, application_name)]
+    # The pids first, then the kill: a WHERE clause may call pg_terminate_backend on rows
+    # before filtering them (it once killed the test's own session).
+    killed = await admin.fetchval(
+        "SELECT count(*) FROM unnest($1::int[]) AS pid WHERE pg_terminate_backend(pid)", pids
+    )
+    assert killed == len(pids)
+    return len(pids)
+
+
+async def test_idle_pooled_connections_killed_are_replaced_unnoticed(
+    settings: Settings, database_url: str, clean_database: None
+) -> None:
+    name = unique_application_name()
+    app_settings = settings.model_copy(update={"db_application_name": name})
+    async with running_app(app_settings) as (_, client):
+        await warm_up(client)
+        admin = await connect(database_url)
+        try:
+            assert await kill_sessions(admin, name) >= 2
+            killed_at = time.monotonic()
+            await serves_again(client, since=killed_at)
+        finally:
+            await admin.close()
+
+
+async def test_killing_every_connection_of_the_app_costs_only_the_requests_in_flight(
+    settings: Settings, database_url: str, clean_database: None
+) -> None:
+    name = unique_application_name()
+    app_settings = settings.model_copy(update={"db_application_name": name})
+    async with running_app(app_settings) as (_, client):
+        await warm_up(client)
+        async with request_held_by_a_lock(client, database_url, name) as in_flight:
+            admin = await connect(database_url)
+            try:
+                # The busy connection and idle pooled ones.
+                assert await kill_sessions(admin, name) >= 2
+                killed_at = time.monotonic()
+                assert_unavailable(await in_flight)
+                await serves_again(client, since=killed_at)
+                # Nothing was written by the request that failed.
+                assert await admin.fetchval("SELECT count(*) FROM books") == 0
+            finally:
+                await admin.close()
+
+
+@pytest.fixture(scope="session")
+def restartable_postgres() -> RestartablePostgres:
+    """Started (and migrated) once; stopped when the test process exits."""
+    return RestartablePostgres()
+
+
+async def test_the_app_serves_again_after_postgresql_restarts(
+    restartable_postgres: RestartablePostgres,
+) -> None:
+    postgres = restartable_postgres
+    name = unique_application_name()
+    app_settings = Settings(
+        database_url=postgres.database_url,
+        environment="test",
+        log_format="json",
+        db_application_name=name,
+        db_connect_timeout_seconds=2,
+    )
+    async with running_app(app_settings) as (_, client):
+        await warm_up(client)
+        async with request_held_by_a_lock(client, postgres.database_url, name) as in_flight:
+            await postgres.stop()
+            assert_unavailable(await in_flight)
+            # While it is down: a quick 503 for everything that needs it, never a hang or a 500.
+            down = await asyncio.gather(
+                client.post(f"{API}/authors", json={"name": "While down"}),
+                client.get(f"{API}/authors"),
+            )
+            for response in down:
+                assert_unavailable(response)
+            assert (await client.get("/health/live")).status_code == 200
+            await postgres.start()
+            started_at = time.monotonic()
+            await serves_again(client, since=started_at)
+        names = (await client.get(f"{API}/authors", params={"limit": 100})).json()["items"]
+        assert "While down" not in {author["name"] for author in names}
+
+
+async def test_a_database_that_refuses_the_app_is_a_logged_503_not_a_500(
+    postgres_server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A connection refused by PostgreSQL itself (here: no such database) is not wrapped by
+    # SQLAlchemy; it used to reach the client as a 500.
+    missing = postgres_server.database_url("library_no_such_database")
+    app_settings = Settings(database_url=missing, environment="test", log_format="json")
+    async with running_app(app_settings) as (_, client):
+        response = await client.get(f"{API}/authors")
+    assert_unavailable(response)
+    logged = capsys.readouterr().err  # the operator learns why
+    assert "cannot connect to the database" in logged
+    assert "InvalidCatalogNameError" in logged
+    assert "does not exist" in logged
