@@ -7,6 +7,7 @@ carries the request id), with ``internal_error_body``.
 from __future__ import annotations
 
 import json
+import re
 import socket
 from http import HTTPStatus
 from typing import Any
@@ -20,7 +21,6 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from shared.db import is_transient
 from shared.errors import (
@@ -235,17 +235,20 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         )
     if exc.status_code == 405:
         # Allow lists every method of the path, not only those of the first route matched.
-        headers["Allow"] = ", ".join(_allowed_methods(request))
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
     return problem(request, exc.status_code, detail, headers=headers or None)
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "__NONE__"})
-        if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods)
+    """The methods the OpenAPI document lists for the request's path (empty if none)."""
+    paths = request.app.openapi().get("paths", {})
+    for template, operations in paths.items():
+        pattern = re.sub(r"\\\{[^/]*?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            return sorted(method.upper() for method in operations)
+    return []
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
