@@ -7,6 +7,7 @@ carries the request id), with ``internal_error_body``.
 from __future__ import annotations
 
 import json
+import re
 import socket
 from http import HTTPStatus
 from typing import Any
@@ -73,6 +74,7 @@ _DESCRIPTIONS = {
     404: "Not found",
     409: "Conflict with the current state",
     412: "Precondition failed: If-Match does not name the current version; nothing changed",
+    413: "The request body is larger than the configured limit",
     422: "Validation error",
     428: "Precondition required: send If-Match with the ETag you read; nothing changed",
     503: "The database is unavailable; retry later",
@@ -172,12 +174,23 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
         exc, RequestValidationError
     ):  # pragma: no cover - registered for this type only
         raise exc
+    raw = exc.errors()
+    if raw and all(_is_missing_if_match(err) for err in raw):
+        # PATCH and DELETE are conditional-only (RFC 6585): the one thing missing is If-Match.
+        return problem(
+            request,
+            428,
+            "This request needs an If-Match header with the resource's ETag (GET it first), "
+            "so that it cannot overwrite a change it has not seen.",
+            code=PreconditionRequiredError.code,
+            title=PreconditionRequiredError.title,
+        )
     errors = [
         {
             "loc": [part for part in err.get("loc", ()) if isinstance(part, str | int)],
             "msg": str(err.get("msg", "")),
         }
-        for err in exc.errors()
+        for err in raw
     ]
     return problem(
         request,
@@ -189,17 +202,53 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
     )
 
 
+def _is_missing_if_match(err: Any) -> bool:
+    loc = tuple(err.get("loc", ()))
+    return (
+        err.get("type") == "missing"
+        and loc[:1] == ("header",)
+        and str(loc[-1]).lower() == "if-match"
+    )
+
+
+# What FastAPI says when a body cannot even be read as text (not UTF-8): still bad input, 422.
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(
         exc, StarletteHTTPException
     ):  # pragma: no cover - registered for this type only
         raise exc
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    headers = dict(exc.headers) if exc.headers else {}
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"There is no resource at {request.url.path}."
-    return problem(
-        request, exc.status_code, detail, headers=dict(exc.headers) if exc.headers else None
-    )
+    if exc.status_code == 400 and detail == _UNPARSABLE_BODY:
+        return problem(
+            request,
+            422,
+            "The request body is not valid JSON text (it must be UTF-8 encoded JSON).",
+            code="validation-error",
+            title="Invalid request",
+            errors=[{"loc": ["body"], "msg": "not UTF-8 encoded JSON"}],
+        )
+    if exc.status_code == 405:
+        # Allow lists every method of the path, not only those of the first route matched.
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
+    return problem(request, exc.status_code, detail, headers=headers or None)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI document lists for the request's path (empty if none)."""
+    paths = request.app.openapi().get("paths", {})
+    for template, operations in paths.items():
+        pattern = re.sub(r"\\\{[^/]*?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            return sorted(method.upper() for method in operations)
+    return []
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:

@@ -61,3 +61,18 @@ def test_the_page_size_is_capped() -> None:
     for path in ("/api/v1/books", "/api/v1/authors", "/api/v1/authors/{author_id}/books"):
         limit = next(p for p in spec["paths"][path]["get"]["parameters"] if p["name"] == "limit")
         assert limit["schema"]["maximum"] == 100
+
+
+def test_conditional_and_idempotent_answers_are_documented_per_route() -> None:
+    paths = _spec()["paths"]
+    for item in ("/api/v1/authors/{author_id}", "/api/v1/books/{book_id}"):
+        assert "304" in paths[item]["get"]["responses"]
+        for method in ("patch", "delete"):
+            operation = paths[item][method]
+            assert {"412", "428"} <= operation["responses"].keys(), (method, item)
+            if_match = next(p for p in operation["parameters"] if p["name"] == "If-Match")
+            assert if_match["required"] is True
+    for item in ("/api/v1/authors", "/api/v1/books"):
+        operation = paths[item]["post"]
+        assert {"409", "413", "422", "503"} <= operation["responses"].keys()
+        assert any(p["name"] == "Idempotency-Key" for p in operation["parameters"])

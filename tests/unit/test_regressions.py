@@ -91,3 +91,26 @@ async def test_a_name_of_300_composed_characters_sent_decomposed_is_accepted(
 async def test_a_json_boolean_is_not_a_year(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/v1/authors", json={"name": "Bool", "birth_year": True})
     assert response.status_code == 422, response.text
+
+
+async def test_a_405_allows_every_method_of_the_path(client: httpx.AsyncClient) -> None:
+    response = await client.request("OPTIONS", f"/api/v1/books/{uuid.uuid4()}")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "DELETE, GET, PATCH"
+    assert (await client.put("/api/v1/authors")).headers["allow"] == "GET, POST"
+
+
+async def test_a_body_that_is_not_utf8_is_a_422(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/authors", content=b"/\xd7A+0", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("limit", ["1.0", "1e1", " 5", "0x10"])
+async def test_an_integer_query_parameter_is_digits_only(
+    client: httpx.AsyncClient, limit: str
+) -> None:
+    response = await client.get("/api/v1/authors", params={"limit": limit})
+    assert response.status_code == 422
