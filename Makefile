@@ -12,7 +12,7 @@ export UV_PYTHON_DOWNLOADS ?= never
 export UV_PYTHON ?= $(PYTHON)
 RUN := $(UV) run --frozen
 
-.PHONY: help install run migrate test test-unit test-integration lint fmt docker-build clean
+.PHONY: help install run migrate test test-unit test-integration lint audit fmt docker-build clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,6 +48,10 @@ lint: install ## ruff check, ruff format --check, mypy --strict, import-linter, 
 	$(RUN) mypy
 	$(RUN) lint-imports
 	$(RUN) hadolint Dockerfile
+
+audit: install ## bandit over src; pip-audit of uv.lock (AUDIT_STRICT=1: unaudited packages fail too)
+	$(RUN) bandit -q -r src scripts
+	UV=$(UV) $(RUN) python scripts/audit_lock.py
 
 fmt: install ## Format and auto-fix
 	$(RUN) ruff format .

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from shared.errors import RuleViolationError
@@ -34,6 +35,20 @@ class PageOut(BaseModel, Generic[T]):
 
     items: list[T]
     next_cursor: str | None = Field(description="Opaque; null on the last page.")
+
+
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+
+
+def _integer_text(value: object) -> object:
+    if isinstance(value, str) and not _INTEGER_TEXT.fullmatch(value):
+        raise ValueError("must be a whole number written in digits (e.g. 20, not 20.0)")
+    return value
+
+
+DIGITS_ONLY = BeforeValidator(_integer_text)
+"""For integer query parameters: ``1.0`` or ``1e3`` is not an integer here. Put it after the
+``Field`` bounds (``Annotated[int, Field(ge=1), DIGITS_ONLY]``) so the OpenAPI shows them."""
 
 
 def nfc(value: object) -> object:

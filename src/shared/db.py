@@ -80,8 +80,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
     """
     server_settings = {
         "application_name": settings.db_application_name,
+        # Nothing waits unbounded: a statement, a lock, a transaction left open by a lost client.
         "statement_timeout": str(settings.db_statement_timeout_ms),
-        "idle_in_transaction_session_timeout": str(max(settings.db_statement_timeout_ms * 2, 0)),
+        "lock_timeout": str(settings.db_lock_timeout_ms),
+        "idle_in_transaction_session_timeout": str(settings.db_idle_in_transaction_timeout_ms),
         "timezone": "UTC",
     }
     engine = create_async_engine(
@@ -133,6 +135,22 @@ def sqlstate(exc: DBAPIError) -> str | None:
     """The PostgreSQL SQLSTATE of a driver error (23505 unique, 23503 foreign key, ...)."""
     code = getattr(_driver_error(exc), "sqlstate", None)
     return code if isinstance(code, str) else None
+
+
+# The database cannot serve this now, and a retry later may succeed: class 08 connection
+# exceptions, 53 insufficient resources, 57 operator intervention (57014 is a statement
+# cancelled by statement_timeout, 57P01 a terminated backend), 55P03 lock_timeout,
+# 40001 serialization failure, 40P01 deadlock.
+TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
+TRANSIENT_SQLSTATES = frozenset({"55P03", "40001", "40P01"})
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """True when the database refused for now (timeout, overload, shutdown), not for good."""
+    code = sqlstate(exc)
+    return code is not None and (
+        code[:2] in TRANSIENT_SQLSTATE_CLASSES or code in TRANSIENT_SQLSTATES
+    )
 
 
 # 23503 foreign_key_violation; 23001 restrict_violation (an ON DELETE RESTRICT key).

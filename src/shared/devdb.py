@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import subprocess
+
+# Only to catch SubprocessError from pg_ctl; no command is built here.
+import subprocess  # nosec B404
 import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit

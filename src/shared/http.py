@@ -13,7 +13,6 @@ from fastapi import Header, Request, Response
 from pydantic import BaseModel
 
 from shared.api import RequestModel
-from shared.errors import PreconditionRequiredError
 from shared.idempotency import KEY_MAX_LENGTH, Idempotency, StoredResponse
 from shared.preconditions import ANY_VERSION, IfMatch
 
@@ -23,7 +22,7 @@ T = TypeVar("T")
 _ENTITY_TAG = re.compile(r'^(W/)?"([^"]*)"$')
 
 IfMatchHeader = Annotated[
-    str | None,
+    str,
     Header(
         alias="If-Match",
         max_length=1000,
@@ -80,29 +79,17 @@ def _entity_tags(value: str) -> list[tuple[bool, str]]:
     return tags
 
 
-def parse_if_match(if_match: IfMatchHeader = None) -> IfMatch | None:
-    """The versions If-Match accepts (None when the header is absent)."""
-    if if_match is None or not if_match.strip():
-        return None
+def parse_if_match(if_match: IfMatchHeader) -> IfMatch:
+    """The versions If-Match accepts.
+
+    The header is required: a request without it fails validation, and the problem handlers
+    answer 428 when that is all that is wrong with it (``shared.problems``).
+    """
     if if_match.strip() == "*":
         return ANY_VERSION
     # If-Match compares strongly (RFC 9110 13.1.1): weak tags never match.
     versions = {int(tag) for weak, tag in _entity_tags(if_match) if not weak and tag.isdigit()}
     return IfMatch(versions=frozenset(v for v in versions if v < 2**31))
-
-
-def required(if_match: IfMatch | None) -> IfMatch:
-    """``if_match``, or 428 when the request had none (PATCH and DELETE need it).
-
-    Called by the route after the path and body were validated, so a malformed request is
-    still a 422 first.
-    """
-    if if_match is None:
-        raise PreconditionRequiredError(
-            "This request needs an If-Match header with the resource's ETag "
-            "(GET it first), so that it cannot overwrite a change it has not seen."
-        )
-    return if_match
 
 
 def not_modified(if_none_match: str | None, version: int) -> Response | None:

@@ -20,7 +20,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from shared.db import is_transient
 from shared.errors import (
     ConflictError,
     DomainError,
@@ -72,6 +74,7 @@ _DESCRIPTIONS = {
     404: "Not found",
     409: "Conflict with the current state",
     412: "Precondition failed: If-Match does not name the current version; nothing changed",
+    413: "The request body is larger than the configured limit",
     422: "Validation error",
     428: "Precondition required: send If-Match with the ETag you read; nothing changed",
     503: "The database is unavailable; retry later",
@@ -111,6 +114,19 @@ def problem(
     if errors is not None:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def http_problem_body(status: int, detail: str, path: str) -> bytes:
+    """A plain HTTP problem document (``about:blank``), for answers given outside the router."""
+    return json.dumps(
+        {
+            "type": "about:blank",
+            "title": HTTPStatus(status).phrase,
+            "status": status,
+            "detail": detail,
+            "instance": path,
+        }
+    ).encode()
 
 
 def internal_error_body(path: str) -> bytes:
@@ -158,12 +174,23 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
         exc, RequestValidationError
     ):  # pragma: no cover - registered for this type only
         raise exc
+    raw = exc.errors()
+    if raw and all(_is_missing_if_match(err) for err in raw):
+        # PATCH and DELETE are conditional-only (RFC 6585): the one thing missing is If-Match.
+        return problem(
+            request,
+            428,
+            "This request needs an If-Match header with the resource's ETag (GET it first), "
+            "so that it cannot overwrite a change it has not seen.",
+            code=PreconditionRequiredError.code,
+            title=PreconditionRequiredError.title,
+        )
     errors = [
         {
             "loc": [part for part in err.get("loc", ()) if isinstance(part, str | int)],
             "msg": str(err.get("msg", "")),
         }
-        for err in exc.errors()
+        for err in raw
     ]
     return problem(
         request,
@@ -175,17 +202,50 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
     )
 
 
+def _is_missing_if_match(err: Any) -> bool:
+    loc = tuple(err.get("loc", ()))
+    return (
+        err.get("type") == "missing"
+        and loc[:1] == ("header",)
+        and str(loc[-1]).lower() == "if-match"
+    )
+
+
+# What FastAPI says when a body cannot even be read as text (not UTF-8): still bad input, 422.
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(
         exc, StarletteHTTPException
     ):  # pragma: no cover - registered for this type only
         raise exc
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    headers = dict(exc.headers) if exc.headers else {}
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"There is no resource at {request.url.path}."
-    return problem(
-        request, exc.status_code, detail, headers=dict(exc.headers) if exc.headers else None
-    )
+    if exc.status_code == 400 and detail == _UNPARSABLE_BODY:
+        return problem(
+            request,
+            422,
+            "The request body is not valid JSON text (it must be UTF-8 encoded JSON).",
+            code="validation-error",
+            title="Invalid request",
+            errors=[{"loc": ["body"], "msg": "not UTF-8 encoded JSON"}],
+        )
+    if exc.status_code == 405:
+        # Allow lists every method of the path, not only those of the first route matched.
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return problem(request, exc.status_code, detail, headers=headers or None)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "__NONE__"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -201,13 +261,14 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    """A lost or refused connection is a 503; a value the database cannot store is a 422.
+    """A lost or refused connection, or a transient refusal (a timeout, overload) is a 503;
+    a value the database cannot store is a 422.
 
     Anything else is a bug: re-raised, it reaches the request middleware, which logs it and
     answers the one 500 problem.
     """
     if isinstance(exc, OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
+        isinstance(exc, DBAPIError) and (exc.connection_invalidated or is_transient(exc))
     ):
         return await _database_unavailable(request, exc)
     if isinstance(exc, DataError):

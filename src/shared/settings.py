@@ -28,9 +28,11 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=5, ge=0, le=200)
-    db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    db_pool_timeout_seconds: float = Field(default=2.0, gt=0, le=300)
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+    db_lock_timeout_ms: int = Field(default=5_000, ge=0)
+    db_idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=0)
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
     db_echo: bool = False
     # How the app's sessions show in pg_stat_activity (lets operators and tests single them out).
@@ -39,6 +41,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    # The largest request body accepted (413 beyond): ample for the largest valid body, an
+    # author's 10,000-character bio written entirely as JSON escapes.
+    max_request_body_bytes: int = Field(default=256 * 1024, ge=1024)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -84,7 +84,7 @@ async def test_fifty_patches_with_the_same_if_match_give_one_200_and_49_412(
     client: httpx.AsyncClient,
 ) -> None:
     """The version is compared in the UPDATE itself: no read-then-write window, no lost update."""
-    rounds = int(os.environ.get("LIBRARY_RACE_ROUNDS", "100"))
+    rounds = int(os.environ.get("LIBRARY_RACE_ROUNDS", "20"))  # CI: 100
     author = await create_author(client, "Editor")
     book = await create_book(client, "Draft", [author["id"]])
     url = f"{API}/books/{book['id']}"

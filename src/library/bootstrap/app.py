@@ -13,6 +13,7 @@ from library.authors.api.router import router as authors_router
 from library.books.api.router import router as books_router
 from library.bootstrap.container import RootContainer
 from library.bootstrap.health import router as health_router
+from shared.body_limit import BodyLimitMiddleware
 from shared.logging import configure_logging
 from shared.middleware import RequestContextMiddleware
 from shared.problems import install_problem_handlers
@@ -54,7 +55,8 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
     )
     app.state.container = container
     install_problem_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(RequestContextMiddleware)  # outermost: even a 413 carries a request id
     app.include_router(authors_router, prefix=API_PREFIX)
     app.include_router(books_router, prefix=API_PREFIX)
     app.include_router(health_router)

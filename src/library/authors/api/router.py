@@ -5,12 +5,12 @@ from typing import Annotated
 
 from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends, Query, Request, Response, status
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 from library.authors.api.schemas import AuthorCreate, AuthorOut, AuthorPatch
 from library.authors.application.services import AuthorService, RegisterAuthor, ReviseAuthor
 from library.authors.domain.model import NAME_MAX_LENGTH, Author
-from shared.api import PageOut, domain_rule
+from shared.api import DIGITS_ONLY, PageOut, domain_rule
 from shared.http import (
     NOT_MODIFIED,
     IdempotencyKeyHeader,
@@ -20,7 +20,6 @@ from shared.http import (
     idempotency,
     not_modified,
     parse_if_match,
-    required,
     send,
 )
 from shared.idempotency import StoredResponse
@@ -32,14 +31,15 @@ from shared.values import search_text
 router = APIRouter(prefix="/authors", tags=["authors"])
 
 Service = Annotated[AuthorService, Depends(Provide["authors.service"])]
-IfMatchParam = Annotated[IfMatch | None, Depends(parse_if_match)]
+IfMatchParam = Annotated[IfMatch, Depends(parse_if_match)]
+PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), DIGITS_ONLY]
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=AuthorOut,
-    responses=problem_responses(422, 503),
+    responses=problem_responses(409, 413, 422, 503),
 )
 @inject
 async def create_author(
@@ -70,7 +70,7 @@ async def list_authors(
         Query(max_length=NAME_MAX_LENGTH, description="Case-insensitive substring of the name."),
         AfterValidator(domain_rule(search_text)),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    limit: Annotated[PageSize, Query()] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[
         str | None,
         Query(max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page."),
@@ -107,7 +107,7 @@ async def get_author(
 @router.patch(
     "/{author_id}",
     response_model=AuthorOut,
-    responses=problem_responses(404, 409, 412, 422, 428, 503),
+    responses=problem_responses(404, 409, 412, 413, 422, 428, 503),
 )
 @inject
 async def update_author(
@@ -118,9 +118,7 @@ async def update_author(
     if_match: IfMatchParam,
 ) -> AuthorOut:
     """Change some of an author's fields (If-Match required)."""
-    author = await service.revise_author(
-        author_id, ReviseAuthor(**body.given()), required(if_match)
-    )
+    author = await service.revise_author(author_id, ReviseAuthor(**body.given()), if_match)
     response.headers["ETag"] = etag(author.version)
     return AuthorOut.model_validate(author)
 
@@ -133,5 +131,5 @@ async def update_author(
 @inject
 async def delete_author(author_id: uuid.UUID, service: Service, if_match: IfMatchParam) -> Response:
     """Remove an author who is credited on no book (If-Match required)."""
-    await service.delete_author(author_id, required(if_match))
+    await service.delete_author(author_id, if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -24,7 +24,6 @@ from shared.http import (
     idempotency,
     not_modified,
     parse_if_match,
-    required,
     send,
 )
 from shared.idempotency import StoredResponse
@@ -34,14 +33,14 @@ from shared.problems import problem_responses
 router = APIRouter(tags=["books"])
 
 Service = Annotated[BookService, Depends(Provide["books.service"])]
-IfMatchParam = Annotated[IfMatch | None, Depends(parse_if_match)]
+IfMatchParam = Annotated[IfMatch, Depends(parse_if_match)]
 
 
 @router.post(
     "/books",
     status_code=status.HTTP_201_CREATED,
     response_model=BookOut,
-    responses=problem_responses(409, 422, 503),
+    responses=problem_responses(409, 413, 422, 503),
 )
 @inject
 async def create_book(
@@ -112,7 +111,7 @@ async def get_book(
 @router.patch(
     "/books/{book_id}",
     response_model=BookOut,
-    responses=problem_responses(404, 409, 412, 422, 428, 503),
+    responses=problem_responses(404, 409, 412, 413, 422, 428, 503),
 )
 @inject
 async def update_book(
@@ -123,7 +122,7 @@ async def update_book(
     if_match: IfMatchParam,
 ) -> BookOut:
     """Change some of a book's fields (If-Match required); author_ids replaces the credit list."""
-    view = await service.revise_book(book_id, ReviseBook(**body.given()), required(if_match))
+    view = await service.revise_book(book_id, ReviseBook(**body.given()), if_match)
     response.headers["ETag"] = etag(view.book.version)
     return BookOut.of(view)
 
@@ -136,5 +135,5 @@ async def update_book(
 @inject
 async def delete_book(book_id: uuid.UUID, service: Service, if_match: IfMatchParam) -> Response:
     """Remove a book and its credits (If-Match required)."""
-    await service.delete_book(book_id, required(if_match))
+    await service.delete_book(book_id, if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

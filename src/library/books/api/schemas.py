@@ -19,9 +19,12 @@ from library.books.domain.model import (
     valid_title,
 )
 from library.books.domain.repository import BookFilter, BookSort
-from shared.api import RequestModel, domain_rule, nfc
+from shared.api import DIGITS_ONLY, RequestModel, domain_rule, nfc
 from shared.pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
 from shared.values import EARLIEST_YEAR, search_text
+
+QueryYear = Annotated[int, Field(ge=EARLIEST_YEAR, le=9999), DIGITS_ONLY]
+PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), DIGITS_ONLY]
 
 Title = Annotated[
     str,
@@ -145,12 +148,12 @@ class BookListParams(BaseModel):
         ),
         AfterValidator(domain_rule(valid_language)),
     ] = None
-    year_from: Annotated[int | None, Field(ge=EARLIEST_YEAR, le=9999)] = None
-    year_to: Annotated[int | None, Field(ge=EARLIEST_YEAR, le=9999)] = None
+    year_from: QueryYear | None = None
+    year_to: QueryYear | None = None
     sort: BookSort = Field(
         default=BookSort.CREATED_AT, description="Order; '-' means descending. Ties break on id."
     )
-    limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    limit: PageSize = DEFAULT_PAGE_SIZE
     cursor: str | None = Field(
         default=None, max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page."
     )
