@@ -12,7 +12,10 @@ export UV_PYTHON_DOWNLOADS ?= never
 export UV_PYTHON ?= $(PYTHON)
 RUN := $(UV) run --frozen
 
-.PHONY: help install run migrate test test-unit test-integration lint fmt bench bench-quick docker-build clean
+BOOKS ?= 1000000
+SEED ?= 1
+
+.PHONY: help install run migrate seed-large test test-unit test-integration lint fmt bench bench-quick docker-build clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +35,9 @@ run: install ## Serve on http://127.0.0.1:8000 (embedded PostgreSQL unless DATAB
 
 migrate: install ## Upgrade the database to the latest schema (embedded dev database unless DATABASE_URL is set)
 	$(RUN) library migrate --embedded-if-unset
+
+seed-large: install ## Replace the catalog with BOOKS generated books (default 1,000,000; SEED=1)
+	$(RUN) library seed --books $(BOOKS) --seed $(SEED) --replace --embedded-if-unset
 
 test: install ## Run the unit and integration suites (PostgreSQL: TEST_DATABASE_URL, Docker, or embedded)
 	$(RUN) pytest

@@ -78,6 +78,54 @@ def dev() -> None:
     serve()
 
 
+def seed(*, books: int, seed: int, replace: bool, source: Path) -> None:
+    """Migrate, then write a generated catalog of ``books`` books (see library.bootstrap.seed)."""
+    import asyncio
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from sqlalchemy.engine import make_url
+
+    from library.bootstrap import seed as seeding
+
+    if not source.is_file():
+        raise SystemExit(
+            f"error: {source} not found: pass --source with goodbooks-10k's books.csv "
+            "(https://github.com/zygmuntz/goodbooks-10k)"
+        )
+    migrate()
+    url = make_url(Settings().require_database_url()).set(drivername="postgresql")
+    profile = seeding.CatalogProfile.from_csv(source)
+    started = time.perf_counter()
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ) as bar:
+        tasks: dict[str, object] = {}
+
+        class Report:
+            def begin(self, stage: str, total: int) -> None:
+                tasks[stage] = bar.add_task(stage, total=total)
+
+            def advance(self, stage: str, done: int) -> None:
+                bar.advance(tasks[stage], done)  # type: ignore[arg-type]
+
+        authors, written = asyncio.run(
+            seeding.seed(
+                url.render_as_string(hide_password=False),
+                profile,
+                books=books,
+                seed=seed,
+                replace=replace,
+                progress=Report(),
+            )
+        )
+    elapsed = time.perf_counter() - started
+    print(f"Seeded {written:,} books and {authors:,} authors in {elapsed:.0f} s.", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``library`` console script."""
     parser = argparse.ArgumentParser(prog="library", description="The library catalog service.")
@@ -93,6 +141,31 @@ def main(argv: list[str] | None = None) -> None:
         help="without a configured DATABASE_URL, migrate the embedded development database",
     )
     commands.add_parser("dev", help="migrate and serve, with an embedded PostgreSQL if needed")
+    seed_parser = commands.add_parser(
+        "seed", help="migrate, then fill an empty catalog with N generated books"
+    )
+    seed_parser.add_argument("--books", type=_positive, required=True, help="how many books")
+    seed_parser.add_argument(
+        "--seed", type=int, default=1, help="random seed: same seed, same rows (default 1)"
+    )
+    seed_parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="empty the catalog first (it must be empty otherwise)",
+    )
+    seed_parser.add_argument(
+        "--source",
+        type=Path,
+        default=Path(
+            os.environ.get("LIBRARY_SEED_SOURCE", "../shared/data/goodbooks-10k/books.csv")
+        ),
+        help="goodbooks-10k books.csv whose distributions the catalog follows",
+    )
+    seed_parser.add_argument(
+        "--embedded-if-unset",
+        action="store_true",
+        help="without a configured DATABASE_URL, seed the embedded development database",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
@@ -101,10 +174,21 @@ def main(argv: list[str] | None = None) -> None:
             if args.embedded_if_unset and Settings().database_url is None:
                 use_embedded_database()
             migrate(args.revision)
+        elif args.command == "seed":
+            if args.embedded_if_unset and Settings().database_url is None:
+                use_embedded_database()
+            seed(books=args.books, seed=args.seed, replace=args.replace, source=args.source)
         else:
             dev()
     except RuntimeError as exc:
         raise SystemExit(f"error: {exc}") from None
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {raw})")
+    return value
 
 
 if __name__ == "__main__":
