@@ -138,6 +138,13 @@ async def capture(database_url: str, scenarios: list[Scenario]) -> dict[str, Any
                         f"{scenario.name}: {scenario.method} {path} answered "
                         f"{response.status_code}: {response.text[:300]}"
                     )
+                if not recorder.statements:
+                    # A query sent on the raw driver connection would bypass the listener, and
+                    # the baseline would then be measured doing less than the app.
+                    raise RuntimeError(
+                        f"{scenario.name}: {path} sent no SQL the capture could see; "
+                        "extend bench/capture.py to record it"
+                    )
                 entry: dict[str, Any] = {
                     "path": path,
                     "status": response.status_code,
