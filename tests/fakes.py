@@ -9,22 +9,60 @@ adapters alike, so the fakes cannot drift from the real thing.
 from __future__ import annotations
 
 import copy
+import re
+import unicodedata
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
 from library.authors.domain.errors import AuthorHasBooksError
 from library.authors.domain.model import Author
-from library.authors.domain.repository import AuthorQuery
+from library.authors.domain.repository import TYPO_MIN_LENGTH, AuthorListing, AuthorQuery
 from library.books.domain.errors import DuplicateIsbnError
 from library.books.domain.model import Book
-from library.books.domain.repository import BookQuery, BookSort
+from library.books.domain.repository import (
+    SUBSTRING_MIN_LENGTH,
+    BookListing,
+    BookQuery,
+    BookSort,
+)
 from shared.errors import ConcurrentUpdateError
 
 YEAR_LAST_ASC = 2_147_483_647
 YEAR_LAST_DESC = -2_147_483_648
+TYPO_THRESHOLD = 0.5  # Settings.search_typo_threshold's default
+
+
+def search_key(text: str) -> str:
+    """lower(unaccent(text)), as the database's search_key."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[^\W_]+", search_key(text))
+
+
+def _trigrams(text: str) -> list[str]:
+    grams: list[str] = []
+    for word in words(text):
+        padded = f"  {word} "
+        grams.extend(padded[i : i + 3] for i in range(len(padded) - 2))
+    return grams
+
+
+def word_similarity(query: str, target: str) -> float:
+    """pg_trgm's word_similarity: the query's trigrams against the best run of the target's."""
+    wanted = set(_trigrams(query))
+    found = _trigrams(target)
+    best = 0.0
+    for start in range(len(found)):
+        for end in range(start + 1, len(found) + 1):
+            run = set(found[start:end])
+            best = max(best, len(wanted & run) / len(wanted | run))
+    return best
 
 
 class FakeAuthorRepository:
@@ -57,24 +95,55 @@ class FakeAuthorRepository:
             raise AuthorHasBooksError(author.id)
         del self.rows[author.id]
 
-    async def list_page(self, query: AuthorQuery) -> Sequence[Author]:
-        rows = sorted(self.rows.values(), key=lambda a: (a.name, str(a.id)))
-        if query.q:
-            rows = [a for a in rows if query.q.casefold() in a.name.casefold()]
+    async def list_page(self, query: AuthorQuery) -> Sequence[AuthorListing]:
+        q = query.q
+        if not q:
+            rows = sorted(self.rows.values(), key=lambda a: (a.name, str(a.id)))
+            if query.after is not None:
+                after = (query.after[0], str(query.after[1]))
+                rows = [a for a in rows if (a.name, str(a.id)) > after]
+            return [AuthorListing(copy.deepcopy(a)) for a in rows[: query.limit]]
+        typos = len(q.strip()) >= TYPO_MIN_LENGTH
+        found = [
+            (-word_similarity(q, a.name), a.name, str(a.id), a)
+            for a in self.rows.values()
+            if search_key(q) in search_key(a.name)
+            or (typos and word_similarity(q, a.name) >= TYPO_THRESHOLD)
+        ]
+        found.sort(key=lambda f: f[:3])
         if query.after is not None:
-            after = (query.after[0], str(query.after[1]))
-            rows = [a for a in rows if (a.name, str(a.id)) > after]
-        return [copy.deepcopy(a) for a in rows[: query.limit]]
+            bound = (-(query.after_score or 0.0), query.after[0], str(query.after[1]))
+            found = [f for f in found if f[:3] > bound]
+        return [AuthorListing(copy.deepcopy(f[3]), -f[0]) for f in found[: query.limit]]
 
     async def names(self, author_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
         return {a: self.rows[a].name for a in author_ids if a in self.rows}
 
 
 class FakeBookRepository:
-    """Books in a dict, with the unique-ISBN rule of the real table."""
+    """Books in a dict, with the unique-ISBN rule of the real table.
 
-    def __init__(self, rows: dict[uuid.UUID, Book]) -> None:
+    ``names`` gives the authors' names as they are now (the database keeps a copy of them on
+    each book; the fake reads them when asked).
+    """
+
+    def __init__(
+        self, rows: dict[uuid.UUID, Book], names: Callable[[], Mapping[uuid.UUID, str]]
+    ) -> None:
         self.rows = rows
+        self._names = names
+
+    def _listing(self, book: Book, key: Any = None) -> BookListing:
+        names = self._names()
+        return BookListing(
+            book=copy.deepcopy(book),
+            author_names=tuple(names[a] for a in book.author_ids),
+            key=key,
+        )
+
+    async def find(self, book_id: uuid.UUID) -> BookListing | None:
+        book = self.rows.get(book_id)
+        return None if book is None else self._listing(book)
 
     async def get(self, book_id: uuid.UUID) -> Book | None:
         return copy.deepcopy(self.rows.get(book_id))
@@ -98,11 +167,31 @@ class FakeBookRepository:
             raise ConcurrentUpdateError(f"Book {book.id} was changed by another request.")
         del self.rows[book.id]
 
-    async def list_page(self, query: BookQuery) -> Sequence[Book]:
+    def _relevance(self, q: str, book: Book) -> float:
+        """Like ts_rank: title words weigh 1.0, author-name words 0.4 (0 if only a substring)."""
+        title = words(book.title)
+        names = words(" ".join(self._names()[a] for a in book.author_ids))
+        score = 0.0
+        for word in words(q):
+            if any(w.startswith(word) for w in title):
+                score += 1.0
+            elif any(w.startswith(word) for w in names):
+                score += 0.4
+        return score
+
+    def _matches(self, q: str, book: Book) -> bool:
+        document = words(book.title) + words(" ".join(self._names()[a] for a in book.author_ids))
+        wanted = words(q)
+        if wanted and all(any(w.startswith(word) for w in document) for word in wanted):
+            return True
+        return len(q.strip()) >= SUBSTRING_MIN_LENGTH and search_key(q) in search_key(book.title)
+
+    async def list_page(self, query: BookQuery) -> Sequence[BookListing]:
         f = query.filter
         books = list(self.rows.values())
-        if f.q:
-            books = [b for b in books if f.q.casefold() in b.title.casefold()]
+        q = f.q
+        if q:
+            books = [b for b in books if self._matches(q, b)]
         if f.author_id is not None:
             books = [b for b in books if f.author_id in b.author_ids]
         if f.language is not None:
@@ -121,14 +210,19 @@ class FakeBookRepository:
             ]
         sort = query.sort
 
+        def value(book: Book) -> Any:
+            if sort is BookSort.RELEVANCE:
+                return self._relevance(q or "", book)
+            return getattr(book, sort.field)
+
         def key(book: Book) -> tuple[Any, str]:
-            return (_sort_value(sort, getattr(book, sort.field)), str(book.id))
+            return (_sort_value(sort, value(book)), str(book.id))
 
         books.sort(key=key, reverse=sort.descending)
         if query.after is not None:
             bound = (_sort_value(sort, query.after[0]), str(query.after[1]))
             books = [b for b in books if (key(b) < bound if sort.descending else key(b) > bound)]
-        return [copy.deepcopy(b) for b in books[: query.limit]]
+        return [self._listing(b, value(b)) for b in books[: query.limit]]
 
     async def author_has_books(self, author_id: uuid.UUID) -> bool:
         return any(author_id in b.author_ids for b in self.rows.values())
@@ -203,15 +297,16 @@ class FakeAuthorsUnitOfWork(_FakeUnitOfWork):
 
 
 class FakeBooksUnitOfWork(_FakeUnitOfWork):
-    """The books' unit of work over in-memory state."""
+    """The books' unit of work over in-memory state; ``names`` are the authors' names now."""
 
-    def __init__(self) -> None:
+    def __init__(self, names: Callable[[], Mapping[uuid.UUID, str]] = dict) -> None:
         super().__init__()
         self.store: dict[uuid.UUID, Book] = {}
-        self.books = FakeBookRepository({})
+        self._names = names
+        self.books = FakeBookRepository({}, names)
 
     def _begin(self) -> None:
-        self.books = FakeBookRepository(copy.deepcopy(self.store))
+        self.books = FakeBookRepository(copy.deepcopy(self.store), self._names)
 
     def _publish(self) -> None:
         self.store = copy.deepcopy(self.books.rows)

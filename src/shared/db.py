@@ -42,6 +42,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
     """An asyncpg engine with a bounded pool and server-side timeouts."""
     server_settings = {
         "application_name": "library",
+        # Typo tolerance of the author search (the `<%` operator of pg_trgm).
+        "pg_trgm.word_similarity_threshold": str(settings.search_typo_threshold),
         "statement_timeout": str(settings.db_statement_timeout_ms),
         "idle_in_transaction_session_timeout": str(max(settings.db_statement_timeout_ms * 2, 0)),
         "timezone": "UTC",
@@ -64,6 +66,16 @@ def create_engine(settings: Settings) -> AsyncEngine:
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded values after commit (no implicit refresh I/O)."""
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def create_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reads, on AUTOCOMMIT connections: each query is one round trip.
+
+    A read needs no transaction of its own; without one, PostgreSQL is not sent BEGIN before
+    the query nor ROLLBACK after it. Each statement still sees a consistent snapshot.
+    """
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return async_sessionmaker(autocommit, expire_on_commit=False, autoflush=False)
 
 
 def _driver_error(exc: DBAPIError) -> Any:

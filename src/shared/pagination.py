@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -79,6 +80,13 @@ def key_optional_int(raw: object) -> int | None:
         return None
     if isinstance(raw, int) and not isinstance(raw, bool) and -(2**31) <= raw < 2**31:
         return raw
+    raise _invalid("the cursor is not one this service issued")
+
+
+def key_float(raw: object) -> float:
+    """A finite number read back from a cursor key (a relevance or similarity score)."""
+    if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw):
+        return float(raw)
     raise _invalid("the cursor is not one this service issued")
 
 

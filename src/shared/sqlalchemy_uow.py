@@ -17,9 +17,14 @@ class SqlAlchemyUnitOfWork(ABC):
     A unit of work is not re-entrant and is never shared between tasks.
     """
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession], *, read_only: bool = False
+    ) -> None:
         self._session_factory = session_factory
         self._session: AsyncSession | None = None
+        # A read-only unit of work (on an AUTOCOMMIT session factory) refuses to commit: its
+        # statements are not in one transaction, so a write through it could not be undone.
+        self._read_only = read_only
 
     @property
     def session(self) -> AsyncSession:
@@ -50,4 +55,6 @@ class SqlAlchemyUnitOfWork(ABC):
             await session.close()
 
     async def commit(self) -> None:
+        if self._read_only:
+            raise RuntimeError("a read-only unit of work cannot commit")
         await self.session.commit()

@@ -133,8 +133,8 @@ class AuthorRepositoryContract:
                 page = list(await uow.authors.list_page(AuthorQuery(limit=2, after=after)))
             if not page:
                 break
-            seen.extend(page)
-            after = (page[-1].name, page[-1].id)
+            seen.extend(listing.author for listing in page)
+            after = (page[-1].author.name, page[-1].author.id)
         assert [a.id for a in seen] == [a.id for a in expected]
 
     async def test_q_is_a_case_insensitive_literal_substring(self, uow: AuthorsUnitOfWork) -> None:
@@ -144,7 +144,7 @@ class AuthorRepositoryContract:
         async def matching(q: str) -> list[str]:
             async with uow:
                 return sorted(
-                    a.name for a in await uow.authors.list_page(AuthorQuery(limit=50, q=q))
+                    a.author.name for a in await uow.authors.list_page(AuthorQuery(limit=50, q=q))
                 )
 
         assert await matching("%") == ["50% Sale"]
@@ -152,6 +152,53 @@ class AuthorRepositoryContract:
         assert await matching("\\") == ["Back\\slash"]
         assert await matching("mixed CASE") == ["MIXED case"]
         assert await matching("sale") == ["50% Sale", "5000 Sale"]
+
+    async def test_q_tolerates_typos_and_accents_best_match_first(
+        self, uow: AuthorsUnitOfWork
+    ) -> None:
+        names = ["J.R.R. Tolkien", "Christopher Tolkien", "Gabriel García Márquez", "Tom Kent"]
+        await add_all(uow, *[make_author(n) for n in names])
+
+        async def matching(q: str) -> list[str]:
+            async with uow:
+                found = await uow.authors.list_page(AuthorQuery(limit=50, q=q))
+            scores = [a.score for a in found]
+            assert all(s is not None for s in scores)
+            assert scores == sorted(scores, reverse=True)  # type: ignore[type-var]
+            return [a.author.name for a in found]
+
+        assert await matching("tolkein") == ["Christopher Tolkien", "J.R.R. Tolkien"]
+        assert await matching("garcia marquez") == ["Gabriel García Márquez"]
+        assert await matching("MARQUES") == ["Gabriel García Márquez"]
+        assert await matching("tolkien") == ["Christopher Tolkien", "J.R.R. Tolkien"]
+        # Typos need three characters; below that, q is a substring only.
+        assert await matching("tk") == []
+        # An exact word ranks above a near one.
+        await add_all(uow, make_author("Tolkein Fan Club"))
+        assert (await matching("tolkein"))[0] == "Tolkein Fan Club"
+
+    async def test_search_pages_follow_score_then_name_then_id(
+        self, uow: AuthorsUnitOfWork
+    ) -> None:
+        names = ["Anne Rice", "Anne Rice", "Anna Rice", "Annie Rice", "Rice Anne", "Ann Rica"]
+        await add_all(uow, *[make_author(n) for n in names])
+        everything = AuthorQuery(limit=50, q="anne rice")
+        async with uow:
+            expected = [a.author.id for a in await uow.authors.list_page(everything)]
+        assert len(expected) >= 4
+        seen: list[uuid.UUID] = []
+        after = None
+        score = None
+        while True:
+            query = AuthorQuery(limit=2, q="anne rice", after=after, after_score=score)
+            async with uow:
+                page = list(await uow.authors.list_page(query))
+            if not page:
+                break
+            seen.extend(a.author.id for a in page)
+            last = page[-1]
+            after, score = (last.author.name, last.author.id), last.score
+        assert seen == expected
 
     async def test_names_covers_known_ids_only(self, uow: AuthorsUnitOfWork) -> None:
         a, b = make_author("Anna"), make_author("Boris")

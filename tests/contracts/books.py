@@ -10,7 +10,7 @@ import pytest
 from library.books.application.ports import BooksUnitOfWork
 from library.books.domain.errors import DuplicateIsbnError
 from library.books.domain.model import Book
-from library.books.domain.repository import BookFilter, BookQuery, BookSort
+from library.books.domain.repository import BookFilter, BookListing, BookQuery, BookSort
 from shared.errors import ConcurrentUpdateError
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -42,11 +42,11 @@ async def add_all(uow: BooksUnitOfWork, *books: Book) -> None:
         await uow.commit()
 
 
-async def walk(
+async def walk_listings(
     uow: BooksUnitOfWork, sort: BookSort, f: BookFilter | None = None, size: int = 2
-) -> list[Book]:
+) -> list[BookListing]:
     """Every page of a query, following the last key as the service does."""
-    seen: list[Book] = []
+    seen: list[BookListing] = []
     after = None
     while True:
         query = BookQuery(filter=f or BookFilter(), sort=sort, limit=size, after=after)
@@ -56,11 +56,21 @@ async def walk(
             return seen
         seen.extend(page)
         last = page[-1]
-        after = (getattr(last, sort.field), last.id)
+        after = (last.key, last.book.id)
+
+
+async def walk(
+    uow: BooksUnitOfWork, sort: BookSort, f: BookFilter | None = None, size: int = 2
+) -> list[Book]:
+    return [listing.book for listing in await walk_listings(uow, sort, f, size)]
+
+
+AUTHOR_NAMES = ("Ann Leckie", "Victor Hugo", "J.R.R. Tolkien")
 
 
 class BookRepositoryContract:
-    """Subclasses provide ``uow`` (an empty store) and ``author_ids`` (three existing authors)."""
+    """Subclasses provide ``uow`` (an empty store) and ``author_ids``: three existing authors,
+    named AUTHOR_NAMES in that order."""
 
     @pytest.fixture
     def uow(self) -> BooksUnitOfWork:
@@ -165,7 +175,101 @@ class BookRepositoryContract:
             assert await uow.books.get(book.id) is None
             assert not await uow.books.author_has_books(author_ids[0])
 
-    @pytest.mark.parametrize("sort", list(BookSort))
+    async def test_find_gives_the_book_with_its_authors_names_in_credit_order(
+        self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]
+    ) -> None:
+        book = make_book("Good Omens", [author_ids[2], author_ids[0]], year=1990)
+        await add_all(uow, book)
+        async with uow:
+            found = await uow.books.find(book.id)
+            missing = await uow.books.find(uuid.uuid4())
+        assert missing is None
+        assert found is not None
+        assert found.book.author_ids == (author_ids[2], author_ids[0])
+        assert found.author_names == ("J.R.R. Tolkien", "Ann Leckie")
+        assert (found.book.title, found.book.publication_year, found.book.version) == (
+            "Good Omens",
+            1990,
+            1,
+        )
+        async with uow:
+            loaded = await uow.books.get(book.id)
+            assert loaded is not None
+            loaded.revise(author_ids=[author_ids[1]], now=T0)
+            await uow.books.update(loaded)
+            await uow.commit()
+        async with uow:
+            found = await uow.books.find(book.id)
+        assert found is not None
+        assert found.author_names == ("Victor Hugo",)
+
+    async def test_search_matches_title_and_author_words_ignoring_case_and_accents(
+        self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]
+    ) -> None:
+        leckie, hugo, tolkien = author_ids
+        await add_all(
+            uow,
+            make_book("Les Misérables", [hugo]),
+            make_book("The Hobbit", [tolkien]),
+            make_book("Ancillary Justice", [leckie]),
+            make_book("Tolkien: A Biography", [leckie]),
+            make_book("Notre-Dame de Paris", [hugo]),
+        )
+
+        async def titles(q: str) -> list[str]:
+            found = await walk(uow, BookSort.RELEVANCE, BookFilter(q=q), size=10)
+            return [b.title for b in found]
+
+        assert await titles("les miserables") == ["Les Misérables"]
+        assert await titles("LES MISÉRABLES") == ["Les Misérables"]
+        assert await titles("miser") == ["Les Misérables"]  # words match by prefix
+        assert set(await titles("victor hugo")) == {"Les Misérables", "Notre-Dame de Paris"}
+        assert await titles("hugo paris") == ["Notre-Dame de Paris"]  # every word must match
+        assert await titles("dame de") == ["Notre-Dame de Paris"]
+        # A title word weighs more than an author's name.
+        assert await titles("tolkien") == ["Tolkien: A Biography", "The Hobbit"]
+        assert await titles("ncillar") == ["Ancillary Justice"]  # 3+ characters: inside titles
+        assert await titles("nobody") == []
+
+    async def test_search_takes_special_characters_literally(
+        self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]
+    ) -> None:
+        await add_all(
+            uow,
+            make_book("100% Pure", author_ids[1:2]),
+            make_book("snake_case", author_ids[1:2]),
+            make_book("snakeXcase", author_ids[1:2]),
+            make_book("It's a \\ b", author_ids[1:2]),
+        )
+
+        async def titles(q: str) -> set[str]:
+            return {b.title for b in await walk(uow, BookSort.TITLE, BookFilter(q=q), size=10)}
+
+        assert await titles("0% P") == {"100% Pure"}
+        assert await titles("e_c") == {"snake_case"}
+        assert await titles("%") == set()  # no word, and too short to search inside titles
+        assert await titles("'s a \\") == {"It's a \\ b"}
+        assert await titles("snake") == {"snake_case", "snakeXcase"}
+        assert await titles("it's (a) b&!|:*") == {"It's a \\ b"}
+
+    async def test_relevance_pages_are_deterministic_and_complete(
+        self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]
+    ) -> None:
+        leckie, hugo, _ = author_ids
+        books = [make_book(f"Hugo Book {i}", [leckie]) for i in range(5)]
+        books += [make_book(f"Other {i}", [hugo]) for i in range(4)]
+        await add_all(uow, *books)
+        f = BookFilter(q="hugo")
+        seen = await walk_listings(uow, BookSort.RELEVANCE, f, size=2)
+        assert sorted(s.book.id for s in seen) == sorted(b.id for b in books)
+        keys = [(s.key, s.book.id) for s in seen]
+        assert keys == sorted(keys, reverse=True), "best first, then by id descending"
+        assert all(s.book.title.startswith("Hugo") for s in seen[:5])
+        assert [s.book.id for s in seen] == [
+            s.book.id for s in await walk_listings(uow, BookSort.RELEVANCE, f, size=4)
+        ]
+
+    @pytest.mark.parametrize("sort", [s for s in BookSort if s is not BookSort.RELEVANCE])
     async def test_walking_the_pages_returns_every_book_once_in_order(
         self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID], sort: BookSort
     ) -> None:
@@ -204,9 +308,9 @@ class BookRepositoryContract:
         async def titles(f: BookFilter) -> set[str]:
             return {book.title for book in await walk(uow, BookSort.CREATED_AT, f, size=10)}
 
-        assert await titles(BookFilter(q="%")) == {"100% Pure"}
-        assert await titles(BookFilter(q="_")) == {"snake_case"}
+        assert await titles(BookFilter(q="0% P")) == {"100% Pure"}
         assert await titles(BookFilter(q="SNAKE")) == {"snakeXcase", "snake_case"}
+        assert await titles(BookFilter(q="snake", language="fr")) == {"snake_case"}
         assert await titles(BookFilter(author_id=a)) == {"100% Pure", "snake_case"}
         assert await titles(BookFilter(author_id=b, language="en")) == {"1000 Years"}
         assert await titles(BookFilter(year_from=2000)) == {"1000 Years", "snake_case"}

@@ -86,7 +86,9 @@ class Api:
 @pytest.fixture
 async def api() -> AsyncIterator[Api]:
     authors_uow = FakeAuthorsUnitOfWork()
-    books_uow = FakeBooksUnitOfWork()
+    books_uow = FakeBooksUnitOfWork(
+        names=lambda: {a.id: a.name for a in authors_uow.store.values()}
+    )
     container = RootContainer()
     container.settings.override(
         providers.Object(

@@ -16,9 +16,18 @@ class AuthorsContainer(containers.DeclarativeContainer):
     """Builds the authors use cases; needs a session factory and the books' catalog port."""
 
     session_factory: providers.Dependency[async_sessionmaker[AsyncSession]] = providers.Dependency()
+    # Reads run on AUTOCOMMIT sessions (no BEGIN/ROLLBACK round trips): see shared.db.
+    read_session_factory: providers.Dependency[async_sessionmaker[AsyncSession]] = (
+        providers.Dependency()
+    )
     book_catalog: providers.Dependency[BookCatalog] = providers.Dependency()
 
     unit_of_work = providers.Factory(SqlAlchemyAuthorsUnitOfWork, session_factory=session_factory)
-    service = providers.Factory(AuthorService, uow=unit_of_work, books=book_catalog)
-    lookup = providers.Factory(AuthorLookup, uow=unit_of_work)
+    read_unit_of_work = providers.Factory(
+        SqlAlchemyAuthorsUnitOfWork, session_factory=read_session_factory, read_only=True
+    )
+    service = providers.Factory(
+        AuthorService, uow=unit_of_work, books=book_catalog, reads=read_unit_of_work
+    )
+    lookup = providers.Factory(AuthorLookup, uow=read_unit_of_work)
     facade = providers.Factory(AuthorsFacade, lookup=lookup)

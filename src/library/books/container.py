@@ -16,9 +16,18 @@ class BooksContainer(containers.DeclarativeContainer):
     """Builds the books use cases; needs a session factory and the authors' directory port."""
 
     session_factory: providers.Dependency[async_sessionmaker[AsyncSession]] = providers.Dependency()
+    # Reads run on AUTOCOMMIT sessions (no BEGIN/ROLLBACK round trips): see shared.db.
+    read_session_factory: providers.Dependency[async_sessionmaker[AsyncSession]] = (
+        providers.Dependency()
+    )
     author_directory: providers.Dependency[AuthorDirectory] = providers.Dependency()
 
     unit_of_work = providers.Factory(SqlAlchemyBooksUnitOfWork, session_factory=session_factory)
-    service = providers.Factory(BookService, uow=unit_of_work, authors=author_directory)
-    lookup = providers.Factory(BookLookup, uow=unit_of_work)
+    read_unit_of_work = providers.Factory(
+        SqlAlchemyBooksUnitOfWork, session_factory=read_session_factory, read_only=True
+    )
+    service = providers.Factory(
+        BookService, uow=unit_of_work, authors=author_directory, reads=read_unit_of_work
+    )
+    lookup = providers.Factory(BookLookup, uow=read_unit_of_work)
     facade = providers.Factory(BooksFacade, lookup=lookup)

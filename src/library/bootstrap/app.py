@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
             await engine.dispose()
             container.engine.reset()
             container.session_factory.reset()
+            container.read_session_factory.reset()
             log.info("stopped")
 
     # Docs (Swagger UI and ReDoc) are served from the package, not from a CDN.

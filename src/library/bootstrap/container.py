@@ -8,7 +8,7 @@ from library.authors.container import AuthorsContainer
 from library.books.container import BooksContainer
 from library.bootstrap.adapters import AuthorDirectoryAdapter, BookCatalogAdapter
 from library.bootstrap.health import HealthCheck
-from shared.db import create_engine, create_session_factory
+from shared.db import create_engine, create_read_session_factory, create_session_factory
 from shared.settings import Settings
 
 
@@ -22,11 +22,17 @@ class RootContainer(containers.DeclarativeContainer):
     settings = providers.Singleton(Settings)
     engine = providers.Singleton(create_engine, settings)
     session_factory = providers.Singleton(create_session_factory, engine)
+    read_session_factory = providers.Singleton(create_read_session_factory, engine)
 
-    authors = providers.Container(AuthorsContainer, session_factory=session_factory)
+    authors = providers.Container(
+        AuthorsContainer,
+        session_factory=session_factory,
+        read_session_factory=read_session_factory,
+    )
     books = providers.Container(
         BooksContainer,
         session_factory=session_factory,
+        read_session_factory=read_session_factory,
         author_directory=providers.Factory(AuthorDirectoryAdapter, authors=authors.facade),
     )
     # The contexts need each other's facades; a declarative container cannot refer forward,

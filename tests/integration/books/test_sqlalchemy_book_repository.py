@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from library.authors.infrastructure.unit_of_work import SqlAlchemyAuthorsUnitOfWork
 from library.books.infrastructure.unit_of_work import SqlAlchemyBooksUnitOfWork
 from tests.contracts.authors import make_author
-from tests.contracts.books import BookRepositoryContract
+from tests.contracts.books import AUTHOR_NAMES, BookRepositoryContract
 
 
 class TestSqlAlchemyBookRepository(BookRepositoryContract):
@@ -20,7 +20,7 @@ class TestSqlAlchemyBookRepository(BookRepositoryContract):
     async def author_ids(
         self, session_factory: async_sessionmaker[AsyncSession]
     ) -> list[uuid.UUID]:
-        authors = [make_author(name) for name in ("Ann", "Ben", "Cid")]
+        authors = [make_author(name) for name in AUTHOR_NAMES]
         async with SqlAlchemyAuthorsUnitOfWork(session_factory) as uow:
             for author in authors:
                 await uow.authors.add(author)

@@ -235,16 +235,22 @@ async def test_an_exactly_full_last_page_has_no_next_cursor(service: AuthorServi
     assert second.next_cursor is None
 
 
-async def test_pages_can_be_filtered_by_a_name_substring(service: AuthorService) -> None:
+async def test_pages_can_be_filtered_by_a_name_substring_best_match_first(
+    service: AuthorService,
+) -> None:
     for name in ["Ursula K. Le Guin", "Stanisław Lem", "Octavia E. Butler", "Leigh Brackett"]:
         await register(service, name)
     pages = await walk(service, limit=1, q="le")
-    assert [a.name for page in pages for a in page] == [
+    names = [a.name for page in pages for a in page]
+    assert sorted(names) == [
         "Leigh Brackett",
         "Octavia E. Butler",
         "Stanisław Lem",
         "Ursula K. Le Guin",
     ]
+    assert names[0] == "Ursula K. Le Guin"  # "le" is a whole word of that name only
+    one_page = await service.list_authors(q="le", limit=10, cursor=None)
+    assert [a.name for a in one_page.items] == names
 
 
 @pytest.mark.parametrize(

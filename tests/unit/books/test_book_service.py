@@ -40,7 +40,7 @@ NAMES = {LE_GUIN: "Ursula K. Le Guin", BUTLER: "Octavia E. Butler", LEM: "Stanis
 
 @pytest.fixture
 def uow() -> FakeBooksUnitOfWork:
-    return FakeBooksUnitOfWork()
+    return FakeBooksUnitOfWork(names=lambda: NAMES)
 
 
 @pytest.fixture
@@ -258,7 +258,7 @@ async def fill(service: BookService, clock: FakeClock) -> list[BookView]:
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 8, 50])
-@pytest.mark.parametrize("sort", list(BookSort))
+@pytest.mark.parametrize("sort", [s for s in BookSort if s is not BookSort.RELEVANCE])
 async def test_walking_the_pages_sees_each_book_once_in_order(
     service: BookService, clock: FakeClock, sort: BookSort, size: int
 ) -> None:

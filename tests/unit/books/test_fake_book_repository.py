@@ -4,14 +4,15 @@ import uuid
 
 import pytest
 
-from tests.contracts.books import BookRepositoryContract
+from tests.contracts.books import AUTHOR_NAMES, BookRepositoryContract
 from tests.fakes import FakeBooksUnitOfWork
 
 
 class TestFakeBookRepository(BookRepositoryContract):
     @pytest.fixture
-    def uow(self) -> FakeBooksUnitOfWork:
-        return FakeBooksUnitOfWork()
+    def uow(self, author_ids: list[uuid.UUID]) -> FakeBooksUnitOfWork:
+        names = dict(zip(author_ids, AUTHOR_NAMES, strict=True))
+        return FakeBooksUnitOfWork(names=lambda: names)
 
     @pytest.fixture
     def author_ids(self) -> list[uuid.UUID]:

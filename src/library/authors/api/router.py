@@ -42,7 +42,14 @@ async def list_authors(
     service: Service,
     q: Annotated[
         str | None,
-        Query(max_length=NAME_MAX_LENGTH, description="Case-insensitive substring of the name."),
+        Query(
+            max_length=NAME_MAX_LENGTH,
+            description=(
+                "Search: names containing q (case and accents ignored, % and _ literal) or, "
+                "from 3 characters, a word close to it ('tolkein' finds 'J.R.R. Tolkien'); "
+                "best match first."
+            ),
+        ),
         AfterValidator(domain_rule(search_text)),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
@@ -51,7 +58,7 @@ async def list_authors(
         Query(max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page."),
     ] = None,
 ) -> PageOut[AuthorOut]:
-    """A page of authors in name order."""
+    """A page of authors: in name order, or best match first with q."""
     page = await service.list_authors(q=q, limit=limit, cursor=cursor)
     return PageOut[AuthorOut](
         items=[AuthorOut.model_validate(a) for a in page.items], next_cursor=page.next_cursor

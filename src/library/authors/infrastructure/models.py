@@ -39,10 +39,11 @@ class AuthorRow(Base):
         CheckConstraint("death_year >= birth_year", name="death_after_birth"),
         CheckConstraint("version >= 1", name="version_positive"),
         Index("ix_authors_name_id", "name", "id"),
+        # Search (migration 0003): accent- and case-insensitive substrings and typos.
         Index(
-            "ix_authors_name_trgm",
-            "name",
+            "ix_authors_name_key_trgm",
+            func.search_key(name).label("name_key"),
             postgresql_using="gin",
-            postgresql_ops={"name": "gin_trgm_ops"},
+            postgresql_ops={"name_key": "gin_trgm_ops"},
         ),
     )

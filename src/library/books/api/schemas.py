@@ -134,7 +134,15 @@ class BookListParams(BaseModel):
 
     q: Annotated[
         str | None,
-        Field(max_length=TITLE_MAX_LENGTH, description="Case-insensitive substring of the title."),
+        Field(
+            max_length=TITLE_MAX_LENGTH,
+            description=(
+                "Search: every word must start a word of the title or of an author's name; "
+                "from 3 characters q also matches anywhere inside the title. Case and accents "
+                "are ignored ('les miserables' finds 'Les Misérables'). Sorted by relevance "
+                "unless sort says otherwise."
+            ),
+        ),
         AfterValidator(domain_rule(search_text)),
     ] = None
     language: Annotated[
@@ -147,8 +155,12 @@ class BookListParams(BaseModel):
     ] = None
     year_from: Annotated[int | None, Field(ge=EARLIEST_YEAR, le=9999)] = None
     year_to: Annotated[int | None, Field(ge=EARLIEST_YEAR, le=9999)] = None
-    sort: BookSort = Field(
-        default=BookSort.CREATED_AT, description="Order; '-' means descending. Ties break on id."
+    sort: BookSort | None = Field(
+        default=None,
+        description=(
+            "Order; '-' means descending; ties break on id. Default: relevance with q "
+            "(best match first), created_at without."
+        ),
     )
     limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     cursor: str | None = Field(

@@ -10,13 +10,20 @@ from datetime import datetime
 from library.books.application.ports import AuthorDirectory, BooksUnitOfWork
 from library.books.domain.errors import AuthorNotFoundError, BookNotFoundError, UnknownAuthorsError
 from library.books.domain.model import Book
-from library.books.domain.repository import BookFilter, BookQuery, BookSort, SortValue
+from library.books.domain.repository import (
+    BookFilter,
+    BookListing,
+    BookQuery,
+    BookSort,
+    SortValue,
+)
 from shared.errors import RuleViolationError
 from shared.pagination import (
     Page,
     decode_cursor,
     encode_cursor,
     key_datetime,
+    key_float,
     key_optional_int,
     key_str,
     key_uuid,
@@ -51,7 +58,7 @@ class ListBooks:
     """Which books to list, in what order, from where."""
 
     filter: BookFilter
-    sort: BookSort = BookSort.CREATED_AT
+    sort: BookSort | None = None  # relevance with a search, created_at without
     limit: int = 20
     cursor: str | None = None
 
@@ -84,8 +91,11 @@ class BookService:
         uow: BooksUnitOfWork,
         authors: AuthorDirectory,
         clock: Callable[[], datetime] = utc_now,
+        reads: BooksUnitOfWork | None = None,
     ) -> None:
         self._uow = uow
+        # Reads may use a cheaper unit of work (no transaction); by default the same one.
+        self._reads = reads or uow
         self._authors = authors
         self._clock = clock
 
@@ -107,9 +117,11 @@ class BookService:
 
     async def get_book(self, book_id: uuid.UUID) -> BookView:
         """The book with this id; BookNotFoundError if there is none."""
-        async with self._uow as uow:
-            book = await self._require(uow, book_id)
-        return _view(book, await self._authors.names_of(book.author_ids))
+        async with self._reads as uow:
+            listing = await uow.books.find(book_id)
+        if listing is None:
+            raise BookNotFoundError(book_id)
+        return _listed_view(listing)
 
     async def list_books(self, request: ListBooks) -> Page[BookView]:
         """A page of books matching the filter, in the requested order."""
@@ -118,15 +130,17 @@ class BookService:
             raise RuleViolationError.on_field(
                 "year_to", f"year_to ({f.year_to}) must not be before year_from ({f.year_from})"
             )
-        after = None if request.cursor is None else _decode_key(request.sort, request.cursor)
-        query = BookQuery(filter=f, sort=request.sort, limit=request.limit + 1, after=after)
-        async with self._uow as uow:
-            books = list(await uow.books.list_page(query))
-        more = len(books) > request.limit
-        books = books[: request.limit]
-        names = await self._authors.names_of({a for b in books for a in b.author_ids})
-        next_cursor = _encode_key(request.sort, books[-1]) if more else None
-        return Page(items=[_view(b, names) for b in books], next_cursor=next_cursor)
+        sort = request.sort or (BookSort.RELEVANCE if f.q else BookSort.CREATED_AT)
+        if sort is BookSort.RELEVANCE and not f.q:
+            raise RuleViolationError.on_field("sort", "sort=relevance needs a search (q)")
+        after = None if request.cursor is None else _decode_key(sort, request.cursor)
+        query = BookQuery(filter=f, sort=sort, limit=request.limit + 1, after=after)
+        async with self._reads as uow:
+            listings = list(await uow.books.list_page(query))
+        more = len(listings) > request.limit
+        listings = listings[: request.limit]
+        next_cursor = _encode_key(sort, listings[-1]) if more else None
+        return Page(items=[_listed_view(b) for b in listings], next_cursor=next_cursor)
 
     async def list_author_books(self, author_id: uuid.UUID, request: ListBooks) -> Page[BookView]:
         """A page of the books crediting this author; AuthorNotFoundError if they do not exist."""
@@ -201,15 +215,21 @@ def _view(book: Book, names: dict[uuid.UUID, str]) -> BookView:
     )
 
 
-def _sort_value(sort: BookSort, book: Book) -> SortValue:
-    value: SortValue = getattr(book, sort.field)
-    return value
+def _listed_view(listing: BookListing) -> BookView:
+    book = listing.book
+    return BookView(
+        book=book,
+        authors=tuple(
+            AuthorRef(id=a, name=n)
+            for a, n in zip(book.author_ids, listing.author_names, strict=True)
+        ),
+    )
 
 
-def _encode_key(sort: BookSort, book: Book) -> str:
-    value = _sort_value(sort, book)
+def _encode_key(sort: BookSort, listing: BookListing) -> str:
+    value = listing.key
     raw = value.isoformat() if isinstance(value, datetime) else value
-    return encode_cursor(f"books:{sort.value}", [raw, str(book.id)])
+    return encode_cursor(f"books:{sort.value}", [raw, str(listing.book.id)])
 
 
 def _decode_key(sort: BookSort, cursor: str) -> tuple[SortValue, uuid.UUID]:
@@ -219,6 +239,8 @@ def _decode_key(sort: BookSort, cursor: str) -> tuple[SortValue, uuid.UUID]:
         value = key_datetime(raw_value)
     elif sort.field == "title":
         value = key_str(raw_value)
+    elif sort is BookSort.RELEVANCE:
+        value = key_float(raw_value)
     else:
         value = key_optional_int(raw_value)
     return value, key_uuid(raw_id)

@@ -11,10 +11,18 @@ from typing import Protocol
 
 from library.books.domain.model import Book
 
+# A search matches words (by prefix) of the title and of the authors' names; a query of at
+# least this many characters also matches anywhere inside the title, as a literal substring.
+SUBSTRING_MIN_LENGTH = 3
+
 
 class BookSort(StrEnum):
-    """The orders a book list can take; a leading ``-`` means descending. Ties break on id."""
+    """The orders a book list can take; a leading ``-`` means descending. Ties break on id.
 
+    ``relevance`` (best match first; only with a search) breaks its ties on id, descending.
+    """
+
+    RELEVANCE = "relevance"
     TITLE = "title"
     TITLE_DESC = "-title"
     PUBLICATION_YEAR = "publication_year"
@@ -28,10 +36,10 @@ class BookSort(StrEnum):
 
     @property
     def descending(self) -> bool:
-        return self.value.startswith("-")
+        return self.value.startswith("-") or self is BookSort.RELEVANCE
 
 
-SortValue = str | int | datetime | None
+SortValue = str | int | float | datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,15 @@ class BookQuery:
     after: tuple[SortValue, uuid.UUID] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class BookListing:
+    """A book as reads show it: its authors' names in credit order, its key in the list's order."""
+
+    book: Book
+    author_names: tuple[str, ...]
+    key: SortValue = None
+
+
 class BookRepository(Protocol):
     """Stores and finds books. Never commits: the unit of work does."""
 
@@ -74,8 +91,12 @@ class BookRepository(Protocol):
         """Stage the deletion of a book loaded from this repository."""
         ...
 
-    async def list_page(self, query: BookQuery) -> Sequence[Book]:
-        """Up to ``query.limit`` books matching the query, in its order."""
+    async def find(self, book_id: uuid.UUID) -> BookListing | None:
+        """The book with this id and its authors' names, or None (a read: nothing is staged)."""
+        ...
+
+    async def list_page(self, query: BookQuery) -> Sequence[BookListing]:
+        """Up to ``query.limit`` books matching the query, in its order, with their sort keys."""
         ...
 
     async def author_has_books(self, author_id: uuid.UUID) -> bool:

@@ -13,9 +13,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    Uuid,
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from library.books.domain.model import LANGUAGE_MAX_LENGTH, MAX_AUTHORS, TITLE_MAX_LENGTH
@@ -40,6 +42,19 @@ class BookRow(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     version: Mapped[int] = mapped_column(server_default=text("1"))
+    # The words of the title and of the authors' names, maintained by database triggers
+    # (migration 0003); only search queries read it, never the ORM.
+    search_document: Mapped[str] = mapped_column(
+        TSVECTOR, server_default=text("''::tsvector"), deferred=True, deferred_raiseload=True
+    )
+    # The credits in order with the authors' names, a copy kept by the same triggers: a book
+    # and its authors' names are read in one statement, without asking the authors context.
+    credited_ids: Mapped[list[uuid.UUID]] = mapped_column(
+        ARRAY(Uuid), server_default=text("'{}'"), deferred=True, deferred_raiseload=True
+    )
+    credited_names: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), server_default=text("'{}'"), deferred=True, deferred_raiseload=True
+    )
 
     credits: Mapped[list[BookAuthorRow]] = relationship(
         order_by="BookAuthorRow.position",
@@ -69,11 +84,13 @@ class BookRow(Base):
             func.coalesce(publication_year, YEAR_LAST_DESC),
             "id",
         ),
+        # Search (migration 0003): the document kept by triggers, and title substrings.
+        Index("ix_books_search_document", "search_document", postgresql_using="gin"),
         Index(
-            "ix_books_title_trgm",
-            "title",
+            "ix_books_title_key_trgm",
+            func.search_key(title).label("title_key"),
             postgresql_using="gin",
-            postgresql_ops={"title": "gin_trgm_ops"},
+            postgresql_ops={"title_key": "gin_trgm_ops"},
         ),
     )
 

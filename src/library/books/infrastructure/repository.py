@@ -4,16 +4,35 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, exists, func, literal_column, select, tuple_
+from sqlalchemy import (
+    REAL,
+    ColumnElement,
+    Row,
+    Select,
+    cast,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, selectinload
 
 from library.books.domain.errors import DuplicateIsbnError, UnknownAuthorsError
 from library.books.domain.model import Book
-from library.books.domain.repository import BookFilter, BookQuery, BookSort, SortValue
+from library.books.domain.repository import (
+    SUBSTRING_MIN_LENGTH,
+    BookFilter,
+    BookListing,
+    BookQuery,
+    BookSort,
+    SortValue,
+)
 from library.books.infrastructure.models import (
     YEAR_LAST_ASC,
     YEAR_LAST_DESC,
@@ -23,6 +42,7 @@ from library.books.infrastructure.models import (
 from shared.db import REFERENCE_VIOLATIONS, flush, like_pattern, sqlstate, violated_constraint
 from shared.errors import ConcurrentUpdateError
 
+_Select = TypeVar("_Select", bound=Select[*tuple[Any, ...]])
 _ISBN_CONSTRAINT = "uq_books_isbn13"
 
 
@@ -70,9 +90,15 @@ class SqlAlchemyBookRepository:
         await self._session.delete(row)
         await self._flush(book)
 
-    async def list_page(self, query: BookQuery) -> Sequence[Book]:
-        stmt = _filtered(select(BookRow).options(selectinload(BookRow.credits)), query.filter)
-        key = _sort_expression(query.sort)
+    async def find(self, book_id: uuid.UUID) -> BookListing | None:
+        # One statement: the credits and names are copied on the row (see models.BookRow).
+        result = await self._session.execute(select(*_LISTED).where(BookRow.id == book_id))
+        row = result.one_or_none()
+        return None if row is None else _listing(row, None)
+
+    async def list_page(self, query: BookQuery) -> Sequence[BookListing]:
+        key = _sort_expression(query.sort, query.filter.q)
+        stmt = _filtered(select(*_LISTED, key.label("sort_key")), query.filter)
         if query.after is not None:
             value, after_id = query.after
             bound = tuple_(key, BookRow.id)
@@ -82,8 +108,8 @@ class SqlAlchemyBookRepository:
             stmt = stmt.order_by(key.desc(), BookRow.id.desc())
         else:
             stmt = stmt.order_by(key.asc(), BookRow.id.asc())
-        rows = await self._session.scalars(stmt.limit(query.limit))
-        return [_to_domain(row) for row in rows]
+        result = await self._session.execute(stmt.limit(query.limit))
+        return [_listing(row, _key_value(query.sort, row.sort_key)) for row in result]
 
     async def author_has_books(self, author_id: uuid.UUID) -> bool:
         found = await self._session.scalar(
@@ -123,9 +149,60 @@ def _replace_credits(row: BookRow, author_ids: Sequence[uuid.UUID]) -> None:
     row.credits = sorted(kept, key=lambda credit: credit.position)
 
 
-def _filtered(stmt: Select[Any], f: BookFilter) -> Select[Any]:
+_LISTED = (
+    BookRow.id,
+    BookRow.title,
+    BookRow.isbn13,
+    BookRow.publication_year,
+    BookRow.language,
+    BookRow.created_at,
+    BookRow.updated_at,
+    BookRow.version,
+    BookRow.credited_ids,
+    BookRow.credited_names,
+)
+
+
+def _listing(row: Row[*tuple[Any, ...]], key: SortValue) -> BookListing:
+    book = Book(
+        id=row.id,
+        title=row.title,
+        author_ids=tuple(row.credited_ids),
+        isbn13=row.isbn13,
+        publication_year=row.publication_year,
+        language=row.language,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        version=row.version,
+    )
+    return BookListing(book=book, author_names=tuple(row.credited_names), key=key)
+
+
+def _search_query(q: str) -> ColumnElement[Any]:
+    """The words of ``q`` as a prefix full-text query (NULL when it has no word)."""
+    return func.search_query(q)
+
+
+def _matches(q: str) -> ColumnElement[bool]:
+    """Every word of ``q`` starts a word of the title or of an author's name; or, for a query
+    of SUBSTRING_MIN_LENGTH characters or more, ``q`` is inside the title. Both ignore case and
+    accents, and both are served by GIN indexes (migration 0003)."""
+    words = BookRow.search_document.bool_op("@@")(_search_query(q))
+    if len(q.strip()) < SUBSTRING_MIN_LENGTH:
+        return words
+    inside = func.search_key(BookRow.title).like(func.search_key(like_pattern(q)), escape="\\")
+    return or_(words, inside)
+
+
+def _relevance(q: str) -> ColumnElement[Any]:
+    # ts_rank weighs title words (A: 1.0) above authors' names (B: 0.4); a title that only
+    # contains q as a substring ranks 0. ts_rank is real, and so is the cursor's bound.
+    return func.coalesce(func.ts_rank(BookRow.search_document, _search_query(q)), 0)
+
+
+def _filtered(stmt: _Select, f: BookFilter) -> _Select:
     if f.q:
-        stmt = stmt.where(BookRow.title.ilike(like_pattern(f.q), escape="\\"))
+        stmt = stmt.where(_matches(f.q))
     if f.author_id is not None:
         stmt = stmt.where(
             BookRow.id.in_(
@@ -141,7 +218,13 @@ def _filtered(stmt: Select[Any], f: BookFilter) -> Select[Any]:
     return stmt
 
 
-def _sort_expression(sort: BookSort) -> ColumnElement[Any] | InstrumentedAttribute[Any]:
+def _sort_expression(
+    sort: BookSort, q: str | None
+) -> ColumnElement[Any] | InstrumentedAttribute[Any]:
+    if sort is BookSort.RELEVANCE:
+        if not q:
+            raise ValueError("sorting by relevance needs a search")
+        return _relevance(q)
     if sort.field == "title":
         return BookRow.title
     if sort.field == "created_at":
@@ -155,7 +238,19 @@ def _sort_expression(sort: BookSort) -> ColumnElement[Any] | InstrumentedAttribu
 def _sort_bound(sort: BookSort, value: SortValue) -> Any:
     if sort.field == "publication_year" and value is None:
         return YEAR_LAST_DESC if sort.descending else YEAR_LAST_ASC
+    if sort is BookSort.RELEVANCE:
+        return cast(value, REAL)
     return value
+
+
+def _key_value(sort: BookSort, value: Any) -> SortValue:
+    """The sort key as the cursor carries it (the year sentinels become None again)."""
+    if sort.field == "publication_year" and value in (YEAR_LAST_ASC, YEAR_LAST_DESC):
+        return None
+    if sort is BookSort.RELEVANCE:
+        return float(value)
+    key: SortValue = value
+    return key
 
 
 def _to_domain(row: BookRow) -> Book:
