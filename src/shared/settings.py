@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
     db_echo: bool = False
+    # Ping each connection as it leaves the pool: one more round trip per unit of work, to
+    # replace connections a database restart broke before a request uses them. Off, a broken
+    # connection fails one request (503) and is replaced. See README "Performance tuning".
+    db_pool_pre_ping: bool = False
     # How close a word of an author's name must be to the query to count as a typo of it
     # (pg_trgm word_similarity, 0-1): 0.5 lets "tolkein" find "Tolkien".
     search_typo_threshold: float = Field(default=0.5, ge=0.1, le=1.0)

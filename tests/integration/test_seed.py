@@ -46,6 +46,10 @@ async def test_a_seeded_catalog_is_served_and_keeps_every_index_and_constraint(
     assert all(item["authors"] for item in page["items"])
     one = page["items"][0]
     assert (await client.get(f"/api/v1/books/{one['id']}")).json() == one
+    # The search document was built too: the book is found by its title and first author.
+    words = f"{one['title']} {one['authors'][0]['name']}"
+    found = (await client.get("/api/v1/books", params={"q": words, "limit": 100})).json()
+    assert one["id"] in {b["id"] for b in found["items"]}
 
 
 async def test_seeding_a_catalog_that_is_not_empty_needs_replace(

@@ -40,12 +40,15 @@ def test_one_author_per_five_books_and_every_credit_names_a_generated_author(
     assert len(authors) == 200
     assert len(books) == 1000
     author_ids = {a[0] for a in authors}
+    names = {a[0]: a[1] for a in authors}
     for book, credits in books:
         assert 1 <= len(credits) <= 50
         assert [c[2] for c in credits] == list(range(len(credits)))
         assert len({c[1] for c in credits}) == len(credits)
         assert {c[1] for c in credits} <= author_ids
         assert all(c[0] == book[0] for c in credits)
+        assert book[7] == [c[1] for c in credits]
+        assert book[8] == [names[c[1]] for c in credits]
 
 
 def test_the_real_names_come_first_so_searches_for_real_authors_find_them(
@@ -67,7 +70,7 @@ def test_every_row_passes_the_rules_the_api_enforces(profile: CatalogProfile) ->
             assert birth <= death <= 2024
     isbns = [b[2] for b, _ in books if b[2] is not None]
     assert len(isbns) == len(set(isbns))
-    for (_, title, isbn, year, language, _, _), _ in books:
+    for (_, title, isbn, year, language, _, _, _, _), _ in books:
         assert valid_title(title) == title
         assert isbn is None or valid_isbn(isbn) == isbn
         assert language is None or valid_language(language) == language

@@ -158,6 +158,7 @@ class CatalogGenerator:
         self.authors = max(1, math.ceil(books / BOOKS_PER_AUTHOR))
         self._rng = random.Random(seed)  # noqa: S311 (reproducible test data, not secrets)
         self._author_ids: list[uuid.UUID] = []
+        self._author_names: list[str] = []
         # ISBN bodies walk a permutation of 0..10^9-1: unique without remembering them.
         self._isbn_offset = self._rng.randrange(10**9)
         self._isbn_count = 0
@@ -178,6 +179,7 @@ class CatalogGenerator:
             self._author_ids.append(author_id)
             synthetic = i >= len(real)
             name = f"{p.first_names.draw(rng)} {p.surnames.draw(rng)}" if synthetic else real[i]
+            self._author_names.append(name)
             birth = death = None
             year = p.years.draw(rng)
             if year is not None and rng.random() < 0.7:
@@ -188,19 +190,24 @@ class CatalogGenerator:
             yield (author_id, name, birth, death, None, created, created)
 
     def book_rows(self) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]:
-        """(``books`` row, its ``book_authors`` rows); call after ``author_rows`` is exhausted."""
+        """(``books`` row, its ``book_authors`` rows); call after ``author_rows`` is exhausted.
+
+        The books row carries the copy of its credits and names the triggers of migration 0003
+        keep (credited_ids, credited_names), so the seed can load it directly.
+        """
         if len(self._author_ids) != self.authors:
             raise RuntimeError("generate the authors first")
         rng, p = self._rng, self.profile
         for _ in range(self.books):
             book_id = self._uuid()
             count = min(p.authors_per_book.draw(rng), self.authors)
-            credited: list[uuid.UUID] = []
-            while len(credited) < count:
+            picked: list[int] = []
+            while len(picked) < count:
                 # Skewed towards the first authors: a few write many books, most write one.
-                author = self._author_ids[int(self.authors * rng.random() ** 2)]
-                if author not in credited:
-                    credited.append(author)
+                author = int(self.authors * rng.random() ** 2)
+                if author not in picked:
+                    picked.append(author)
+            credited = [self._author_ids[a] for a in picked]
             created = self._created_at()
             row = (
                 book_id,
@@ -210,6 +217,8 @@ class CatalogGenerator:
                 p.languages.draw(rng),
                 created,
                 created,
+                credited,
+                [self._author_names[a] for a in picked],
             )
             yield row, [(book_id, a, position) for position, a in enumerate(credited)]
 
@@ -270,6 +279,8 @@ _BOOK_COLUMNS = (
     "language",
     "created_at",
     "updated_at",
+    "credited_ids",
+    "credited_names",
 )
 _CREDIT_COLUMNS = ("book_id", "author_id", "position")
 
@@ -308,12 +319,16 @@ async def seed(
                 await conn.execute(f'DROP INDEX "{index[0]}"')
             for table, name, _ in keys:
                 await conn.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"')
+            # The rows carry the credits' copy already: no trigger needs to refresh the books
+            # (the books' own trigger, which computes search_document per row, stays on).
+            await conn.execute("ALTER TABLE book_authors DISABLE TRIGGER USER")
             report.begin("authors", generator.authors)
             report.begin("books", books)
             for rows in batches(generator.author_rows(), BATCH_SIZE):
                 await conn.copy_records_to_table("authors", records=rows, columns=_AUTHOR_COLUMNS)
                 report.advance("authors", len(rows))
             await _copy_books(conn, generator, report)
+            await conn.execute("ALTER TABLE book_authors ENABLE TRIGGER USER")
             report.begin("indexes", len(indexes) + len(keys))
             for table, name, definition in reversed(keys):
                 await conn.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')

@@ -1,0 +1,159 @@
+"""What each request costs the database: statements (constant in the page size) and round trips.
+
+Statements are counted as SQLAlchemy sends them (``before_cursor_execute``); each is one round
+trip once its prepared statement is cached. Everything else asyncpg sends through its
+``execute``/``fetch`` methods (BEGIN, COMMIT, ROLLBACK, pool pings) its query loggers see: a read
+must send none of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from library.bootstrap.seed import CatalogProfile, seed
+from tests.integration.helpers import API
+from tests.unit.test_seed import SAMPLE
+
+PAGE_SIZES = (1, 20, 100)
+MAX_READ_STATEMENTS = 3
+
+
+@dataclass
+class Traffic:
+    """What the app sent to PostgreSQL since the last ``reset``."""
+
+    statements: list[str] = field(default_factory=list)
+    extras: list[str] = field(default_factory=list)
+
+    def reset(self) -> None:
+        self.statements.clear()
+        self.extras.clear()
+
+    async def control(self) -> list[str]:
+        """The extra round trips, upper-cased (BEGIN ..., COMMIT, ROLLBACK, ping)."""
+        await asyncio.sleep(0.05)  # asyncpg calls its query loggers with loop.call_soon
+        return [e.strip(" ;").upper() or "PING" for e in self.extras]
+
+
+@pytest.fixture
+def traffic(app: FastAPI) -> Iterator[Traffic]:
+    seen = Traffic()
+    engine = app.state.container.engine().sync_engine
+    logged: set[int] = set()
+
+    def on_statement(*args: Any) -> None:
+        seen.statements.append(args[2])
+
+    def on_checkout(dbapi_connection: Any, *_: Any) -> None:
+        driver = dbapi_connection.driver_connection
+        if id(driver) not in logged:
+            logged.add(id(driver))
+            driver.add_query_logger(lambda record: seen.extras.append(record.query))
+
+    event.listen(engine, "before_cursor_execute", on_statement)
+    event.listen(engine.pool, "checkout", on_checkout)
+    yield seen
+    event.remove(engine.pool, "checkout", on_checkout)
+    event.remove(engine, "before_cursor_execute", on_statement)
+
+
+@pytest.fixture
+async def catalog(client: httpx.AsyncClient, database_url: str) -> dict[str, Any]:
+    """150 books by 30 authors (1 to 3 authors a book), and one book and author to look at."""
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    await seed(dsn, CatalogProfile.from_csv(SAMPLE), books=150, seed=11)
+    books = (await client.get(f"{API}/books", params={"limit": 100})).json()["items"]
+    prolific: dict[str, int] = {}
+    for book in books:
+        for author in book["authors"]:
+            prolific[author["id"]] = prolific.get(author["id"], 0) + 1
+    author_id = max(prolific, key=lambda a: prolific[a])
+    assert prolific[author_id] >= 2
+    return {"book": books[0], "author_id": author_id}
+
+
+def _reads(catalog: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    author_id = catalog["author_id"]
+    return {
+        "books": (f"{API}/books", {}),
+        "books by title": (f"{API}/books", {"sort": "title"}),
+        "books filtered": (f"{API}/books", {"language": "en", "year_from": 1900}),
+        "books search": (f"{API}/books", {"q": "the"}),
+        "books of an author (filter)": (f"{API}/books", {"author_id": author_id}),
+        "books of an author": (f"{API}/authors/{author_id}/books", {}),
+        "authors": (f"{API}/authors", {}),
+        "authors search": (f"{API}/authors", {"q": "an"}),
+    }
+
+
+async def _cost(
+    client: httpx.AsyncClient, traffic: Traffic, path: str, params: dict[str, Any]
+) -> tuple[int, list[str]]:
+    # Once to warm the prepared-statement cache (a first PREPARE is a round trip of its own).
+    assert (await client.get(path, params=params)).status_code == 200
+    traffic.reset()
+    response = await client.get(path, params=params)
+    assert response.status_code == 200, response.text
+    return len(traffic.statements), await traffic.control()
+
+
+async def test_list_statements_do_not_grow_with_the_page_size(
+    client: httpx.AsyncClient, traffic: Traffic, catalog: dict[str, Any]
+) -> None:
+    for name, (path, params) in _reads(catalog).items():
+        counts = {}
+        for size in PAGE_SIZES:
+            counts[size], _ = await _cost(client, traffic, path, {**params, "limit": size})
+        assert len(set(counts.values())) == 1, f"{name}: statements per page size {counts}"
+        assert counts[1] <= MAX_READ_STATEMENTS, f"{name}: {counts[1]} statements"
+
+
+async def test_reads_send_their_queries_and_nothing_else(
+    client: httpx.AsyncClient, traffic: Traffic, catalog: dict[str, Any]
+) -> None:
+    reads = _reads(catalog)
+    reads["one book"] = (f"{API}/books/{catalog['book']['id']}", {})
+    reads["one author"] = (f"{API}/authors/{catalog['author_id']}", {})
+    reads["missing book"] = (f"{API}/books/{uuid.uuid4()}", {})
+    for name, (path, params) in reads.items():
+        if name == "missing book":
+            assert (await client.get(path)).status_code == 404
+            traffic.reset()
+            assert (await client.get(path)).status_code == 404
+            statements, extras = len(traffic.statements), await traffic.control()
+        else:
+            statements, extras = await _cost(client, traffic, path, params)
+        assert 1 <= statements <= MAX_READ_STATEMENTS, name
+        assert extras == [], f"{name}: {extras} besides the queries"
+
+
+async def test_one_book_with_its_authors_is_one_statement(
+    client: httpx.AsyncClient, traffic: Traffic, catalog: dict[str, Any]
+) -> None:
+    book = catalog["book"]
+    statements, extras = await _cost(client, traffic, f"{API}/books/{book['id']}", {})
+    assert (statements, extras) == (1, [])
+    assert (await client.get(f"{API}/books/{book['id']}")).json() == book
+
+
+async def test_writes_still_run_in_a_transaction_committed_before_the_response(
+    client: httpx.AsyncClient, traffic: Traffic, catalog: dict[str, Any]
+) -> None:
+    traffic.reset()
+    response = await client.post(
+        f"{API}/books", json={"title": "Counted", "author_ids": [catalog["author_id"]]}
+    )
+    assert response.status_code == 201
+    control = await traffic.control()
+    assert control[0].startswith("BEGIN")
+    assert control[-1] == "COMMIT"
