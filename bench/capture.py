@@ -55,18 +55,26 @@ class Recorder:
         _conn, _cursor, statement, parameters, _context, executemany = args
         self.statements.append(Statement(statement, parameters, bool(executemany), self._open))
 
-    def _begin(self, _conn: Any) -> None:
+    def _begin(self, conn: Any) -> None:
+        if _autocommit(conn):
+            return  # SQLAlchemy's begin is only logical there: no BEGIN reaches PostgreSQL
         self._open = len(self.transactions)
         self.transactions.append("BEGIN")
 
     def _end(self, kind: str) -> Any:
-        def handler(_conn: Any) -> None:
+        def handler(conn: Any) -> None:
+            if _autocommit(conn):
+                return
             if self._open is not None:
                 self.outcomes[self._open] = kind
             self._open = None
             self.transactions.append(kind)
 
         return handler
+
+
+def _autocommit(conn: Any) -> bool:
+    return bool(conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
 
 
 def capture_body(authors: tuple[str, ...]) -> dict[str, Any]:

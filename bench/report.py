@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 MAX_READ_STATEMENTS = 3
+# Below this many requests in a round (either side), the round's ratio is mostly noise.
+FEW_REQUESTS = 100
 
 
 def table(results: dict[str, Any]) -> str:
@@ -30,7 +32,10 @@ def table(results: dict[str, Any]) -> str:
         rounds = ", ".join(f"{r:.2f}" for r in s["ratios"])
         ceiling = s.get("pgbench") or {}
         errors = app["errors"] + base["errors"]
+        fewest = min(r[side]["requests"] for r in s["rounds"] for side in ("app", "baseline"))
         title = s["title"] + (f" ({errors} errors)" if errors else "")
+        if fewest < FEW_REQUESTS:
+            title += f" [few: {fewest} requests in a round]"
         lines.append(
             f"| {title} | {base['rps']:,.0f} | {app['rps']:,.0f} | **{ratio:.2f}** ({rounds}) "
             f"| >= {s['target']} {met} "
@@ -58,6 +63,10 @@ def table(results: dict[str, Any]) -> str:
         "statements the app sent (transactions it opened in brackets); the baseline sends the "
         "same statements, reads without a transaction.",
     ]
+    lines.append(
+        f"[few]: a round served fewer than {FEW_REQUESTS} requests (the database takes seconds "
+        "per query): its ratio is noise. Errors are non-2xx answers and wrk timeouts (10 s)."
+    )
     deep, first = results["scenarios"].get("deep_page"), results["scenarios"].get("list_50")
     if deep and first:
         cost = first["app"]["rps"] / deep["app"]["rps"] if deep["app"]["rps"] else 0.0
