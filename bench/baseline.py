@@ -100,7 +100,12 @@ def create_app(replay_path: Path, min_size: int, max_size: int) -> Starlette:
             os.environ["BENCH_DSN"],
             min_size=min_size,
             max_size=max_size,
-            server_settings={"application_name": "bench-baseline", "timezone": "UTC"},
+            # The app's session settings that matter here (its statement timeout).
+            server_settings={
+                "application_name": "bench-baseline",
+                "statement_timeout": os.environ.get("BENCH_STATEMENT_TIMEOUT_MS", "15000"),
+                "timezone": "UTC",
+            },
             # No session state to reset on release: skip asyncpg's default reset query (a round
             # trip per request the app does not pay either).
             reset=_keep_session,

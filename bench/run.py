@@ -156,10 +156,35 @@ class RssSampler:
 class Driver:
     """Runs wrk against a server and measures the server process meanwhile."""
 
-    def __init__(self, cfg: Config, run_dir: Path) -> None:
+    def __init__(self, cfg: Config, run_dir: Path, dsn: str) -> None:
         self._cfg = cfg
         self._run_dir = run_dir
+        self._dsn = dsn
         self._nonce = 100
+
+    def settle(self, timeout: float = 30) -> None:
+        """Wait until no query of either server still runs (requests wrk gave up on).
+
+        Otherwise the slow queries of one side's run would still be eating the CPUs during
+        the other side's run.
+        """
+
+        async def busy() -> int:
+            conn = await asyncpg.connect(self._dsn)
+            try:
+                deadline = time.monotonic() + timeout
+                while True:
+                    active = await conn.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                        "AND application_name IN ('library', 'bench-baseline')"
+                    )
+                    if not active or time.monotonic() > deadline:
+                        return int(active)
+                    await asyncio.sleep(0.2)
+            finally:
+                await conn.close()
+
+        asyncio.run(busy())
 
     def _script(self, scenario: workload.Scenario) -> list[str]:
         if scenario.method == "POST":
@@ -187,6 +212,7 @@ class Driver:
                 args, capture_output=True, text=True, check=True, timeout=seconds + 60
             )
         after = server.ps.cpu_times()
+        self.settle()
         match = re.search(r"^BENCH_JSON (.*)$", done.stdout, re.MULTILINE)
         if match is None:
             raise RuntimeError(f"wrk printed no summary: {done.stdout}\n{done.stderr}")
@@ -319,6 +345,7 @@ def main(argv: list[str] | None = None) -> None:
             "BENCH_POOL_MIN": str(pool_min),
             "BENCH_POOL_MAX": str(pool_max),
             "BENCH_BASELINE_PORT": str(cfg.baseline_port),
+            "BENCH_STATEMENT_TIMEOUT_MS": str(settings.db_statement_timeout_ms),
         },
         run_dir / "baseline.log",
         cfg.baseline_port,
@@ -339,7 +366,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         "scenarios": {},
     }
-    driver = Driver(cfg, run_dir)
+    driver = Driver(cfg, run_dir, dsn)
     try:
         app.wait_until_serving("/health/ready")
         baseline.wait_until_serving(scenarios[0].paths[0])
