@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     REAL,
     ColumnElement,
+    Result,
     Row,
     Select,
     cast,
@@ -92,7 +93,7 @@ class SqlAlchemyBookRepository:
 
     async def find(self, book_id: uuid.UUID) -> BookListing | None:
         # One statement: the credits and names are copied on the row (see models.BookRow).
-        result = await self._session.execute(select(*_LISTED).where(BookRow.id == book_id))
+        result = await self._read(select(*_LISTED).where(BookRow.id == book_id))
         row = result.one_or_none()
         return None if row is None else _listing(row, None)
 
@@ -108,8 +109,17 @@ class SqlAlchemyBookRepository:
             stmt = stmt.order_by(key.desc(), BookRow.id.desc())
         else:
             stmt = stmt.order_by(key.asc(), BookRow.id.asc())
-        result = await self._session.execute(stmt.limit(query.limit))
+        result = await self._read(stmt.limit(query.limit))
         return [_listing(row, _key_value(query.sort, row.sort_key)) for row in result]
+
+    async def _read(self, stmt: Select[*tuple[Any, ...]]) -> Result[*tuple[Any, ...]]:
+        """Run a read of plain columns on the session's connection, below the ORM.
+
+        Rows of columns need none of the ORM's work (identity map, entity loading), which
+        the profile showed costing a fifth of a one-book request: SQLAlchemy Core runs them.
+        """
+        connection = await self._session.connection()
+        return await connection.execute(stmt)
 
     async def author_has_books(self, author_id: uuid.UUID) -> bool:
         found = await self._session.scalar(
