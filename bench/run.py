@@ -176,7 +176,7 @@ class Driver:
                 while True:
                     active = await conn.fetchval(
                         "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                        "AND application_name IN ('library', 'bench-baseline')"
+                        "AND application_name IN ('library', 'bench-baseline', 'pgbench')"
                     )
                     if not active or time.monotonic() > deadline:
                         return int(active)
@@ -396,6 +396,7 @@ def main(argv: list[str] | None = None) -> None:
                 ceiling = pgbench.run(
                     _pgbench_target(dsn), scripts, pool_min, cfg.duration, run_dir
                 )
+                driver.settle()  # pgbench's backends may still be finishing a slow query
                 print(f"  pgbench  {ceiling.get('tps', 0):8.0f} tx/s", flush=True)
             results["scenarios"][scenario.name] = {
                 "title": scenario.title,
