@@ -306,7 +306,7 @@ async def seed(
     conn = await asyncpg.connect(dsn)
     try:
         async with conn.transaction():
-            await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+            await conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
             if replace:
                 await conn.execute(f"TRUNCATE {', '.join(TABLES)}")
             elif await conn.fetchval(
