@@ -251,7 +251,9 @@ async def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "import.json").write_text(json.dumps(result, indent=2) + "\n")
 
-    rate = lambda n, s: f"{n / s:,.0f}"  # noqa: E731
+    def rate(rows: int, seconds: float) -> str:
+        return f"{rows / seconds:,.0f}"
+
     print()
     print(
         table(
