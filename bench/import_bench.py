@@ -36,6 +36,7 @@ from typing import Any
 import asyncpg
 from alembic import command
 from alembic.config import Config
+from stdnum import ean, isbn
 
 ROOT = Path(__file__).resolve().parents[1]
 GOODBOOKS = ROOT.parent / "shared" / "data" / "goodbooks-10k" / "books.csv"
@@ -174,15 +175,16 @@ def enlarge(source: Path, target: Path, times: int) -> int:
                     copy["title"] = f"{row['title']} [copy {k}]"
                     if row["isbn"]:
                         core = f"{(int(row['isbn'].zfill(10)[:9]) + k * 7919) % 10**9:09d}"
-                        copy["isbn"] = (core + _isbn10_check(core)).lstrip("0")
+                        copy["isbn"] = _isbn10_of(core).lstrip("0")
                 writer.writerow(copy)
                 rows += 1
     return rows
 
 
-def _isbn10_check(core: str) -> str:
-    check = (11 - sum((10 - i) * int(d) for i, d in enumerate(core)) % 11) % 11
-    return "X" if check == 10 else str(check)
+def _isbn10_of(core: str) -> str:
+    """The valid ISBN-10 starting with these nine digits (stdnum computes the check digit)."""
+    isbn13 = f"978{core}"
+    return str(isbn.to_isbn10(isbn13 + ean.calc_check_digit(isbn13)))
 
 
 def table(lines: list[list[str]]) -> str:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+
+from library.bootstrap.app import create_app
+from library.bootstrap.container import RootContainer
+from shared.settings import Settings
 
 API = "/api/v1"
 
@@ -55,3 +62,15 @@ async def if_match(client: httpx.AsyncClient, url: str) -> dict[str, str]:
     """
     response = await client.get(url)
     return {"If-Match": response.headers.get("ETag", '"1"')}
+
+
+@asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The real app (lifespan included) and an in-process client."""
+    container = RootContainer()
+    container.settings.override(settings)
+    app = create_app(container=container)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield app, http

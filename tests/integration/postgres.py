@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import URL, make_url
@@ -24,6 +25,19 @@ from shared.settings import Settings
 
 APP_DATABASE = "library_test"
 TEST_DATA_DIR = Path(__file__).resolve().parents[2] / ".pgdata" / "test"
+
+
+async def connect_url(url: URL, **options: Any) -> asyncpg.Connection:
+    """A plain asyncpg connection (outside any pool) to ``url``, a socket or a TCP host."""
+    host = url.query.get("host") or url.host
+    return await asyncpg.connect(
+        host=host if isinstance(host, str) else None,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        database=url.database,
+        **options,
+    )
 
 
 @dataclass(frozen=True)
@@ -39,15 +53,7 @@ class Server:
         return self.admin_url.set(database=name).render_as_string(hide_password=False)
 
     async def _admin(self) -> asyncpg.Connection:
-        url = self.admin_url
-        host = url.query.get("host") or url.host
-        return await asyncpg.connect(
-            host=host if isinstance(host, str) else None,
-            port=url.port,
-            user=url.username,
-            password=url.password,
-            database=url.database,
-        )
+        return await connect_url(self.admin_url)
 
     @property
     def migrations_database(self) -> str:

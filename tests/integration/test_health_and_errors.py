@@ -9,10 +9,8 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from library.bootstrap.app import create_app
-from library.bootstrap.container import RootContainer
 from shared.settings import Settings
-from tests.integration.helpers import API, assert_problem
+from tests.integration.helpers import API, assert_problem, running_app
 from tests.integration.postgres import Server
 
 
@@ -24,13 +22,8 @@ async def test_live_and_ready_when_migrated(client: httpx.AsyncClient) -> None:
 
 
 async def _ready_with(settings: Settings) -> httpx.Response:
-    container = RootContainer()
-    container.settings.override(settings)
-    app = create_app(container=container)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            return await http.get("/health/ready")
+    async with running_app(settings) as (_, http):
+        return await http.get("/health/ready")
 
 
 async def test_not_ready_on_an_unmigrated_database(postgres_server: Server) -> None:

@@ -30,6 +30,8 @@ class BooksContainer(containers.DeclarativeContainer):
     service = providers.Factory(
         BookService, uow=unit_of_work, authors=author_directory, reads=read_unit_of_work
     )
-    importer = providers.Factory(BookImporter, uow=unit_of_work, authors=author_directory)
+    importer = providers.Factory(
+        BookImporter, uow=unit_of_work, authors=author_directory, reads=read_unit_of_work
+    )
     lookup = providers.Factory(BookLookup, uow=read_unit_of_work)
     facade = providers.Factory(BooksFacade, lookup=lookup)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,39 +69,43 @@ async def import_goodbooks(options: ImportOptions, console: Console) -> ImportSu
     try:
         await container.health().check()
         importer = container.books.importer()
-        with options.report_path.open("w", encoding="utf-8", newline="") as stream:
-            report = Report(stream)
-            if not console.is_terminal:
-                return await run_import(
-                    source,
-                    importer,
-                    report,
-                    batch_size=options.batch_size,
-                    dry_run=options.dry_run,
-                    on_batch=_PlainProgress(reader),
-                )
-            with Progress(
-                TextColumn("[bold]importing[/]"),
-                BarColumn(),
-                DownloadColumn(),
-                TextColumn("{task.fields[rows]:,} rows"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                transient=True,
-            ) as progress:
-                task = progress.add_task("import", total=reader.size or None, rows=0)
-
-                def show(summary: ImportSummary) -> None:
-                    progress.update(task, completed=reader.bytes_read, rows=summary.rows)
-
-                return await run_import(
-                    source,
-                    importer,
-                    report,
-                    batch_size=options.batch_size,
-                    dry_run=options.dry_run,
-                    on_batch=show,
-                )
+        with (
+            options.report_path.open("w", encoding="utf-8", newline="") as stream,
+            _progress(reader, console) as on_batch,
+        ):
+            return await run_import(
+                source,
+                importer,
+                Report(stream),
+                batch_size=options.batch_size,
+                dry_run=options.dry_run,
+                on_batch=on_batch,
+            )
     finally:
         await engine.dispose()
+
+
+@contextmanager
+def _progress(
+    reader: GoodbooksReader, console: Console
+) -> Iterator[Callable[[ImportSummary], None]]:
+    """What to call after each batch: a rich bar on a terminal, plain lines otherwise."""
+    if not console.is_terminal:
+        yield _PlainProgress(reader)
+        return
+    with Progress(
+        TextColumn("[bold]importing[/]"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("import", total=reader.size or None, rows=0)
+
+        def show(summary: ImportSummary) -> None:
+            progress.update(task, completed=reader.bytes_read, rows=summary.rows)
+
+        yield show

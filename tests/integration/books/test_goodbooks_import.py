@@ -32,21 +32,17 @@ GOODBOOKS = Path(
 pytestmark = pytest.mark.usefixtures("clean_database")
 
 
+def import_command(path: Path, report: Path, *args: str) -> list[str]:
+    """``library import goodbooks`` as a separate process runs it."""
+    command = ["-m", "library.cli", "import", "goodbooks", str(path), "--report", str(report)]
+    return [sys.executable, *command, *args]
+
+
 def run_import(
     database_url: str, path: Path, report: Path, *args: str, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - our own command
-        [
-            sys.executable,
-            "-m",
-            "library.cli",
-            "import",
-            "goodbooks",
-            str(path),
-            "--report",
-            str(report),
-            *args,
-        ],
+        import_command(path, report, *args),
         env={**os.environ, "DATABASE_URL": database_url},
         cwd=ROOT,
         capture_output=True,
@@ -279,16 +275,7 @@ async def test_an_import_killed_mid_way_is_consistent_and_a_rerun_finishes_it(
 ) -> None:
     path = goodbooks_file()
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "library.cli",
-        "import",
-        "goodbooks",
-        str(path),
-        "--batch-size",
-        "250",
-        "--report",
-        str(tmp_path / "killed.csv"),
+        *import_command(path, tmp_path / "killed.csv", "--batch-size", "250"),
         env={**os.environ, "DATABASE_URL": database_url},
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

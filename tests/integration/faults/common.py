@@ -5,17 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 
 import asyncpg
-import httpx
-from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
-from library.bootstrap.app import create_app
-from library.bootstrap.container import RootContainer
-from shared.settings import Settings
+from tests.integration.postgres import connect_url
 
 
 def unique_application_name() -> str:
@@ -25,28 +20,9 @@ def unique_application_name() -> str:
 
 async def connect(database_url: str) -> asyncpg.Connection:
     """A plain asyncpg connection (outside any pool) to the database of ``database_url``."""
-    url = make_url(database_url)
-    host = url.query.get("host") or url.host
-    return await asyncpg.connect(
-        host=host if isinstance(host, str) else None,
-        port=url.port,
-        user=url.username,
-        password=url.password,
-        database=url.database,
-        server_settings={"application_name": "library-fault-test"},
+    return await connect_url(
+        make_url(database_url), server_settings={"application_name": "library-fault-test"}
     )
-
-
-@asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The real app (lifespan included) and an in-process client."""
-    container = RootContainer()
-    container.settings.override(settings)
-    app = create_app(container=container)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield app, http
 
 
 async def sessions(conn: asyncpg.Connection, application_name: str) -> list[asyncpg.Record]:

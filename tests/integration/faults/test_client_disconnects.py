@@ -27,12 +27,11 @@ from sqlalchemy.pool import QueuePool
 from shared.settings import Settings
 from tests.integration.faults.common import (
     connect,
-    running_app,
     sessions,
     unique_application_name,
     wait_for,
 )
-from tests.integration.helpers import API, create_author
+from tests.integration.helpers import API, create_author, running_app
 
 pytestmark = pytest.mark.fault
 

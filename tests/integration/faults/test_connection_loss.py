@@ -18,13 +18,12 @@ import pytest
 from shared.settings import Settings
 from tests.integration.faults.common import (
     connect,
-    running_app,
     sessions,
     unique_application_name,
     wait_for,
 )
 from tests.integration.faults.embedded import RestartablePostgres
-from tests.integration.helpers import API, assert_problem, create_author
+from tests.integration.helpers import API, assert_problem, create_author, running_app
 from tests.integration.postgres import Server
 
 pytestmark = pytest.mark.fault

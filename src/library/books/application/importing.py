@@ -70,8 +70,10 @@ class BookImporter:
         uow: BooksUnitOfWork,
         authors: AuthorDirectory,
         clock: Callable[[], datetime] = utc_now,
+        reads: BooksUnitOfWork | None = None,
     ) -> None:
         self._uow = uow
+        self._reads = reads or uow  # the "already there?" lookup needs no transaction
         self._authors = authors
         self._clock = clock
 
@@ -97,7 +99,7 @@ class BookImporter:
                 outcomes[i] = ImportOutcome(ImportStatus.REJECTED, reason=_reason(exc))
 
         # Books the catalog has already: neither their authors nor their rows are written.
-        async with self._uow as uow:
+        async with self._reads as uow:
             isbns, refs = await uow.books.known_keys(
                 {b.isbn13 for b in books.values() if b.isbn13 is not None},
                 {b.external_ref for b in books.values() if b.external_ref is not None},
