@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import asyncpg
 
-from shared.pagination import encode_cursor
+from shared.kernel.pagination import encode_cursor
 
 API = "/api/v1"
 # Books the POST scenario creates carry this title prefix, so a run can remove them.

@@ -29,7 +29,7 @@ from library.books.domain.repository import (
     BookQuery,
     BookSort,
 )
-from shared.errors import ConcurrentUpdateError, RuleViolationError
+from shared.kernel.errors import ConcurrentUpdateError, RuleViolationError
 
 YEAR_LAST_ASC = 2_147_483_647
 YEAR_LAST_DESC = -2_147_483_648

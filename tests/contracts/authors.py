@@ -10,7 +10,7 @@ import pytest
 from library.authors.application.ports import AuthorsUnitOfWork
 from library.authors.domain.model import Author
 from library.authors.domain.repository import AuthorQuery
-from shared.errors import ConcurrentUpdateError
+from shared.kernel.errors import ConcurrentUpdateError
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 

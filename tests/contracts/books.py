@@ -11,7 +11,7 @@ from library.books.application.ports import BooksUnitOfWork
 from library.books.domain.errors import DuplicateIsbnError
 from library.books.domain.model import Book
 from library.books.domain.repository import BookFilter, BookListing, BookQuery, BookSort
-from shared.errors import ConcurrentUpdateError
+from shared.kernel.errors import ConcurrentUpdateError
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from library.bootstrap.app import create_app
 from library.bootstrap.container import RootContainer
-from shared.db import create_engine, create_session_factory
+from shared.persistence.db import create_engine, create_session_factory
 from shared.settings import Settings
 from tests.integration.postgres import Server, provide_server
 

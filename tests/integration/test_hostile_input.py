@@ -6,7 +6,7 @@ import uuid
 
 import httpx
 
-from shared.pagination import encode_cursor
+from shared.kernel.pagination import encode_cursor
 from tests.integration.helpers import API, assert_problem, create_author, create_book, if_match
 
 

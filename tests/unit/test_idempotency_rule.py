@@ -1,4 +1,4 @@
-"""The Idempotency-Key rule itself (shared.idempotency.perform_once), on an in-memory store."""
+"""The Idempotency-Key rule itself (shared.kernel.idempotency.perform_once), in memory."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.errors import IdempotencyKeyInUseError, IdempotencyKeyReusedError
-from shared.idempotency import Idempotency, StoredResponse, perform_once
+from shared.kernel.errors import IdempotencyKeyInUseError, IdempotencyKeyReusedError
+from shared.kernel.idempotency import Idempotency, StoredResponse, perform_once
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.errors import InvalidCursorError
-from shared.pagination import (
+from shared.kernel.errors import InvalidCursorError
+from shared.kernel.pagination import (
     decode_cursor,
     encode_cursor,
     key_datetime,

@@ -15,8 +15,8 @@ from library.authors.application.ports import AuthorsUnitOfWork
 from library.authors.application.services import AuthorService
 from library.bootstrap.app import create_app
 from library.bootstrap.container import RootContainer
-from shared.errors import InvalidCursorError
-from shared.pagination import decode_cursor
+from shared.kernel.errors import InvalidCursorError
+from shared.kernel.pagination import decode_cursor
 from shared.settings import Settings
 from tests.fakes import FakeAuthorsUnitOfWork, FakeBookCatalog
 

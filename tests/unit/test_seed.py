@@ -10,7 +10,7 @@ import pytest
 from library.authors.domain.model import NAME_MAX_LENGTH
 from library.books.domain.model import valid_isbn, valid_language, valid_title
 from library.bootstrap.seed import CatalogGenerator, CatalogProfile
-from shared.values import clean_text
+from shared.kernel.values import clean_text
 
 SAMPLE = Path(__file__).parents[1] / "data" / "catalog_sample.csv"
 

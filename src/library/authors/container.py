@@ -17,7 +17,7 @@ class AuthorsContainer(containers.DeclarativeContainer):
     """Builds the authors use cases; needs a session factory and the books' catalog port."""
 
     session_factory: providers.Dependency[async_sessionmaker[AsyncSession]] = providers.Dependency()
-    # Reads run on AUTOCOMMIT sessions (no BEGIN/ROLLBACK round trips): see shared.db.
+    # Reads run on AUTOCOMMIT sessions (no BEGIN/ROLLBACK round trips): see shared.persistence.db.
     read_session_factory: providers.Dependency[async_sessionmaker[AsyncSession]] = (
         providers.Dependency()
     )

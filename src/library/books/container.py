@@ -17,7 +17,7 @@ class BooksContainer(containers.DeclarativeContainer):
     """Builds the books use cases; needs a session factory and the authors' directory port."""
 
     session_factory: providers.Dependency[async_sessionmaker[AsyncSession]] = providers.Dependency()
-    # Reads run on AUTOCOMMIT sessions (no BEGIN/ROLLBACK round trips): see shared.db.
+    # Reads run on AUTOCOMMIT sessions (no BEGIN/ROLLBACK round trips): see shared.persistence.db.
     read_session_factory: providers.Dependency[async_sessionmaker[AsyncSession]] = (
         providers.Dependency()
     )

@@ -12,12 +12,13 @@ from fastapi_offline import FastAPIOffline
 from library.authors.api.router import router as authors_router
 from library.books.api.router import router as books_router
 from library.bootstrap.container import RootContainer
+from library.bootstrap.errors import install_driver_error_handlers
 from library.bootstrap.health import router as health_router
-from shared.body_limit import BodyLimitMiddleware
 from shared.logging import configure_logging
-from shared.middleware import RequestContextMiddleware
-from shared.problems import install_problem_handlers
 from shared.settings import Settings
+from shared.web.body_limit import BodyLimitMiddleware
+from shared.web.middleware import RequestContextMiddleware
+from shared.web.problems import install_problem_handlers
 
 API_PREFIX = "/api/v1"
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
     )
     app.state.container = container
     install_problem_handlers(app)
+    install_driver_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware)  # outermost: even a 413 carries a request id
     app.include_router(authors_router, prefix=API_PREFIX)

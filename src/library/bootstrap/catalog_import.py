@@ -23,7 +23,7 @@ from rich.progress import (
 from library.books.importing.goodbooks import GoodbooksReader
 from library.books.importing.runner import DEFAULT_BATCH_SIZE, ImportSummary, Report, run_import
 from library.bootstrap.container import RootContainer
-from shared.values import utc_now
+from shared.kernel.values import utc_now
 
 
 @dataclass(frozen=True, slots=True)

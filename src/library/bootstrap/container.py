@@ -8,7 +8,7 @@ from library.authors.container import AuthorsContainer
 from library.books.container import BooksContainer
 from library.bootstrap.adapters import AuthorDirectoryAdapter, BookCatalogAdapter
 from library.bootstrap.health import HealthCheck
-from shared.db import create_engine, create_read_session_factory, create_session_factory
+from shared.persistence.db import create_engine, create_read_session_factory, create_session_factory
 from shared.settings import Settings
 
 

@@ -11,10 +11,10 @@ from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import current_revisions
-from shared.errors import ServiceUnavailableError
-from shared.problems import problem_responses
+from shared.kernel.errors import ServiceUnavailableError
+from shared.persistence.db import current_revisions
 from shared.settings import Settings
+from shared.web.problems import problem_responses
 
 READY_TIMEOUT_SECONDS = 2.0
 

@@ -2,8 +2,8 @@
 
 from library.authors.infrastructure import models as authors_models
 from library.books.infrastructure import models as books_models
-from shared import idempotency_store as idempotency_models
-from shared.db import Base
+from shared.persistence import idempotency_store as idempotency_models
+from shared.persistence.db import Base
 
 metadata = Base.metadata
 

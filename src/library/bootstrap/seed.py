@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from library.books.domain.model import MAX_AUTHORS, TITLE_MAX_LENGTH, valid_language
-from shared.errors import RuleViolationError
+from shared.kernel.errors import RuleViolationError
 
 DEFAULT_SOURCE = Path("../shared/data/goodbooks-10k/books.csv")
 BOOKS_PER_AUTHOR = 5

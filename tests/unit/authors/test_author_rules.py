@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from library.authors.domain.model import BIO_MAX_LENGTH, NAME_MAX_LENGTH, Author
-from shared.errors import RuleViolationError
-from shared.values import EARLIEST_YEAR
+from shared.kernel.errors import RuleViolationError
+from shared.kernel.values import EARLIEST_YEAR
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)

@@ -13,8 +13,8 @@ from library.authors.application.ports import AuthorsUnitOfWork
 from library.authors.application.services import AuthorService, RegisterAuthor, ReviseAuthor
 from library.authors.domain.errors import AuthorHasBooksError, AuthorNotFoundError
 from library.authors.domain.model import Author
-from shared.errors import InvalidCursorError, RuleViolationError
-from shared.pagination import encode_cursor
+from shared.kernel.errors import InvalidCursorError, RuleViolationError
+from shared.kernel.pagination import encode_cursor
 from tests.fakes import FakeAuthorsUnitOfWork, FakeBookCatalog, FakeClock
 
 T0 = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)

@@ -21,8 +21,8 @@ from library.books.domain.model import (
     valid_publication_year,
     valid_title,
 )
-from shared.errors import RuleViolationError
-from shared.values import EARLIEST_YEAR
+from shared.kernel.errors import RuleViolationError
+from shared.kernel.values import EARLIEST_YEAR
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)

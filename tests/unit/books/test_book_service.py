@@ -26,8 +26,8 @@ from library.books.domain.errors import (
     UnknownAuthorsError,
 )
 from library.books.domain.repository import BookFilter, BookSort
-from shared.errors import InvalidCursorError, RuleViolationError
-from shared.pagination import encode_cursor
+from shared.kernel.errors import InvalidCursorError, RuleViolationError
+from shared.kernel.pagination import encode_cursor
 from tests.fakes import FakeAuthorDirectory, FakeBooksUnitOfWork, FakeClock
 
 T0 = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)

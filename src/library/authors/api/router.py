@@ -10,8 +10,12 @@ from pydantic import AfterValidator, Field
 from library.authors.api.schemas import AuthorCreate, AuthorOut, AuthorPatch
 from library.authors.application.services import AuthorService, RegisterAuthor, ReviseAuthor
 from library.authors.domain.model import NAME_MAX_LENGTH, Author
-from shared.api import DIGITS_ONLY, PageOut, domain_rule
-from shared.http import (
+from shared.kernel.idempotency import StoredResponse
+from shared.kernel.pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
+from shared.kernel.preconditions import IfMatch
+from shared.kernel.values import search_text
+from shared.web.api import DIGITS_ONLY, PageOut, domain_rule
+from shared.web.http import (
     NOT_MODIFIED,
     IdempotencyKeyHeader,
     IfNoneMatchHeader,
@@ -22,11 +26,7 @@ from shared.http import (
     parse_if_match,
     send,
 )
-from shared.idempotency import StoredResponse
-from shared.pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
-from shared.preconditions import IfMatch
-from shared.problems import problem_responses
-from shared.values import search_text
+from shared.web.problems import problem_responses
 
 router = APIRouter(prefix="/authors", tags=["authors"])
 

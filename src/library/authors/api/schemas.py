@@ -9,8 +9,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from library.authors.domain.model import BIO_MAX_LENGTH, NAME_MAX_LENGTH, valid_name
-from shared.api import RequestModel, domain_rule, nfc
-from shared.values import EARLIEST_YEAR
+from shared.kernel.values import EARLIEST_YEAR
+from shared.web.api import RequestModel, domain_rule, nfc
 
 Name = Annotated[
     str,

@@ -6,8 +6,8 @@ import uuid
 from typing import Protocol
 
 from library.authors.domain.repository import AuthorRepository
-from shared.idempotency import IdempotencyStore
-from shared.unit_of_work import UnitOfWork
+from shared.kernel.idempotency import IdempotencyStore
+from shared.kernel.unit_of_work import UnitOfWork
 
 
 class AuthorsUnitOfWork(UnitOfWork, Protocol):

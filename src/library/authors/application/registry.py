@@ -9,8 +9,8 @@ from datetime import datetime
 
 from library.authors.application.ports import AuthorsUnitOfWork
 from library.authors.domain.model import Author, valid_name
-from shared.errors import RuleViolationError
-from shared.values import utc_now
+from shared.kernel.errors import RuleViolationError
+from shared.kernel.values import utc_now
 
 
 @dataclass(frozen=True, slots=True)

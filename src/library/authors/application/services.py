@@ -12,10 +12,17 @@ from library.authors.application.ports import AuthorsUnitOfWork, BookCatalog
 from library.authors.domain.errors import AuthorHasBooksError, AuthorNotFoundError
 from library.authors.domain.model import Author
 from library.authors.domain.repository import AuthorQuery
-from shared.idempotency import Idempotency, StoredResponse, perform_once
-from shared.pagination import Page, decode_cursor, encode_cursor, key_float, key_str, key_uuid
-from shared.preconditions import ANY_VERSION, IfMatch
-from shared.values import UNSET, Unset, utc_now
+from shared.kernel.idempotency import Idempotency, StoredResponse, perform_once
+from shared.kernel.pagination import (
+    Page,
+    decode_cursor,
+    encode_cursor,
+    key_float,
+    key_str,
+    key_uuid,
+)
+from shared.kernel.preconditions import ANY_VERSION, IfMatch
+from shared.kernel.values import UNSET, Unset, utc_now
 
 _CURSOR_KIND = "authors:name"
 _SEARCH_CURSOR_KIND = "authors:match"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from shared.errors import ConflictError, NotFoundError
+from shared.kernel.errors import ConflictError, NotFoundError
 
 
 class AuthorNotFoundError(NotFoundError):

@@ -6,8 +6,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shared.errors import RuleViolationError
-from shared.values import UNSET, Unset, check_year, clean_text
+from shared.kernel.errors import RuleViolationError
+from shared.kernel.values import UNSET, Unset, check_year, clean_text
 
 NAME_MAX_LENGTH = 300
 BIO_MAX_LENGTH = 10_000

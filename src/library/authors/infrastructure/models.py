@@ -9,8 +9,8 @@ from sqlalchemy import CheckConstraint, Index, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from library.authors.domain.model import BIO_MAX_LENGTH, NAME_MAX_LENGTH
-from shared.db import Base
-from shared.values import EARLIEST_YEAR
+from shared.kernel.values import EARLIEST_YEAR
+from shared.persistence.db import Base
 
 
 class AuthorRow(Base):

@@ -26,8 +26,9 @@ from library.authors.domain.errors import AuthorHasBooksError
 from library.authors.domain.model import Author
 from library.authors.domain.repository import TYPO_MIN_LENGTH, AuthorListing, AuthorQuery
 from library.authors.infrastructure.models import AuthorRow
-from shared.db import REFERENCE_VIOLATIONS, flush, like_pattern, sqlstate
-from shared.errors import ConcurrentUpdateError
+from shared.kernel.errors import ConcurrentUpdateError
+from shared.persistence.db import flush, like_pattern
+from shared.persistence.errors import REFERENCE_VIOLATIONS, sqlstate
 
 # Key of the transaction-scoped advisory lock that serialises bulk registrations.
 _BULK_REGISTRATION_LOCK = 0x6C6962_0001  # "lib" + 1

@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from library.authors.domain.repository import AuthorRepository
 from library.authors.infrastructure.repository import SqlAlchemyAuthorRepository
-from shared.sqlalchemy_uow import SqlAlchemyUnitOfWork
+from shared.persistence.unit_of_work import SqlAlchemyUnitOfWork
 
 
 class SqlAlchemyAuthorsUnitOfWork(SqlAlchemyUnitOfWork):

@@ -14,8 +14,10 @@ from library.books.api.schemas import (
     BookSearchParams,
 )
 from library.books.application.services import AddBook, BookService, BookView, ReviseBook
-from shared.api import PageOut
-from shared.http import (
+from shared.kernel.idempotency import StoredResponse
+from shared.kernel.preconditions import IfMatch
+from shared.web.api import PageOut
+from shared.web.http import (
     NOT_MODIFIED,
     IdempotencyKeyHeader,
     IfNoneMatchHeader,
@@ -26,9 +28,7 @@ from shared.http import (
     parse_if_match,
     send,
 )
-from shared.idempotency import StoredResponse
-from shared.preconditions import IfMatch
-from shared.problems import problem_responses
+from shared.web.problems import problem_responses
 
 router = APIRouter(tags=["books"])
 

@@ -19,9 +19,9 @@ from library.books.domain.model import (
     valid_title,
 )
 from library.books.domain.repository import BookFilter, BookSort
-from shared.api import DIGITS_ONLY, RequestModel, domain_rule, nfc
-from shared.pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
-from shared.values import EARLIEST_YEAR, search_text
+from shared.kernel.pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
+from shared.kernel.values import EARLIEST_YEAR, search_text
+from shared.web.api import DIGITS_ONLY, RequestModel, domain_rule, nfc
 
 QueryYear = Annotated[int, Field(ge=EARLIEST_YEAR, le=9999), DIGITS_ONLY]
 PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), DIGITS_ONLY]

@@ -11,8 +11,8 @@ from enum import StrEnum
 
 from library.books.application.ports import AuthorDirectory, BooksUnitOfWork
 from library.books.domain.model import Book, valid_author_ids
-from shared.errors import RuleViolationError
-from shared.values import utc_now
+from shared.kernel.errors import RuleViolationError
+from shared.kernel.values import utc_now
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from library.books.domain.repository import BookRepository
-from shared.idempotency import IdempotencyStore
-from shared.unit_of_work import UnitOfWork
+from shared.kernel.idempotency import IdempotencyStore
+from shared.kernel.unit_of_work import UnitOfWork
 
 
 class BooksUnitOfWork(UnitOfWork, Protocol):

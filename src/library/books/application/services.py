@@ -18,9 +18,9 @@ from library.books.domain.repository import (
     BookSort,
     SortValue,
 )
-from shared.errors import RuleViolationError
-from shared.idempotency import Idempotency, StoredResponse, perform_once
-from shared.pagination import (
+from shared.kernel.errors import RuleViolationError
+from shared.kernel.idempotency import Idempotency, StoredResponse, perform_once
+from shared.kernel.pagination import (
     Page,
     decode_cursor,
     encode_cursor,
@@ -30,8 +30,8 @@ from shared.pagination import (
     key_str,
     key_uuid,
 )
-from shared.preconditions import ANY_VERSION, IfMatch
-from shared.values import UNSET, Unset, utc_now
+from shared.kernel.preconditions import ANY_VERSION, IfMatch
+from shared.kernel.values import UNSET, Unset, utc_now
 
 
 @dataclass(frozen=True, slots=True)

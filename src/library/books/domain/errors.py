@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from shared.errors import ConflictError, FieldError, NotFoundError, RuleViolationError
+from shared.kernel.errors import ConflictError, FieldError, NotFoundError, RuleViolationError
 
 
 class BookNotFoundError(NotFoundError):

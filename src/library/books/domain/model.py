@@ -13,8 +13,8 @@ from langcodes.tag_parser import LanguageTagError
 from stdnum import isbn as stdnum_isbn
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
-from shared.errors import RuleViolationError
-from shared.values import UNSET, Unset, check_year, clean_text
+from shared.kernel.errors import RuleViolationError
+from shared.kernel.values import UNSET, Unset, check_year, clean_text
 
 TITLE_MAX_LENGTH = 500
 MAX_AUTHORS = 50

@@ -29,7 +29,7 @@ from typing import BinaryIO
 
 from library.books.application.importing import BookDraft
 from library.books.domain.model import valid_isbn, valid_language, valid_publication_year
-from shared.errors import RuleViolationError
+from shared.kernel.errors import RuleViolationError
 
 SOURCE = "goodbooks"
 REQUIRED_COLUMNS = (

@@ -26,8 +26,8 @@ from library.books.domain.model import (
     MAX_AUTHORS,
     TITLE_MAX_LENGTH,
 )
-from shared.db import Base
-from shared.values import EARLIEST_YEAR
+from shared.kernel.values import EARLIEST_YEAR
+from shared.persistence.db import Base
 
 # Books without a year sort last in both directions: the year sorts on these expressions.
 YEAR_LAST_ASC = 2_147_483_647

@@ -45,8 +45,9 @@ from library.books.infrastructure.models import (
     BookAuthorRow,
     BookRow,
 )
-from shared.db import REFERENCE_VIOLATIONS, flush, like_pattern, sqlstate, violated_constraint
-from shared.errors import ConcurrentUpdateError
+from shared.kernel.errors import ConcurrentUpdateError
+from shared.persistence.db import flush, like_pattern
+from shared.persistence.errors import REFERENCE_VIOLATIONS, sqlstate, violated_constraint
 
 _Select = TypeVar("_Select", bound=Select[*tuple[Any, ...]])
 _ISBN_CONSTRAINT = "uq_books_isbn13"

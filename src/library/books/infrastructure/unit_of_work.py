@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from library.books.domain.repository import BookRepository
 from library.books.infrastructure.repository import SqlAlchemyBookRepository
-from shared.sqlalchemy_uow import SqlAlchemyUnitOfWork
+from shared.persistence.unit_of_work import SqlAlchemyUnitOfWork
 
 
 class SqlAlchemyBooksUnitOfWork(SqlAlchemyUnitOfWork):

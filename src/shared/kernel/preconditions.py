@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
 
-from shared.errors import ConcurrentUpdateError, PreconditionFailedError
+from shared.kernel.errors import ConcurrentUpdateError, PreconditionFailedError
 
 
 @dataclass(frozen=True, slots=True)

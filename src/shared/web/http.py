@@ -12,9 +12,9 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Header, Request, Response
 from pydantic import BaseModel
 
-from shared.api import RequestModel
-from shared.idempotency import KEY_MAX_LENGTH, Idempotency, StoredResponse
-from shared.preconditions import ANY_VERSION, IfMatch
+from shared.kernel.idempotency import KEY_MAX_LENGTH, Idempotency, StoredResponse
+from shared.kernel.preconditions import ANY_VERSION, IfMatch
+from shared.web.api import RequestModel
 
 T = TypeVar("T")
 
@@ -83,7 +83,7 @@ def parse_if_match(if_match: IfMatchHeader) -> IfMatch:
     """The versions If-Match accepts.
 
     The header is required: a request without it fails validation, and the problem handlers
-    answer 428 when that is all that is wrong with it (``shared.problems``).
+    answer 428 when that is all that is wrong with it (``shared.web.problems``).
     """
     if if_match.strip() == "*":
         return ANY_VERSION

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.problems import PROBLEM_MEDIA_TYPE, http_problem_body
+from shared.web.problems import PROBLEM_MEDIA_TYPE, http_problem_body
 
 
 class BodyLimitMiddleware:

@@ -9,7 +9,7 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.problems import PROBLEM_MEDIA_TYPE, internal_error_body
+from shared.web.problems import PROBLEM_MEDIA_TYPE, internal_error_body
 
 _HEADER = b"x-request-id"
 # Accept a caller's id only when it is short and printable, so logs cannot be forged or flooded.

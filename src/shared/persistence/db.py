@@ -8,7 +8,7 @@ from typing import Any
 import structlog
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncAttrs,
     AsyncEngine,
@@ -22,7 +22,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import DateTime
 from sqlalchemy.util.concurrency import await_
 
-from shared.errors import ConcurrentUpdateError, ServiceUnavailableError
+from shared.kernel.errors import ConcurrentUpdateError
+from shared.persistence.errors import DatabaseUnavailableError
 from shared.settings import Settings
 
 log = structlog.stdlib.get_logger("library.db")
@@ -42,13 +43,6 @@ class Base(AsyncAttrs, DeclarativeBase):
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: DateTime(timezone=True)}  # noqa: RUF012
-
-
-class DatabaseUnavailableError(ServiceUnavailableError):
-    """No connection to the database could be opened (down, restarting, refusing, too busy)."""
-
-    code = "database-unavailable"
-    title = "Service unavailable"
 
 
 def _connect_or_unavailable(
@@ -135,11 +129,6 @@ def create_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[Async
     return async_sessionmaker(autocommit, expire_on_commit=False, autoflush=False)
 
 
-def _driver_error(exc: DBAPIError) -> Any:
-    # SQLAlchemy wraps the asyncpg exception: the DBAPI adapter's __cause__ is asyncpg's own.
-    return getattr(exc.orig, "__cause__", None) or exc.orig
-
-
 async def flush(session: AsyncSession, *, kind: str, resource_id: object) -> None:
     """Flush ``session``; a row whose version changed since it was read is a ConcurrentUpdateError.
 
@@ -150,39 +139,6 @@ async def flush(session: AsyncSession, *, kind: str, resource_id: object) -> Non
         await session.flush()
     except StaleDataError:
         raise ConcurrentUpdateError.of(kind, resource_id) from None
-
-
-def violated_constraint(exc: IntegrityError) -> str | None:
-    """The name of the constraint an IntegrityError broke, when the driver reports it."""
-    name = getattr(_driver_error(exc), "constraint_name", None)
-    return name if isinstance(name, str) else None
-
-
-def sqlstate(exc: DBAPIError) -> str | None:
-    """The PostgreSQL SQLSTATE of a driver error (23505 unique, 23503 foreign key, ...)."""
-    code = getattr(_driver_error(exc), "sqlstate", None)
-    return code if isinstance(code, str) else None
-
-
-# The database cannot serve this now, and a retry later may succeed: class 08 connection
-# exceptions, 53 insufficient resources, 57 operator intervention (57014 is a statement
-# cancelled by statement_timeout, 57P01 a terminated backend), 55P03 lock_timeout,
-# 40001 serialization failure, 40P01 deadlock.
-TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
-TRANSIENT_SQLSTATES = frozenset({"55P03", "40001", "40P01"})
-
-
-def is_transient(exc: DBAPIError) -> bool:
-    """True when the database refused for now (timeout, overload, shutdown), not for good."""
-    code = sqlstate(exc)
-    return code is not None and (
-        code[:2] in TRANSIENT_SQLSTATE_CLASSES or code in TRANSIENT_SQLSTATES
-    )
-
-
-# 23503 foreign_key_violation; 23001 restrict_violation (an ON DELETE RESTRICT key).
-REFERENCE_VIOLATIONS = frozenset({"23503", "23001"})
-UNIQUE_VIOLATION = "23505"
 
 
 async def current_revisions(engine: AsyncEngine) -> set[str]:

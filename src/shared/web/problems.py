@@ -1,6 +1,6 @@
 """RFC 9457 problem details: the one place where errors become HTTP responses.
 
-Unexpected exceptions are answered by ``shared.middleware`` (outermost, so that the 500 still
+Unexpected exceptions are answered by ``shared.web.middleware`` (outermost, so that the 500 still
 carries the request id), with ``internal_error_body``.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from http import HTTPStatus
 from typing import Any
 
@@ -18,12 +17,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.db import is_transient
-from shared.errors import (
+from shared.kernel.errors import (
     ConflictError,
     DomainError,
     FieldError,
@@ -157,6 +153,11 @@ def _field_errors(request: Request, errors: tuple[FieldError, ...]) -> list[dict
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, DomainError):  # pragma: no cover - registered for this type only
         raise exc
+    return domain_problem(request, exc)
+
+
+def domain_problem(request: Request, exc: DomainError) -> JSONResponse:
+    """The problem a domain error means (its status from its base class)."""
     status = next((s for cls, s in _STATUS_BY_ERROR if isinstance(exc, cls)), 400)
     return problem(
         request,
@@ -251,42 +252,6 @@ def _allowed_methods(request: Request) -> list[str]:
     return []
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("database unavailable", error=type(exc).__name__, exc_info=exc)
-    return problem(
-        request,
-        503,
-        "The database is unavailable or overloaded; retry later.",
-        code="database-unavailable",
-        title="Service unavailable",
-        headers={"Retry-After": RETRY_AFTER_SECONDS},
-    )
-
-
-async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    """A lost or refused connection, or a transient refusal (a timeout, overload) is a 503;
-    a value the database cannot store is a 422.
-
-    Anything else is a bug: re-raised, it reaches the request middleware, which logs it and
-    answers the one 500 problem.
-    """
-    if isinstance(exc, OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and (exc.connection_invalidated or is_transient(exc))
-    ):
-        return await _database_unavailable(request, exc)
-    if isinstance(exc, DataError):
-        log.info("value refused by the database", error=str(exc.orig))
-        return problem(
-            request,
-            422,
-            "The request holds a value the database cannot store (out of range or malformed).",
-            code="validation-error",
-            title="Invalid request",
-            errors=[],
-        )
-    raise exc
-
-
 def problem_openapi(app: FastAPI) -> dict[str, Any]:
     """The OpenAPI document, with error schemas under application/problem+json (not JSON)."""
     if app.openapi_schema is None:
@@ -314,9 +279,3 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
-    # Failures to reach the server at all (refused, unreachable, connect timeout).
-    app.add_exception_handler(ConnectionError, _database_unavailable)
-    app.add_exception_handler(TimeoutError, _database_unavailable)
-    app.add_exception_handler(socket.gaierror, _database_unavailable)
-    app.add_exception_handler(DBAPIError, _database_error)

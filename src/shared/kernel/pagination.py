@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from shared.errors import InvalidCursorError
+from shared.kernel.errors import InvalidCursorError
 
 T = TypeVar("T")
 

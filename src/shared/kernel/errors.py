@@ -1,6 +1,7 @@
 """The error vocabulary: raised by domains and services, mapped to HTTP in one place.
 
-Nothing here knows about HTTP; ``shared.problems`` turns each base class into an RFC 9457 problem.
+Nothing here knows about HTTP; ``shared.web.problems`` turns each base class into an RFC 9457
+problem.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.idempotency_store import SqlAlchemyIdempotencyStore
+from shared.persistence.idempotency_store import SqlAlchemyIdempotencyStore
 
 
 class SqlAlchemyUnitOfWork(ABC):

@@ -4,7 +4,7 @@ A client sends ``Idempotency-Key`` with a POST; the use case records the key, a 
 the request and the response it gave, in the same transaction as its write. A repeat with the
 same key and fingerprint gets the stored response again (nothing is written twice); the same key
 with another fingerprint is refused; a repeat while the first is still running is refused too.
-Framework-free: the SQLAlchemy adapter lives in ``shared.idempotency_store``.
+Framework-free: the SQLAlchemy adapter lives in ``shared.persistence.idempotency_store``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, Generic, Protocol, TypeVar
 
-from shared.errors import FieldError, IdempotencyKeyReusedError
+from shared.kernel.errors import FieldError, IdempotencyKeyReusedError
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from shared.errors import RuleViolationError
+from shared.kernel.errors import RuleViolationError
 
 T = TypeVar("T")
 V = TypeVar("V")

@@ -20,9 +20,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base
-from shared.errors import IdempotencyKeyInUseError
-from shared.idempotency import KEY_MAX_LENGTH, KEY_TTL, StoredResponse
+from shared.kernel.errors import IdempotencyKeyInUseError
+from shared.kernel.idempotency import KEY_MAX_LENGTH, KEY_TTL, StoredResponse
+from shared.persistence.db import Base
 
 # Expired keys are deleted a few at a time by the writes themselves, so no job is needed and
 # no write pays for a large backlog.

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Final, Literal
 
-from shared.errors import RuleViolationError
+from shared.kernel.errors import RuleViolationError
 
 EARLIEST_YEAR: Final = -9999
 

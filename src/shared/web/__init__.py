@@ -1,0 +1,1 @@
+"""HTTP edges shared by the contexts: problem+json, conditional requests, middleware, limits."""
