@@ -1,4 +1,10 @@
-"""structlog: JSON lines off a terminal, readable console on one; stdlib logging routed through."""
+"""structlog: JSON lines off a terminal, readable console on one; stdlib logging routed through.
+
+Our own log calls (the access log among them) take structlog's direct path: a filtering bound
+logger that drops disabled levels at once, renders with orjson and writes one line to stderr,
+without the standard library's logging machinery. Other libraries' records (uvicorn,
+SQLAlchemy, Alembic) go through a stdlib handler that renders them the same way.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import logging
 import sys
 from typing import Any
 
+import orjson
 import structlog
 from structlog.typing import Processor
 
@@ -20,14 +27,17 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json)
         if json_output
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    direct: list[Processor] = [*shared]
+    if json_output:
+        direct.append(structlog.processors.format_exc_info)
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*direct, renderer],
+        logger_factory=_StderrLogger,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         cache_logger_on_first_use=True,
     )
     handler = _StderrHandler()
@@ -50,6 +60,23 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+
+
+def _json(event: Any, **_: Any) -> str:
+    return orjson.dumps(event, default=str).decode()
+
+
+class _StderrLogger:
+    """structlog's output: one line per event on whatever ``sys.stderr`` is at the time."""
+
+    def __init__(self, name: str | None = None, *_: Any) -> None:
+        self.name = name or "library"
+
+    def msg(self, message: str) -> None:
+        stream = sys.stderr
+        stream.write(message + "\n")
+
+    debug = info = warning = error = critical = exception = log = msg
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

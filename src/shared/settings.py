@@ -26,8 +26,11 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("LIBRARY_DATABASE_URL", "DATABASE_URL"),
     )
-    db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_max_overflow: int = Field(default=5, ge=0, le=200)
+    # The write pool (SQLAlchemy) and the read pool (asyncpg) are sized for the load, and fixed:
+    # connections opened for a burst and closed after it cost more than they save.
+    db_pool_size: int = Field(default=16, ge=1, le=200)
+    db_max_overflow: int = Field(default=0, ge=0, le=200)
+    db_read_pool_size: int = Field(default=16, ge=1, le=200)
     db_pool_timeout_seconds: float = Field(default=2.0, gt=0, le=300)
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
@@ -35,11 +38,11 @@ class Settings(BaseSettings):
     db_idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=0)
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
     db_echo: bool = False
-    # Ping each connection as it leaves the pool: one more round trip per unit of work, to
-    # replace connections a killed backend or a database restart broke before a request uses
-    # them (the Faults guarantee: only requests in flight get a 503). Off saves the round trip,
-    # and a broken connection then fails one more request (503) before the pool is renewed.
-    db_pool_pre_ping: bool = True
+    # Ping each write connection as it leaves the pool (one more round trip per unit of work).
+    # Not needed for the Faults guarantee (a connection the server closed is replaced without
+    # a round trip, and a read that meets a dead one is retried): only for networks that drop
+    # connections without closing them.
+    db_pool_pre_ping: bool = False
     # How close a word of an author's name must be to the query to count as a typo of it
     # (pg_trgm word_similarity, 0-1): 0.5 lets "tolkein" find "Tolkien".
     search_typo_threshold: float = Field(default=0.5, ge=0.1, le=1.0)
@@ -74,6 +77,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "the database URL must start with postgresql:// or postgresql+asyncpg://"
             )
+        return url.render_as_string(hide_password=False)
+
+    def asyncpg_dsn(self) -> str:
+        """The database URL as asyncpg itself takes it (``postgresql://``)."""
+        url = make_url(self.require_database_url()).set(drivername="postgresql")
         return url.render_as_string(hide_password=False)
 
     def require_database_url(self) -> str:

@@ -9,8 +9,10 @@ from library.authors.application.lookup import AuthorLookup
 from library.authors.application.ports import BookCatalog
 from library.authors.application.registry import AuthorNameRegistry
 from library.authors.application.services import AuthorService
+from library.authors.infrastructure.reader import AsyncpgAuthorReader
 from library.authors.infrastructure.unit_of_work import SqlAlchemyAuthorsUnitOfWork
 from library.authors.public import AuthorsFacade
+from shared.persistence.reads import ReadPool
 
 
 class AuthorsContainer(containers.DeclarativeContainer):
@@ -21,7 +23,10 @@ class AuthorsContainer(containers.DeclarativeContainer):
     read_session_factory: providers.Dependency[async_sessionmaker[AsyncSession]] = (
         providers.Dependency()
     )
+    read_pool: providers.Dependency[ReadPool] = providers.Dependency()
     book_catalog: providers.Dependency[BookCatalog] = providers.Dependency()
+
+    reader = providers.Singleton(AsyncpgAuthorReader, pool=read_pool)
 
     unit_of_work = providers.Factory(SqlAlchemyAuthorsUnitOfWork, session_factory=session_factory)
     read_unit_of_work = providers.Factory(
@@ -30,6 +35,6 @@ class AuthorsContainer(containers.DeclarativeContainer):
     service = providers.Factory(
         AuthorService, uow=unit_of_work, books=book_catalog, reads=read_unit_of_work
     )
-    lookup = providers.Factory(AuthorLookup, uow=read_unit_of_work)
+    lookup = providers.Singleton(AuthorLookup, reader=reader)
     registry = providers.Factory(AuthorNameRegistry, uow=unit_of_work)
     facade = providers.Factory(AuthorsFacade, lookup=lookup, registry=registry)

@@ -6,11 +6,13 @@ from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from library.books.application.importing import BookImporter
-from library.books.application.lookup import BookLookup
 from library.books.application.ports import AuthorDirectory
+from library.books.application.queries import BookQueries
 from library.books.application.services import BookService
+from library.books.infrastructure.reader import AsyncpgBookReader
 from library.books.infrastructure.unit_of_work import SqlAlchemyBooksUnitOfWork
 from library.books.public import BooksFacade
+from shared.persistence.reads import ReadPool
 
 
 class BooksContainer(containers.DeclarativeContainer):
@@ -21,17 +23,20 @@ class BooksContainer(containers.DeclarativeContainer):
     read_session_factory: providers.Dependency[async_sessionmaker[AsyncSession]] = (
         providers.Dependency()
     )
+    read_pool: providers.Dependency[ReadPool] = providers.Dependency()
     author_directory: providers.Dependency[AuthorDirectory] = providers.Dependency()
+
+    # The read side: stateless, built once, shared by every request.
+    reader = providers.Singleton(AsyncpgBookReader, pool=read_pool)
+    queries = providers.Singleton(BookQueries, reader=reader, authors=author_directory)
 
     unit_of_work = providers.Factory(SqlAlchemyBooksUnitOfWork, session_factory=session_factory)
     read_unit_of_work = providers.Factory(
         SqlAlchemyBooksUnitOfWork, session_factory=read_session_factory, read_only=True
     )
-    service = providers.Factory(
-        BookService, uow=unit_of_work, authors=author_directory, reads=read_unit_of_work
-    )
+    # The write side: a service and its unit of work per use case.
+    service = providers.Factory(BookService, uow=unit_of_work, authors=author_directory)
     importer = providers.Factory(
         BookImporter, uow=unit_of_work, authors=author_directory, reads=read_unit_of_work
     )
-    lookup = providers.Factory(BookLookup, uow=read_unit_of_work)
-    facade = providers.Factory(BooksFacade, lookup=lookup)
+    facade = providers.Singleton(BooksFacade, queries=queries)

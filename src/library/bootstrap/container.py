@@ -8,34 +8,39 @@ from library.authors.container import AuthorsContainer
 from library.books.container import BooksContainer
 from library.bootstrap.adapters import AuthorDirectoryAdapter, BookCatalogAdapter
 from library.bootstrap.health import HealthCheck
-from shared.persistence.db import create_engine, create_read_session_factory, create_session_factory
+from shared.persistence.db import (
+    create_engine,
+    create_read_session_factory,
+    create_session_factory,
+    server_settings,
+)
+from shared.persistence.reads import ReadPool
 from shared.settings import Settings
 
 
 class RootContainer(containers.DeclarativeContainer):
     """Composition root. The engine is created by the app's lifespan and disposed at shutdown."""
 
-    # Wired by create_app only: a container built for a command (library import) leaves the
-    # routes of an app in the same process alone.
-    wiring_config = containers.WiringConfiguration(
-        packages=["library.authors.api", "library.books.api", "library.bootstrap"],
-        auto_wire=False,
-    )
-
     settings = providers.Singleton(Settings)
     engine = providers.Singleton(create_engine, settings)
     session_factory = providers.Singleton(create_session_factory, engine)
     read_session_factory = providers.Singleton(create_read_session_factory, engine)
+    # Reads have a pool of their own (asyncpg, no session): opened and closed by the lifespan.
+    read_pool = providers.Singleton(
+        ReadPool, settings=settings, server_settings=providers.Callable(server_settings, settings)
+    )
 
     authors = providers.Container(
         AuthorsContainer,
         session_factory=session_factory,
         read_session_factory=read_session_factory,
+        read_pool=read_pool,
     )
     books = providers.Container(
         BooksContainer,
         session_factory=session_factory,
         read_session_factory=read_session_factory,
+        read_pool=read_pool,
         author_directory=providers.Factory(AuthorDirectoryAdapter, authors=authors.facade),
     )
     # The contexts need each other's facades; a declarative container cannot refer forward,

@@ -3,12 +3,10 @@
 import asyncio
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from dependency_injector.wiring import Provide, inject
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.kernel.errors import ServiceUnavailableError
@@ -60,19 +58,19 @@ class HealthCheck:
         return {"status": "ready", "revision": sorted(revisions)}
 
 
-router = APIRouter(prefix="/health", tags=["health"])
+def create_router(health: HealthCheck) -> APIRouter:
+    """``/health/live`` and ``/health/ready``."""
+    router = APIRouter(prefix="/health", tags=["health"])
 
+    @router.get("/live")
+    async def live() -> dict[str, str]:
+        """200 while the process runs."""
+        return {"status": "live"}
 
-@router.get("/live")
-async def live() -> dict[str, str]:
-    """200 while the process runs."""
-    return {"status": "live"}
+    @router.get("/ready", responses=problem_responses(503))
+    async def ready() -> dict[str, object]:
+        """200 when the database answers and its schema is at the migrations' head; 503
+        otherwise."""
+        return await health.check()
 
-
-@router.get("/ready", responses=problem_responses(503))
-@inject
-async def ready(
-    health: Annotated[HealthCheck, Depends(Provide["health"])],
-) -> dict[str, object]:
-    """200 when the database answers and its schema is at the migrations' head; 503 otherwise."""
-    return await health.check()
+    return router

@@ -23,7 +23,7 @@ from sqlalchemy.types import DateTime
 from sqlalchemy.util.concurrency import await_
 
 from shared.kernel.errors import ConcurrentUpdateError
-from shared.persistence.errors import DatabaseUnavailableError
+from shared.persistence.errors import connection_refused
 from shared.settings import Settings
 
 log = structlog.stdlib.get_logger("library.db")
@@ -57,23 +57,12 @@ def _connect_or_unavailable(
     try:
         return dialect.connect(*cargs, **cparams)
     except Exception as exc:
-        # The client sees only a 503; the operator needs the cause (wrong password, no such
-        # database, refused...). Driver messages carry no password.
-        cause = exc.__cause__ or exc  # asyncpg's own error, when the dialect adapted it
-        log.warning("cannot connect to the database", error=type(cause).__name__, reason=str(exc))
-        raise DatabaseUnavailableError(
-            "The database is unavailable or overloaded; retry later."
-        ) from exc
+        raise connection_refused(exc.__cause__ or exc) from exc
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """An asyncpg engine with a bounded pool and server-side timeouts.
-
-    Lost connections heal by themselves: with ``db_pool_pre_ping`` a pooled connection that
-    died while idle (killed backend, restarted server) is replaced before a request gets it,
-    and an error on a connection lost mid-request invalidates the pool's older connections too.
-    """
-    server_settings = {
+def server_settings(settings: Settings) -> dict[str, str]:
+    """The session settings of every connection the app opens (writes and reads alike)."""
+    return {
         "application_name": settings.db_application_name,
         # Typo tolerance of the author search (the `<%` operator of pg_trgm).
         "pg_trgm.word_similarity_threshold": str(settings.search_typo_threshold),
@@ -83,6 +72,17 @@ def create_engine(settings: Settings) -> AsyncEngine:
         "idle_in_transaction_session_timeout": str(settings.db_idle_in_transaction_timeout_ms),
         "timezone": "UTC",
     }
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """The write side's asyncpg engine: a fixed pool sized for the load, server-side timeouts.
+
+    Lost connections heal by themselves, without a round trip per checkout: a pooled connection
+    whose socket the server closed (killed backend, restarted server) is replaced as it leaves
+    the pool (asyncpg knows without asking), and an error on a connection lost mid-request
+    invalidates the pool's older connections too. ``db_pool_pre_ping`` adds a real ``SELECT 1``
+    per checkout for networks that drop connections silently.
+    """
     engine = create_async_engine(
         settings.require_database_url(),
         pool_size=settings.db_pool_size,
@@ -92,13 +92,26 @@ def create_engine(settings: Settings) -> AsyncEngine:
         echo=settings.db_echo,
         connect_args={
             "timeout": settings.db_connect_timeout_seconds,
-            "server_settings": server_settings,
+            "server_settings": server_settings(settings),
         },
     )
     event.listen(engine.sync_engine, "do_connect", _connect_or_unavailable)
-    if settings.db_pool_pre_ping:
-        event.listen(engine.sync_engine.pool, "checkout", _ping_on_checkout)
+    event.listen(
+        engine.sync_engine.pool,
+        "checkout",
+        _ping_on_checkout if settings.db_pool_pre_ping else _closed_on_checkout,
+    )
     return engine
+
+
+def _closed_on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: object) -> None:
+    """Refuse a connection whose socket is already closed; the pool opens a fresh one instead.
+
+    No round trip: asyncpg marks a connection closed as soon as the event loop sees the server
+    hang up (a killed backend, a restart).
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("pooled connection was closed by the server")
 
 
 def _ping_on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: object) -> None:

@@ -10,10 +10,13 @@ import socket
 from typing import Any
 
 import asyncpg
+import structlog
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from shared.kernel.errors import DomainError, RuleViolationError, ServiceUnavailableError
+
+log = structlog.get_logger("library.db")
 
 
 class DatabaseUnavailableError(ServiceUnavailableError):
@@ -21,6 +24,16 @@ class DatabaseUnavailableError(ServiceUnavailableError):
 
     code = "database-unavailable"
     title = "Service unavailable"
+
+
+def connection_refused(cause: BaseException) -> DatabaseUnavailableError:
+    """The 503 for a connection that could not be opened, with its cause logged once.
+
+    The client sees only a 503; the operator needs the cause (wrong password, no such
+    database, refused...). Driver messages carry no password.
+    """
+    log.warning("cannot connect to the database", error=type(cause).__name__, reason=str(cause))
+    return DatabaseUnavailableError("The database is unavailable or overloaded; retry later.")
 
 
 def _driver_error(exc: DBAPIError) -> Any:

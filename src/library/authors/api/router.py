@@ -1,9 +1,9 @@
 """HTTP routes of the authors context: validate, call one use case, shape the response."""
 
 import uuid
+from collections.abc import Callable
 from typing import Annotated
 
-from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import AfterValidator, Field
 
@@ -28,115 +28,107 @@ from shared.web.http import (
 )
 from shared.web.problems import problem_responses
 
-router = APIRouter(prefix="/authors", tags=["authors"])
-
-Service = Annotated[AuthorService, Depends(Provide["authors.service"])]
 IfMatchParam = Annotated[IfMatch, Depends(parse_if_match)]
 PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), DIGITS_ONLY]
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_201_CREATED,
-    response_model=AuthorOut,
-    responses=problem_responses(409, 413, 422, 503),
-)
-@inject
-async def create_author(
-    body: AuthorCreate,
-    request: Request,
-    service: Service,
-    idempotency_key: IdempotencyKeyHeader = None,
-) -> Response:
-    """Add an author to the catalog (safe to retry with an Idempotency-Key)."""
+def create_router(service: Callable[[], AuthorService]) -> APIRouter:
+    """The authors routes, answered by a fresh ``service()`` per request."""
+    router = APIRouter(prefix="/authors", tags=["authors"])
 
-    def respond(author: Author) -> StoredResponse:
-        location = request.url_for("get_author", author_id=author.id).path
-        return created(AuthorOut.model_validate(author), location=location, version=author.version)
-
-    command = RegisterAuthor(**body.values())
-    once = idempotency(request, idempotency_key, body, respond)
-    if once is None:
-        return send(respond(await service.register_author(command)))
-    return send(await service.register_author(command, once))
-
-
-@router.get("", response_model=PageOut[AuthorOut], responses=problem_responses(422, 503))
-@inject
-async def list_authors(
-    service: Service,
-    q: Annotated[
-        str | None,
-        Query(
-            max_length=NAME_MAX_LENGTH,
-            description=(
-                "Search: names containing q (case and accents ignored, % and _ literal) or, "
-                "from 3 characters, a word close to it ('tolkein' finds 'J.R.R. Tolkien'); "
-                "best match first."
-            ),
-        ),
-        AfterValidator(domain_rule(search_text)),
-    ] = None,
-    limit: Annotated[PageSize, Query()] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[
-        str | None,
-        Query(max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page."),
-    ] = None,
-) -> PageOut[AuthorOut]:
-    """A page of authors: in name order, or best match first with q."""
-    page = await service.list_authors(q=q, limit=limit, cursor=cursor)
-    return PageOut[AuthorOut](
-        items=[AuthorOut.model_validate(a) for a in page.items], next_cursor=page.next_cursor
+    @router.post(
+        "",
+        status_code=status.HTTP_201_CREATED,
+        response_model=AuthorOut,
+        responses=problem_responses(409, 413, 422, 503),
     )
+    async def create_author(
+        body: AuthorCreate,
+        request: Request,
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> Response:
+        """Add an author to the catalog (safe to retry with an Idempotency-Key)."""
 
+        def respond(author: Author) -> StoredResponse:
+            location = request.url_for("get_author", author_id=author.id).path
+            return created(
+                AuthorOut.model_validate(author), location=location, version=author.version
+            )
 
-@router.get(
-    "/{author_id}",
-    response_model=AuthorOut,
-    responses={**NOT_MODIFIED, **problem_responses(404, 422, 503)},
-)
-@inject
-async def get_author(
-    author_id: uuid.UUID,
-    response: Response,
-    service: Service,
-    if_none_match: IfNoneMatchHeader = None,
-) -> AuthorOut | Response:
-    """One author; their ETag is their version."""
-    author = await service.get_author(author_id)
-    unchanged = not_modified(if_none_match, author.version)
-    if unchanged is not None:
-        return unchanged
-    response.headers["ETag"] = etag(author.version)
-    return AuthorOut.model_validate(author)
+        command = RegisterAuthor(**body.values())
+        once = idempotency(request, idempotency_key, body, respond)
+        if once is None:
+            return send(respond(await service().register_author(command)))
+        return send(await service().register_author(command, once))
 
+    @router.get("", response_model=PageOut[AuthorOut], responses=problem_responses(422, 503))
+    async def list_authors(
+        q: Annotated[
+            str | None,
+            Query(
+                max_length=NAME_MAX_LENGTH,
+                description=(
+                    "Search: names containing q (case and accents ignored, % and _ literal) or, "
+                    "from 3 characters, a word close to it ('tolkein' finds 'J.R.R. Tolkien'); "
+                    "best match first."
+                ),
+            ),
+            AfterValidator(domain_rule(search_text)),
+        ] = None,
+        limit: Annotated[PageSize, Query()] = DEFAULT_PAGE_SIZE,
+        cursor: Annotated[
+            str | None,
+            Query(max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page."),
+        ] = None,
+    ) -> PageOut[AuthorOut]:
+        """A page of authors: in name order, or best match first with q."""
+        page = await service().list_authors(q=q, limit=limit, cursor=cursor)
+        return PageOut[AuthorOut](
+            items=[AuthorOut.model_validate(a) for a in page.items], next_cursor=page.next_cursor
+        )
 
-@router.patch(
-    "/{author_id}",
-    response_model=AuthorOut,
-    responses=problem_responses(404, 409, 412, 413, 422, 428, 503),
-)
-@inject
-async def update_author(
-    author_id: uuid.UUID,
-    body: AuthorPatch,
-    response: Response,
-    service: Service,
-    if_match: IfMatchParam,
-) -> AuthorOut:
-    """Change some of an author's fields (If-Match required)."""
-    author = await service.revise_author(author_id, ReviseAuthor(**body.given()), if_match)
-    response.headers["ETag"] = etag(author.version)
-    return AuthorOut.model_validate(author)
+    @router.get(
+        "/{author_id}",
+        response_model=AuthorOut,
+        responses={**NOT_MODIFIED, **problem_responses(404, 422, 503)},
+    )
+    async def get_author(
+        author_id: uuid.UUID,
+        response: Response,
+        if_none_match: IfNoneMatchHeader = None,
+    ) -> AuthorOut | Response:
+        """One author; their ETag is their version."""
+        author = await service().get_author(author_id)
+        unchanged = not_modified(if_none_match, author.version)
+        if unchanged is not None:
+            return unchanged
+        response.headers["ETag"] = etag(author.version)
+        return AuthorOut.model_validate(author)
 
+    @router.patch(
+        "/{author_id}",
+        response_model=AuthorOut,
+        responses=problem_responses(404, 409, 412, 413, 422, 428, 503),
+    )
+    async def update_author(
+        author_id: uuid.UUID,
+        body: AuthorPatch,
+        response: Response,
+        if_match: IfMatchParam,
+    ) -> AuthorOut:
+        """Change some of an author's fields (If-Match required)."""
+        author = await service().revise_author(author_id, ReviseAuthor(**body.given()), if_match)
+        response.headers["ETag"] = etag(author.version)
+        return AuthorOut.model_validate(author)
 
-@router.delete(
-    "/{author_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(404, 409, 412, 422, 428, 503),
-)
-@inject
-async def delete_author(author_id: uuid.UUID, service: Service, if_match: IfMatchParam) -> Response:
-    """Remove an author who is credited on no book (If-Match required)."""
-    await service.delete_author(author_id, if_match)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    @router.delete(
+        "/{author_id}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        responses=problem_responses(404, 409, 412, 422, 428, 503),
+    )
+    async def delete_author(author_id: uuid.UUID, if_match: IfMatchParam) -> Response:
+        """Remove an author who is credited on no book (If-Match required)."""
+        await service().delete_author(author_id, if_match)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    return router

@@ -8,7 +8,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from library.books.application.services import BookView, ListBooks
+from library.books.application.queries import BookFilter, BookSort, ListBooks
+from library.books.application.services import BookView
 from library.books.domain.model import (
     LANGUAGE_MAX_LENGTH,
     MAX_AUTHORS,
@@ -18,7 +19,6 @@ from library.books.domain.model import (
     valid_language,
     valid_title,
 )
-from library.books.domain.repository import BookFilter, BookSort
 from shared.kernel.pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
 from shared.kernel.values import EARLIEST_YEAR, search_text
 from shared.web.api import DIGITS_ONLY, RequestModel, domain_rule, nfc

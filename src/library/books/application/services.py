@@ -9,27 +9,9 @@ from datetime import datetime
 from typing import overload
 
 from library.books.application.ports import AuthorDirectory, BooksUnitOfWork
-from library.books.domain.errors import AuthorNotFoundError, BookNotFoundError, UnknownAuthorsError
+from library.books.domain.errors import BookNotFoundError, UnknownAuthorsError
 from library.books.domain.model import Book
-from library.books.domain.repository import (
-    BookFilter,
-    BookListing,
-    BookQuery,
-    BookSort,
-    SortValue,
-)
-from shared.kernel.errors import RuleViolationError
 from shared.kernel.idempotency import Idempotency, StoredResponse, perform_once
-from shared.kernel.pagination import (
-    Page,
-    decode_cursor,
-    encode_cursor,
-    key_datetime,
-    key_float,
-    key_optional_int,
-    key_str,
-    key_uuid,
-)
 from shared.kernel.preconditions import ANY_VERSION, IfMatch
 from shared.kernel.values import UNSET, Unset, utc_now
 
@@ -57,16 +39,6 @@ class ReviseBook:
 
 
 @dataclass(frozen=True, slots=True)
-class ListBooks:
-    """Which books to list, in what order, from where."""
-
-    filter: BookFilter
-    sort: BookSort | None = None  # relevance with a search, created_at without
-    limit: int = 20
-    cursor: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class AuthorRef:
     """An author as a book credits them."""
 
@@ -83,7 +55,7 @@ class BookView:
 
 
 class BookService:
-    """Adds, finds, revises and removes books.
+    """Adds, revises and removes books (the reads are BookQueries's).
 
     The author directory is asked outside the book transaction, so one request never holds two
     pooled connections at once; the foreign keys catch an author removed in between.
@@ -94,11 +66,8 @@ class BookService:
         uow: BooksUnitOfWork,
         authors: AuthorDirectory,
         clock: Callable[[], datetime] = utc_now,
-        reads: BooksUnitOfWork | None = None,
     ) -> None:
         self._uow = uow
-        # Reads may use a cheaper unit of work (no transaction); by default the same one.
-        self._reads = reads or uow
         self._authors = authors
         self._clock = clock
 
@@ -137,49 +106,6 @@ class BookService:
             )
             await uow.commit()
         return result
-
-    async def get_book(self, book_id: uuid.UUID) -> BookView:
-        """The book with this id; BookNotFoundError if there is none."""
-        async with self._reads as uow:
-            listing = await uow.books.find(book_id)
-        if listing is None:
-            raise BookNotFoundError(book_id)
-        return _listed_view(listing)
-
-    async def list_books(self, request: ListBooks) -> Page[BookView]:
-        """A page of books matching the filter, in the requested order."""
-        f = request.filter
-        if f.year_from is not None and f.year_to is not None and f.year_from > f.year_to:
-            raise RuleViolationError.on_field(
-                "year_to", f"year_to ({f.year_to}) must not be before year_from ({f.year_from})"
-            )
-        sort = request.sort or (BookSort.RELEVANCE if f.q else BookSort.CREATED_AT)
-        if sort is BookSort.RELEVANCE and not f.q:
-            raise RuleViolationError.on_field("sort", "sort=relevance needs a search (q)")
-        after = None if request.cursor is None else _decode_key(sort, request.cursor)
-        query = BookQuery(filter=f, sort=sort, limit=request.limit + 1, after=after)
-        async with self._reads as uow:
-            listings = list(await uow.books.list_page(query))
-        more = len(listings) > request.limit
-        listings = listings[: request.limit]
-        next_cursor = _encode_key(sort, listings[-1]) if more else None
-        return Page(items=[_listed_view(b) for b in listings], next_cursor=next_cursor)
-
-    async def list_author_books(self, author_id: uuid.UUID, request: ListBooks) -> Page[BookView]:
-        """A page of the books crediting this author; AuthorNotFoundError if they do not exist."""
-        if not await self._authors.names_of([author_id]):
-            raise AuthorNotFoundError(author_id)
-        f = request.filter
-        scoped = BookFilter(
-            q=f.q,
-            author_id=author_id,
-            language=f.language,
-            year_from=f.year_from,
-            year_to=f.year_to,
-        )
-        return await self.list_books(
-            ListBooks(filter=scoped, sort=request.sort, limit=request.limit, cursor=request.cursor)
-        )
 
     async def revise_book(
         self, book_id: uuid.UUID, command: ReviseBook, if_match: IfMatch = ANY_VERSION
@@ -243,34 +169,3 @@ def _view(book: Book, names: dict[uuid.UUID, str]) -> BookView:
         book=book,
         authors=tuple(AuthorRef(id=a, name=names[a]) for a in book.author_ids if a in names),
     )
-
-
-def _listed_view(listing: BookListing) -> BookView:
-    book = listing.book
-    return BookView(
-        book=book,
-        authors=tuple(
-            AuthorRef(id=a, name=n)
-            for a, n in zip(book.author_ids, listing.author_names, strict=True)
-        ),
-    )
-
-
-def _encode_key(sort: BookSort, listing: BookListing) -> str:
-    value = listing.key
-    raw = value.isoformat() if isinstance(value, datetime) else value
-    return encode_cursor(f"books:{sort.value}", [raw, str(listing.book.id)])
-
-
-def _decode_key(sort: BookSort, cursor: str) -> tuple[SortValue, uuid.UUID]:
-    raw_value, raw_id = decode_cursor(cursor, f"books:{sort.value}", 2)
-    value: SortValue
-    if sort.field == "created_at":
-        value = key_datetime(raw_value)
-    elif sort.field == "title":
-        value = key_str(raw_value)
-    elif sort is BookSort.RELEVANCE:
-        value = key_float(raw_value)
-    else:
-        value = key_optional_int(raw_value)
-    return value, key_uuid(raw_id)

@@ -7,46 +7,28 @@ from collections.abc import Collection, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import (
-    REAL,
-    ColumnElement,
-    Result,
-    Row,
     Select,
     Text,
     Uuid,
     bindparam,
-    cast,
-    exists,
     func,
-    literal_column,
     or_,
     select,
     text,
-    tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, selectinload
+from sqlalchemy.orm import selectinload
 
 from library.books.domain.errors import DuplicateIsbnError, UnknownAuthorsError
 from library.books.domain.model import Book
-from library.books.domain.repository import (
-    SUBSTRING_MIN_LENGTH,
-    BookFilter,
-    BookListing,
-    BookQuery,
-    BookSort,
-    SortValue,
-)
 from library.books.infrastructure.models import (
-    YEAR_LAST_ASC,
-    YEAR_LAST_DESC,
     BookAuthorRow,
     BookRow,
 )
 from shared.kernel.errors import ConcurrentUpdateError
-from shared.persistence.db import flush, like_pattern
+from shared.persistence.db import flush
 from shared.persistence.errors import REFERENCE_VIOLATIONS, sqlstate, violated_constraint
 
 _Select = TypeVar("_Select", bound=Select[*tuple[Any, ...]])
@@ -119,42 +101,6 @@ class SqlAlchemyBookRepository:
         row = await self._loaded_row(book)
         await self._session.delete(row)
         await self._flush(book)
-
-    async def find(self, book_id: uuid.UUID) -> BookListing | None:
-        # One statement: the credits and names are copied on the row (see models.BookRow).
-        result = await self._read(select(*_LISTED).where(BookRow.id == book_id))
-        row = result.one_or_none()
-        return None if row is None else _listing(row, None)
-
-    async def list_page(self, query: BookQuery) -> Sequence[BookListing]:
-        key = _sort_expression(query.sort, query.filter.q)
-        stmt = _filtered(select(*_LISTED, key.label("sort_key")), query.filter)
-        if query.after is not None:
-            value, after_id = query.after
-            bound = tuple_(key, BookRow.id)
-            after = tuple_(_sort_bound(query.sort, value), after_id)
-            stmt = stmt.where(bound < after if query.sort.descending else bound > after)
-        if query.sort.descending:
-            stmt = stmt.order_by(key.desc(), BookRow.id.desc())
-        else:
-            stmt = stmt.order_by(key.asc(), BookRow.id.asc())
-        result = await self._read(stmt.limit(query.limit))
-        return [_listing(row, _key_value(query.sort, row.sort_key)) for row in result]
-
-    async def _read(self, stmt: Select[*tuple[Any, ...]]) -> Result[*tuple[Any, ...]]:
-        """Run a read of plain columns on the session's connection, below the ORM.
-
-        Rows of columns need none of the ORM's work (identity map, entity loading), which
-        the profile showed costing a fifth of a one-book request: SQLAlchemy Core runs them.
-        """
-        connection = await self._session.connection()
-        return await connection.execute(stmt)
-
-    async def author_has_books(self, author_id: uuid.UUID) -> bool:
-        found = await self._session.scalar(
-            select(exists().where(BookAuthorRow.author_id == author_id))
-        )
-        return bool(found)
 
     async def add_many(self, books: Sequence[Book]) -> set[uuid.UUID]:
         if not books:
@@ -255,110 +201,6 @@ def _replace_credits(row: BookRow, author_ids: Sequence[uuid.UUID]) -> None:
             kept.append(credit)
     kept.extend(BookAuthorRow(author_id=a, position=p) for a, p in wanted.items())
     row.credits = sorted(kept, key=lambda credit: credit.position)
-
-
-_LISTED = (
-    BookRow.id,
-    BookRow.title,
-    BookRow.isbn13,
-    BookRow.publication_year,
-    BookRow.language,
-    BookRow.created_at,
-    BookRow.updated_at,
-    BookRow.version,
-    BookRow.credited_ids,
-    BookRow.credited_names,
-)
-
-
-def _listing(row: Row[*tuple[Any, ...]], key: SortValue) -> BookListing:
-    book = Book(
-        id=row.id,
-        title=row.title,
-        author_ids=tuple(row.credited_ids),
-        isbn13=row.isbn13,
-        publication_year=row.publication_year,
-        language=row.language,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        version=row.version,
-    )
-    return BookListing(book=book, author_names=tuple(row.credited_names), key=key)
-
-
-def _search_query(q: str) -> ColumnElement[Any]:
-    """The words of ``q`` as a prefix full-text query (NULL when it has no word)."""
-    return func.search_query(q)
-
-
-def _matches(q: str) -> ColumnElement[bool]:
-    """Every word of ``q`` starts a word of the title or of an author's name; or, for a query
-    of SUBSTRING_MIN_LENGTH characters or more, ``q`` is inside the title. Both ignore case and
-    accents, and both are served by GIN indexes (migration 0003)."""
-    words = BookRow.search_document.bool_op("@@")(_search_query(q))
-    if len(q.strip()) < SUBSTRING_MIN_LENGTH:
-        return words
-    inside = func.search_key(BookRow.title).like(func.search_key(like_pattern(q)), escape="\\")
-    return or_(words, inside)
-
-
-def _relevance(q: str) -> ColumnElement[Any]:
-    # ts_rank weighs title words (A: 1.0) above authors' names (B: 0.4); a title that only
-    # contains q as a substring ranks 0. ts_rank is real, and so is the cursor's bound.
-    return func.coalesce(func.ts_rank(BookRow.search_document, _search_query(q)), 0)
-
-
-def _filtered(stmt: _Select, f: BookFilter) -> _Select:
-    if f.q:
-        stmt = stmt.where(_matches(f.q))
-    if f.author_id is not None:
-        stmt = stmt.where(
-            BookRow.id.in_(
-                select(BookAuthorRow.book_id).where(BookAuthorRow.author_id == f.author_id)
-            )
-        )
-    if f.language is not None:
-        stmt = stmt.where(BookRow.language == f.language)
-    if f.year_from is not None:
-        stmt = stmt.where(BookRow.publication_year >= f.year_from)
-    if f.year_to is not None:
-        stmt = stmt.where(BookRow.publication_year <= f.year_to)
-    return stmt
-
-
-def _sort_expression(
-    sort: BookSort, q: str | None
-) -> ColumnElement[Any] | InstrumentedAttribute[Any]:
-    if sort is BookSort.RELEVANCE:
-        if not q:
-            raise ValueError("sorting by relevance needs a search")
-        return _relevance(q)
-    if sort.field == "title":
-        return BookRow.title
-    if sort.field == "created_at":
-        return BookRow.created_at
-    # Books without a year come last in both directions. The sentinel is rendered inline, not
-    # as a bind parameter, so the expression is the indexed one even in generic plans.
-    sentinel = YEAR_LAST_DESC if sort.descending else YEAR_LAST_ASC
-    return func.coalesce(BookRow.publication_year, literal_column(str(sentinel)))
-
-
-def _sort_bound(sort: BookSort, value: SortValue) -> Any:
-    if sort.field == "publication_year" and value is None:
-        return YEAR_LAST_DESC if sort.descending else YEAR_LAST_ASC
-    if sort is BookSort.RELEVANCE:
-        return cast(value, REAL)
-    return value
-
-
-def _key_value(sort: BookSort, value: Any) -> SortValue:
-    """The sort key as the cursor carries it (the year sentinels become None again)."""
-    if sort.field == "publication_year" and value in (YEAR_LAST_ASC, YEAR_LAST_DESC):
-        return None
-    if sort is BookSort.RELEVANCE:
-        return float(value)
-    key: SortValue = value
-    return key
 
 
 def _to_domain(row: BookRow) -> Book:

@@ -1,0 +1,148 @@
+"""The read side's database access: one asyncpg pool, one statement per read, no transaction.
+
+Reads need none of the unit of work's machinery: no session, no identity map, no BEGIN or
+ROLLBACK. A reader adapter sends one statement with :meth:`ReadPool.fetch` or
+:meth:`ReadPool.fetchrow` and gets rows back; asyncpg prepares each statement once per
+connection and reuses it (its statement cache).
+
+Connections lost while idle (a killed backend, a restarted server) never fail a read:
+asyncpg notices a closed socket without a round trip, and a read that still meets a dead
+connection is retried once on a fresh one, after every older connection of the pool has been
+marked for replacement. A read is a single SELECT, so running it again is safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import asyncpg
+import structlog
+
+from shared.persistence.errors import DatabaseUnavailableError, connection_refused
+from shared.settings import Settings
+
+log = structlog.get_logger("library.db")
+
+QueryLogger = Callable[[Any], None]
+
+# What a connection that died under us raises when it is used.
+_DEAD_CONNECTION = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    ConnectionResetError,
+    BrokenPipeError,
+)
+
+
+async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except Exception as exc:
+        raise connection_refused(exc) from exc
+
+
+async def _no_reset(_connection: asyncpg.Connection) -> None:
+    """Reads leave no session state behind: skip asyncpg's reset query on release."""
+
+
+class ReadPool:
+    """A pool of connections for reads: ``fetch``/``fetchrow`` run one statement outside any
+    transaction. Opened by :meth:`open` at start-up, closed by :meth:`close` at shutdown."""
+
+    def __init__(self, settings: Settings, server_settings: dict[str, str]) -> None:
+        self._settings = settings
+        self._server_settings = server_settings
+        self._pool: asyncpg.Pool | None = None
+        self._query_loggers: list[QueryLogger] = []
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the read pool is used before the app started")
+        return self._pool
+
+    async def open(self) -> None:
+        """Create the pool (connections are opened as reads need them, then kept)."""
+        if self._pool is not None:
+            return
+        s = self._settings
+        self._pool = await asyncpg.create_pool(
+            s.asyncpg_dsn(),
+            min_size=0,
+            max_size=s.db_read_pool_size,
+            max_inactive_connection_lifetime=float(s.db_pool_recycle_seconds)
+            if s.db_pool_recycle_seconds > 0
+            else 0.0,
+            timeout=s.db_connect_timeout_seconds,
+            server_settings=self._server_settings,
+            connect=_connect,
+            init=self._init_connection,
+            reset=_no_reset,
+        )
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    def add_query_logger(self, logger: QueryLogger) -> None:
+        """Call ``logger`` with each statement any connection of the pool runs (tests, bench)."""
+        self._query_loggers.append(logger)
+        if self._pool is not None:
+            self._pool.expire_connections()  # new connections get the logger in init
+
+    def remove_query_logger(self, logger: QueryLogger) -> None:
+        self._query_loggers.remove(logger)
+        if self._pool is not None:
+            self._pool.expire_connections()
+
+    async def _init_connection(self, connection: asyncpg.Connection) -> None:
+        # Ids travel as text: the read models carry them as str, ready for JSON.
+        await connection.set_type_codec(
+            "uuid", encoder=str, decoder=str, schema="pg_catalog", format="text"
+        )
+        for logger in self._query_loggers:
+            connection.add_query_logger(logger)
+
+    async def fetch(self, sql: str, *args: Any) -> Sequence[asyncpg.Record]:
+        """The rows of one statement."""
+        try:
+            return await self._fetch(sql, args)
+        except _DEAD_CONNECTION:
+            rows: Sequence[asyncpg.Record] = await self._retry(self._fetch, sql, args)
+            return rows
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        """The first row of one statement, or None."""
+        try:
+            return await self._fetchrow(sql, args)
+        except _DEAD_CONNECTION:
+            row: asyncpg.Record | None = await self._retry(self._fetchrow, sql, args)
+            return row
+
+    async def _fetch(self, sql: str, args: tuple[Any, ...]) -> Sequence[asyncpg.Record]:
+        async with self._acquire() as connection:
+            rows: Sequence[asyncpg.Record] = await connection.fetch(sql, *args)
+            return rows
+
+    async def _fetchrow(self, sql: str, args: tuple[Any, ...]) -> asyncpg.Record | None:
+        async with self._acquire() as connection:
+            return await connection.fetchrow(sql, *args)
+
+    def _acquire(self) -> Any:
+        return self.pool.acquire(timeout=self._settings.db_pool_timeout_seconds)
+
+    async def _retry(self, read: Any, sql: str, args: tuple[Any, ...]) -> Any:
+        # The connection died while idle (or the server restarted): every connection opened
+        # before now is suspect, so the pool replaces them as they come back; then once more.
+        log.info("read on a dead pooled connection: retrying on a fresh one")
+        self.pool.expire_connections()
+        try:
+            return await read(sql, args)
+        except _DEAD_CONNECTION as exc:
+            raise DatabaseUnavailableError(
+                "The database is unavailable or overloaded; retry later."
+            ) from exc
