@@ -7,6 +7,7 @@ they follow the app whenever its SQL changes: every run captures afresh.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -45,6 +46,10 @@ class Recorder:
         event.listen(Engine, "begin", self._begin)
         event.listen(Engine, "commit", self._end("COMMIT"))
         event.listen(Engine, "rollback", self._end("ROLLBACK"))
+
+    def read(self, record: Any) -> None:
+        """A statement of the read pool (asyncpg's query logger): one round trip, no transaction."""
+        self.statements.append(Statement(record.query, record.args, False, None))
 
     def reset(self) -> None:
         self.statements.clear()
@@ -135,12 +140,14 @@ async def capture(database_url: str, scenarios: list[Scenario]) -> dict[str, Any
             transport=httpx.ASGITransport(app=app), base_url="http://bench"
         ) as client,
     ):
+        await app.state.container.read_pool().add_query_logger(recorder.read)
         for scenario in scenarios:
             requests = []
             for path in scenario.paths:
                 body = capture_body(scenario.post_authors) if scenario.method == "POST" else None
                 recorder.reset()
                 response = await client.request(scenario.method, path, json=body)
+                await asyncio.sleep(0.01)  # asyncpg calls its query loggers with call_soon
                 if response.status_code >= 300:
                     raise RuntimeError(
                         f"{scenario.name}: {scenario.method} {path} answered "

@@ -17,18 +17,24 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
+from library.authors.application.queries import (
+    TYPO_MIN_LENGTH,
+    AuthorPageQuery,
+    AuthorRead,
+    ScoredAuthor,
+)
 from library.authors.domain.errors import AuthorHasBooksError
 from library.authors.domain.model import Author, valid_name
-from library.authors.domain.repository import TYPO_MIN_LENGTH, AuthorListing, AuthorQuery
 from library.books.application.ports import ResolvedNames
+from library.books.application.queries import (
+    SUBSTRING_MIN_LENGTH,
+    BookPageQuery,
+    BookRead,
+    BookSort,
+    KeyedBook,
+)
 from library.books.domain.errors import DuplicateIsbnError
 from library.books.domain.model import Book
-from library.books.domain.repository import (
-    SUBSTRING_MIN_LENGTH,
-    BookListing,
-    BookQuery,
-    BookSort,
-)
 from shared.kernel.errors import ConcurrentUpdateError, RuleViolationError
 
 YEAR_LAST_ASC = 2_147_483_647
@@ -97,30 +103,6 @@ class FakeAuthorRepository:
             raise AuthorHasBooksError(author.id)
         del self.rows[author.id]
 
-    async def list_page(self, query: AuthorQuery) -> Sequence[AuthorListing]:
-        q = query.q
-        if not q:
-            rows = sorted(self.rows.values(), key=lambda a: (a.name, str(a.id)))
-            if query.after is not None:
-                after = (query.after[0], str(query.after[1]))
-                rows = [a for a in rows if (a.name, str(a.id)) > after]
-            return [AuthorListing(copy.deepcopy(a)) for a in rows[: query.limit]]
-        typos = len(q.strip()) >= TYPO_MIN_LENGTH
-        found = [
-            (-word_similarity(q, a.name), a.name, str(a.id), a)
-            for a in self.rows.values()
-            if search_key(q) in search_key(a.name)
-            or (typos and word_similarity(q, a.name) >= TYPO_THRESHOLD)
-        ]
-        found.sort(key=lambda f: f[:3])
-        if query.after is not None:
-            bound = (-(query.after_score or 0.0), query.after[0], str(query.after[1]))
-            found = [f for f in found if f[:3] > bound]
-        return [AuthorListing(copy.deepcopy(f[3]), -f[0]) for f in found[: query.limit]]
-
-    async def names(self, author_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
-        return {a: self.rows[a].name for a in author_ids if a in self.rows}
-
     async def ids_by_names(self, names: Collection[str]) -> dict[str, uuid.UUID]:
         found: dict[str, uuid.UUID] = {}
         for author in sorted(self.rows.values(), key=lambda a: (a.created_at, str(a.id))):
@@ -136,6 +118,55 @@ class FakeAuthorRepository:
         self.locked = True
 
 
+def _author_read(author: Author) -> AuthorRead:
+    return AuthorRead(
+        id=str(author.id),
+        name=author.name,
+        birth_year=author.birth_year,
+        death_year=author.death_year,
+        bio=author.bio,
+        created_at=author.created_at,
+        updated_at=author.updated_at,
+        version=author.version,
+    )
+
+
+class FakeAuthorReader:
+    """The AuthorReader port over the committed state of a FakeAuthorsUnitOfWork."""
+
+    def __init__(self, uow: FakeAuthorsUnitOfWork) -> None:
+        self._uow = uow
+
+    async def get(self, author_id: uuid.UUID) -> AuthorRead | None:
+        author = self._uow.store.get(author_id)
+        return None if author is None else _author_read(author)
+
+    async def page(self, query: AuthorPageQuery) -> Sequence[ScoredAuthor]:
+        q = query.q
+        if not q:
+            rows = sorted(self._uow.store.values(), key=lambda a: (a.name, str(a.id)))
+            if query.after is not None:
+                after = (query.after[0], str(query.after[1]))
+                rows = [a for a in rows if (a.name, str(a.id)) > after]
+            return [ScoredAuthor(_author_read(a)) for a in rows[: query.limit]]
+        typos = len(q.strip()) >= TYPO_MIN_LENGTH
+        found = [
+            (-word_similarity(q, a.name), a.name, str(a.id), a)
+            for a in self._uow.store.values()
+            if search_key(q) in search_key(a.name)
+            or (typos and word_similarity(q, a.name) >= TYPO_THRESHOLD)
+        ]
+        found.sort(key=lambda f: f[:3])
+        if query.after is not None:
+            bound = (-(query.after_score or 0.0), query.after[0], str(query.after[1]))
+            found = [f for f in found if f[:3] > bound]
+        return [ScoredAuthor(_author_read(f[3]), -f[0]) for f in found[: query.limit]]
+
+    async def names(self, author_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+        store = self._uow.store
+        return {a: store[a].name for a in author_ids if a in store}
+
+
 class FakeBookRepository:
     """Books in a dict, with the unique-ISBN rule of the real table.
 
@@ -148,18 +179,6 @@ class FakeBookRepository:
     ) -> None:
         self.rows = rows
         self._names = names
-
-    def _listing(self, book: Book, key: Any = None) -> BookListing:
-        names = self._names()
-        return BookListing(
-            book=copy.deepcopy(book),
-            author_names=tuple(names[a] for a in book.author_ids),
-            key=key,
-        )
-
-    async def find(self, book_id: uuid.UUID) -> BookListing | None:
-        book = self.rows.get(book_id)
-        return None if book is None else self._listing(book)
 
     async def get(self, book_id: uuid.UUID) -> Book | None:
         return copy.deepcopy(self.rows.get(book_id))
@@ -182,66 +201,6 @@ class FakeBookRepository:
         if stored is None or stored.version != book.version:
             raise ConcurrentUpdateError(f"Book {book.id} was changed by another request.")
         del self.rows[book.id]
-
-    def _relevance(self, q: str, book: Book) -> float:
-        """Like ts_rank: title words weigh 1.0, author-name words 0.4 (0 if only a substring)."""
-        title = words(book.title)
-        names = words(" ".join(self._names()[a] for a in book.author_ids))
-        score = 0.0
-        for word in words(q):
-            if any(w.startswith(word) for w in title):
-                score += 1.0
-            elif any(w.startswith(word) for w in names):
-                score += 0.4
-        return score
-
-    def _matches(self, q: str, book: Book) -> bool:
-        document = words(book.title) + words(" ".join(self._names()[a] for a in book.author_ids))
-        wanted = words(q)
-        if wanted and all(any(w.startswith(word) for w in document) for word in wanted):
-            return True
-        return len(q.strip()) >= SUBSTRING_MIN_LENGTH and search_key(q) in search_key(book.title)
-
-    async def list_page(self, query: BookQuery) -> Sequence[BookListing]:
-        f = query.filter
-        books = list(self.rows.values())
-        q = f.q
-        if q:
-            books = [b for b in books if self._matches(q, b)]
-        if f.author_id is not None:
-            books = [b for b in books if f.author_id in b.author_ids]
-        if f.language is not None:
-            books = [b for b in books if b.language == f.language]
-        if f.year_from is not None:
-            books = [
-                b
-                for b in books
-                if b.publication_year is not None and b.publication_year >= f.year_from
-            ]
-        if f.year_to is not None:
-            books = [
-                b
-                for b in books
-                if b.publication_year is not None and b.publication_year <= f.year_to
-            ]
-        sort = query.sort
-
-        def value(book: Book) -> Any:
-            if sort is BookSort.RELEVANCE:
-                return self._relevance(q or "", book)
-            return getattr(book, sort.field)
-
-        def key(book: Book) -> tuple[Any, str]:
-            return (_sort_value(sort, value(book)), str(book.id))
-
-        books.sort(key=key, reverse=sort.descending)
-        if query.after is not None:
-            bound = (_sort_value(sort, query.after[0]), str(query.after[1]))
-            books = [b for b in books if (key(b) < bound if sort.descending else key(b) > bound)]
-        return [self._listing(b, value(b)) for b in books[: query.limit]]
-
-    async def author_has_books(self, author_id: uuid.UUID) -> bool:
-        return any(author_id in b.author_ids for b in self.rows.values())
 
     async def add_many(self, books: Sequence[Book]) -> set[uuid.UUID]:
         added: set[uuid.UUID] = set()
@@ -276,6 +235,92 @@ class FakeBookRepository:
         for other in self.rows.values():
             if other.id != book.id and other.isbn13 == book.isbn13:
                 raise DuplicateIsbnError(book.isbn13)
+
+
+class FakeBookReader:
+    """The BookReader port over the committed state of a FakeBooksUnitOfWork."""
+
+    def __init__(self, uow: FakeBooksUnitOfWork) -> None:
+        self._uow = uow
+
+    def _read(self, book: Book) -> BookRead:
+        names = self._uow.names()
+        return BookRead(
+            id=str(book.id),
+            title=book.title,
+            authors=[{"id": str(a), "name": names[a]} for a in book.author_ids],
+            isbn13=book.isbn13,
+            publication_year=book.publication_year,
+            language=book.language,
+            created_at=book.created_at,
+            updated_at=book.updated_at,
+            version=book.version,
+        )
+
+    async def get(self, book_id: uuid.UUID) -> BookRead | None:
+        book = self._uow.store.get(book_id)
+        return None if book is None else self._read(book)
+
+    def _relevance(self, q: str, book: Book) -> float:
+        """Like ts_rank: title words weigh 1.0, author-name words 0.4 (0 if only a substring)."""
+        title = words(book.title)
+        names = words(" ".join(self._uow.names()[a] for a in book.author_ids))
+        score = 0.0
+        for word in words(q):
+            if any(w.startswith(word) for w in title):
+                score += 1.0
+            elif any(w.startswith(word) for w in names):
+                score += 0.4
+        return score
+
+    def _matches(self, q: str, book: Book) -> bool:
+        names = " ".join(self._uow.names()[a] for a in book.author_ids)
+        document = words(book.title) + words(names)
+        wanted = words(q)
+        if wanted and all(any(w.startswith(word) for w in document) for word in wanted):
+            return True
+        return len(q.strip()) >= SUBSTRING_MIN_LENGTH and search_key(q) in search_key(book.title)
+
+    async def page(self, query: BookPageQuery) -> Sequence[KeyedBook]:
+        f = query.filter
+        books = list(self._uow.store.values())
+        q = f.q
+        if q:
+            books = [b for b in books if self._matches(q, b)]
+        if f.author_id is not None:
+            books = [b for b in books if f.author_id in b.author_ids]
+        if f.language is not None:
+            books = [b for b in books if b.language == f.language]
+        if f.year_from is not None:
+            books = [
+                b
+                for b in books
+                if b.publication_year is not None and b.publication_year >= f.year_from
+            ]
+        if f.year_to is not None:
+            books = [
+                b
+                for b in books
+                if b.publication_year is not None and b.publication_year <= f.year_to
+            ]
+        sort = query.sort
+
+        def value(book: Book) -> Any:
+            if sort is BookSort.RELEVANCE:
+                return self._relevance(q or "", book)
+            return getattr(book, sort.field)
+
+        def key(book: Book) -> tuple[Any, str]:
+            return (_sort_value(sort, value(book)), str(book.id))
+
+        books.sort(key=key, reverse=sort.descending)
+        if query.after is not None:
+            bound = (_sort_value(sort, query.after[0]), str(query.after[1]))
+            books = [b for b in books if (key(b) < bound if sort.descending else key(b) > bound)]
+        return [KeyedBook(self._read(b), value(b)) for b in books[: query.limit]]
+
+    async def author_has_books(self, author_id: uuid.UUID) -> bool:
+        return any(author_id in b.author_ids for b in self._uow.store.values())
 
 
 def _sort_value(sort: BookSort, value: Any) -> Any:
@@ -345,11 +390,11 @@ class FakeBooksUnitOfWork(_FakeUnitOfWork):
     def __init__(self, names: Callable[[], Mapping[uuid.UUID, str]] = dict) -> None:
         super().__init__()
         self.store: dict[uuid.UUID, Book] = {}
-        self._names = names
+        self.names = names
         self.books = FakeBookRepository({}, names)
 
     def _begin(self) -> None:
-        self.books = FakeBookRepository(copy.deepcopy(self.store), self._names)
+        self.books = FakeBookRepository(copy.deepcopy(self.store), self.names)
 
     def _publish(self) -> None:
         self.store = copy.deepcopy(self.books.rows)

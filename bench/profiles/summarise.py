@@ -1,10 +1,10 @@
 """Summarise a py-spy collapsed-stack profile (``py-spy record --format raw``).
 
-Usage: python bench/profiles/summarise.py FILE.folded [--top N] [--all-threads]
+Usage: python bench/profiles/summarise.py FILE.folded [--top N] [--top-self N] [--all-threads]
 
-Prints the top frames by inclusive share of the main thread's samples, then the share of
-samples per bucket (sqlalchemy, asyncpg, fastapi, ...). Record with ``--threads`` so the
-main thread can be told apart; without thread frames every sample counts.
+Prints the top frames by inclusive share of the main thread's samples, the top frames by self
+share, then the share of samples per bucket (sqlalchemy, asyncpg, fastapi, ...). Record with
+``--threads`` so the main thread can be told apart; without thread frames every sample counts.
 
 Frames are ``function (package/module.py:line)``; line numbers are dropped so that one function
 is one row. The bootstrap (everything from the entry script down to the event loop's
@@ -125,7 +125,9 @@ def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:5.1f}%" if whole else "    -"
 
 
-def summarise(samples: Sequence[Sample], *, top: int, all_threads: bool) -> str:
+def summarise(
+    samples: Sequence[Sample], *, top: int, top_self: int = 10, all_threads: bool = False
+) -> str:
     """The report for one profile, as text."""
     total = sum(s.count for s in samples)
     threads: Counter[str] = Counter()
@@ -168,6 +170,9 @@ def summarise(samples: Sequence[Sample], *, top: int, all_threads: bool) -> str:
     ]
     for frame, count in inclusive.most_common(top):
         out.append(f"{_pct(count, n)} {_pct(self_time[frame], n)}  {frame}")
+    out += ["", f"top {top_self} frames by self share ({scope})", f"{'self':>6}  frame"]
+    for frame, count in self_time.most_common(top_self):
+        out.append(f"{_pct(count, n)}  {frame}")
     out += ["", f"buckets ({scope})", f"{'bucket':<20} {'self':>6} {'incl':>6}"]
     for name in [*(b for b, _ in BUCKETS), OTHER]:
         incl = _pct(bucket_incl[name], n) if name != OTHER else ""
@@ -192,12 +197,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("file", type=Path, help="collapsed stacks from py-spy --format raw")
     parser.add_argument("--top", type=int, default=25, help="how many frames to list (25)")
     parser.add_argument(
+        "--top-self", type=int, default=10, help="how many frames to list by self share (10)"
+    )
+    parser.add_argument(
         "--all-threads", action="store_true", help="count every thread, not only MainThread"
     )
     args = parser.parse_args(argv)
     with args.file.open(encoding="utf-8") as lines:
         samples = parse(lines)
-    print(summarise(samples, top=args.top, all_threads=args.all_threads))
+    print(summarise(samples, top=args.top, top_self=args.top_self, all_threads=args.all_threads))
     return 0
 
 

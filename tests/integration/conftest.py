@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from library.bootstrap.app import create_app
 from library.bootstrap.container import RootContainer
-from shared.persistence.db import create_engine, create_session_factory
+from shared.persistence.db import create_engine, create_session_factory, server_settings
+from shared.persistence.reads import ReadPool
 from shared.settings import Settings
 from tests.integration.postgres import Server, provide_server
 
@@ -77,6 +78,15 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(settings)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def read_pool(settings: Settings) -> AsyncIterator[ReadPool]:
+    """The read side's pool on the test database, as the app builds it."""
+    pool = ReadPool(settings, server_settings(settings))
+    await pool.open()
+    yield pool
+    await pool.close()
 
 
 @pytest.fixture

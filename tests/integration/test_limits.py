@@ -114,15 +114,26 @@ async def test_a_lock_held_past_lock_timeout_is_503(
 
 async def test_an_exhausted_pool_is_a_quick_503(settings: Settings, clean_database: None) -> None:
     async with serving(
-        settings, db_pool_size=1, db_max_overflow=0, db_pool_timeout_seconds=0.3
+        settings,
+        db_pool_size=1,
+        db_max_overflow=0,
+        db_read_pool_size=1,
+        db_pool_timeout_seconds=0.3,
     ) as (app, client):
         engine: AsyncEngine = app.state.container.engine()
-        async with engine.connect():  # the pool's only connection
+        reads = app.state.container.read_pool().pool
+        async with engine.connect():  # the write pool's only connection
             started = time.monotonic()
-            response = await client.get(f"{API}/authors")
+            write = await client.post(f"{API}/authors", json={"name": "Waiting"})
             assert time.monotonic() - started < 5
-        assert_unavailable(response)
+        async with reads.acquire():  # the read pool's only connection
+            started = time.monotonic()
+            read = await client.get(f"{API}/authors")
+            assert time.monotonic() - started < 5
+        assert_unavailable(write)
+        assert_unavailable(read)
         assert (await client.get(f"{API}/authors")).status_code == 200
+        assert (await client.post(f"{API}/authors", json={"name": "Served"})).status_code == 201
 
 
 async def test_a_database_that_does_not_answer_is_503(settings: Settings) -> None:

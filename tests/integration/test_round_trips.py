@@ -1,16 +1,17 @@
 """What each request costs the database: statements (constant in the page size) and round trips.
 
-Statements are counted as SQLAlchemy sends them (``before_cursor_execute``); each is one round
-trip once its prepared statement is cached. Everything else asyncpg sends through its
-``execute``/``fetch`` methods (BEGIN, COMMIT, ROLLBACK, pool pings) its query loggers see: a read
-must send none of it.
+Statements are counted as SQLAlchemy sends them (``before_cursor_execute``) on the write side,
+and as the read pool's connections run them (asyncpg's query loggers) on the read side; each is
+one round trip once its prepared statement is cached. Everything else asyncpg sends through its
+``execute``/``fetch`` methods on the write side's connections (BEGIN, COMMIT, ROLLBACK, pool
+pings) its query loggers see: a read must send none of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,14 +48,18 @@ class Traffic:
         await asyncio.sleep(0.05)  # asyncpg calls its query loggers with loop.call_soon
         return [e.strip(" ;").upper() or "PING" for e in self.extras]
 
+    async def cost(self) -> tuple[int, list[str]]:
+        """How many statements since ``reset``, and the extra round trips."""
+        extras = await self.control()
+        return len(self.statements), extras
 
-@pytest.fixture(params=[False], ids=["no-pre-ping"])
+
+@pytest.fixture(params=[False], ids=["default"])
 async def app(
     request: pytest.FixtureRequest, settings: Settings, clean_database: None
 ) -> AsyncIterator[FastAPI]:
-    """The app of conftest with the pool's pre-ping off: these tests count the app's own round
-    trips. The ping is on by default (README "Faults") and adds one round trip per checkout,
-    which ``test_the_default_pre_ping_is_one_ping_per_request`` pins down."""
+    """The app of conftest as configured by default (no pre-ping: README "Faults"); the
+    optional write-side ping is pinned down by ``test_the_optional_pre_ping_...``."""
     tuned = settings.model_copy(update={"db_pool_pre_ping": request.param})
     application = create_app(container=_container(tuned))
     async with application.router.lifespan_context(application):
@@ -62,7 +67,7 @@ async def app(
 
 
 @pytest.fixture
-def traffic(app: FastAPI) -> Iterator[Traffic]:
+async def traffic(app: FastAPI) -> AsyncIterator[Traffic]:
     seen = Traffic()
     engine = app.state.container.engine().sync_engine
     logged: set[int] = set()
@@ -76,9 +81,15 @@ def traffic(app: FastAPI) -> Iterator[Traffic]:
             logged.add(id(driver))
             driver.add_query_logger(lambda record: seen.extras.append(record.query))
 
+    def on_read(record: Any) -> None:
+        seen.statements.append(record.query)
+
+    read_pool = app.state.container.read_pool()
     event.listen(engine, "before_cursor_execute", on_statement)
     event.listen(engine.pool, "checkout", on_checkout)
+    await read_pool.add_query_logger(on_read)
     yield seen
+    await read_pool.remove_query_logger(on_read)
     event.remove(engine.pool, "checkout", on_checkout)
     event.remove(engine, "before_cursor_execute", on_statement)
 
@@ -120,7 +131,7 @@ async def _cost(
     traffic.reset()
     response = await client.get(path, params=params)
     assert response.status_code == 200, response.text
-    return len(traffic.statements), await traffic.control()
+    return await traffic.cost()
 
 
 async def test_list_statements_do_not_grow_with_the_page_size(
@@ -146,7 +157,7 @@ async def test_reads_send_their_queries_and_nothing_else(
             assert (await client.get(path)).status_code == 404
             traffic.reset()
             assert (await client.get(path)).status_code == 404
-            statements, extras = len(traffic.statements), await traffic.control()
+            statements, extras = await traffic.cost()
         else:
             statements, extras = await _cost(client, traffic, path, params)
         assert 1 <= statements <= MAX_READ_STATEMENTS, name
@@ -176,9 +187,19 @@ async def test_writes_still_run_in_a_transaction_committed_before_the_response(
 
 
 @pytest.mark.parametrize("app", [True], indirect=True, ids=["pre-ping"])
-async def test_the_default_pre_ping_is_one_ping_per_request(
+async def test_the_optional_pre_ping_is_one_ping_per_write_and_none_per_read(
     client: httpx.AsyncClient, traffic: Traffic, catalog: dict[str, Any]
 ) -> None:
     book = catalog["book"]
     statements, extras = await _cost(client, traffic, f"{API}/books/{book['id']}", {})
-    assert (statements, extras) == (1, ["SELECT 1"])
+    assert (statements, extras) == (1, [])
+    for title in ("Warm-up", "Pinged"):  # the first write lets the traffic see its connection
+        await traffic.control()  # the previous request's last round trips are logged late
+        traffic.reset()
+        response = await client.post(
+            f"{API}/books", json={"title": title, "author_ids": [catalog["author_id"]]}
+        )
+    assert response.status_code == 201
+    control = await traffic.control()
+    assert control[0] == "SELECT 1"
+    assert control[1].startswith("BEGIN")

@@ -19,16 +19,20 @@ import pytest
 from dependency_injector import providers
 
 from library.authors.application.ports import AuthorsUnitOfWork
+from library.authors.application.queries import AuthorQueries
 from library.authors.application.services import AuthorService
 from library.books.application.ports import BooksUnitOfWork
+from library.books.application.queries import BookQueries
 from library.books.application.services import BookService
 from library.bootstrap.app import create_app
 from library.bootstrap.container import RootContainer
 from shared.settings import Settings
 from tests.fakes import (
     FakeAuthorDirectory,
+    FakeAuthorReader,
     FakeAuthorsUnitOfWork,
     FakeBookCatalog,
+    FakeBookReader,
     FakeBooksUnitOfWork,
 )
 from tests.integration.helpers import if_match
@@ -114,6 +118,12 @@ async def api() -> AsyncIterator[Api]:
             )
         )
     )
+    container.authors.queries.override(
+        providers.Object(AuthorQueries(FakeAuthorReader(authors_uow)))
+    )
+    container.books.queries.override(
+        providers.Object(BookQueries(FakeBookReader(books_uow), SharedAuthorDirectory(authors_uow)))
+    )
     app = create_app(container=container)
     try:
         async with httpx.AsyncClient(
@@ -121,6 +131,8 @@ async def api() -> AsyncIterator[Api]:
         ) as client:
             yield Api(client=client, authors=authors_uow, books=books_uow)
     finally:
+        container.books.queries.reset_override()
+        container.authors.queries.reset_override()
         container.books.service.reset_override()
         container.authors.service.reset_override()
         container.settings.reset_override()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from library.authors.application.lookup import AuthorLookup
+from library.authors.application.queries import AuthorQueries
 from library.authors.application.registry import AuthorNameRegistry, NameResolution
 
 __all__ = ["AuthorsFacade", "NameResolution"]
@@ -14,13 +14,13 @@ __all__ = ["AuthorsFacade", "NameResolution"]
 class AuthorsFacade:
     """Which authors exist, their names, and authors by name for bulk imports."""
 
-    def __init__(self, lookup: AuthorLookup, registry: AuthorNameRegistry) -> None:
-        self._lookup = lookup
+    def __init__(self, queries: AuthorQueries, registry: AuthorNameRegistry) -> None:
+        self._queries = queries
         self._registry = registry
 
     async def names_of(self, author_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
         """The names of the existing authors among ``author_ids`` (unknown ids are absent)."""
-        return await self._lookup.names_of(author_ids)
+        return await self._queries.names_of(author_ids)
 
     async def resolve_names(
         self, names: Iterable[str], *, register_missing: bool

@@ -70,7 +70,9 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
     app.add_middleware(RequestContextMiddleware)  # outermost: even a 413 carries a request id
     # Routes close over what is built once (queries, readers, service factories): nothing is
     # resolved per request.
-    app.include_router(authors_router(container.authors.service), prefix=API_PREFIX)
+    app.include_router(
+        authors_router(container.authors.queries(), container.authors.service), prefix=API_PREFIX
+    )
     app.include_router(
         books_router(container.books.queries(), container.books.service), prefix=API_PREFIX
     )

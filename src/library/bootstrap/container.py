@@ -31,10 +31,7 @@ class RootContainer(containers.DeclarativeContainer):
     )
 
     authors = providers.Container(
-        AuthorsContainer,
-        session_factory=session_factory,
-        read_session_factory=read_session_factory,
-        read_pool=read_pool,
+        AuthorsContainer, session_factory=session_factory, read_pool=read_pool
     )
     books = providers.Container(
         BooksContainer,

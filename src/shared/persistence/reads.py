@@ -18,6 +18,8 @@ from typing import Any
 
 import asyncpg
 import structlog
+from sqlalchemy import Select
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from shared.persistence.errors import DatabaseUnavailableError, connection_refused
 from shared.settings import Settings
@@ -32,9 +34,33 @@ _DEAD_CONNECTION = (
     asyncpg.InterfaceError,
     asyncpg.AdminShutdownError,
     asyncpg.CannotConnectNowError,
+    # A connection whose backend was killed under it can leave asyncpg's protocol mid-state.
+    asyncpg.InternalClientError,
     ConnectionResetError,
     BrokenPipeError,
 )
+
+
+_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
+
+
+class Statement:
+    """A SQLAlchemy Core statement compiled once for asyncpg, and its parameters' order.
+
+    Readers build statements with Core (the expressions the indexes and plan tests know) and
+    compile each shape once; a read then only binds values by name and sends the text.
+    """
+
+    __slots__ = ("names", "sql")
+
+    def __init__(self, stmt: Select[*tuple[Any, ...]]) -> None:
+        compiled = stmt.compile(dialect=_DIALECT)
+        self.sql = compiled.string
+        self.names = tuple(compiled.positiontup or ())
+
+    def args(self, values: dict[str, Any]) -> list[Any]:
+        """The positional arguments, from ``values`` by parameter name."""
+        return [values[name] for name in self.names]
 
 
 async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
@@ -88,22 +114,19 @@ class ReadPool:
         if pool is not None:
             await pool.close()
 
-    def add_query_logger(self, logger: QueryLogger) -> None:
+    async def add_query_logger(self, logger: QueryLogger) -> None:
         """Call ``logger`` with each statement any connection of the pool runs (tests, bench)."""
         self._query_loggers.append(logger)
         if self._pool is not None:
-            self._pool.expire_connections()  # new connections get the logger in init
+            await self._pool.expire_connections()  # new connections get the logger in init
 
-    def remove_query_logger(self, logger: QueryLogger) -> None:
+    async def remove_query_logger(self, logger: QueryLogger) -> None:
         self._query_loggers.remove(logger)
         if self._pool is not None:
-            self._pool.expire_connections()
+            await self._pool.expire_connections()
 
     async def _init_connection(self, connection: asyncpg.Connection) -> None:
-        # Ids travel as text: the read models carry them as str, ready for JSON.
-        await connection.set_type_codec(
-            "uuid", encoder=str, decoder=str, schema="pg_catalog", format="text"
-        )
+        # Nothing is sent here: a connection opened for a request costs only its handshake.
         for logger in self._query_loggers:
             connection.add_query_logger(logger)
 
@@ -139,7 +162,7 @@ class ReadPool:
         # The connection died while idle (or the server restarted): every connection opened
         # before now is suspect, so the pool replaces them as they come back; then once more.
         log.info("read on a dead pooled connection: retrying on a fresh one")
-        self.pool.expire_connections()
+        await self.pool.expire_connections()
         try:
             return await read(sql, args)
         except _DEAD_CONNECTION as exc:

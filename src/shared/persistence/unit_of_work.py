@@ -6,9 +6,13 @@ from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.persistence.errors import DatabaseUnavailableError
 from shared.persistence.idempotency_store import SqlAlchemyIdempotencyStore
+
+log = structlog.get_logger("library.db")
 
 
 class SqlAlchemyUnitOfWork(ABC):
@@ -44,10 +48,51 @@ class SqlAlchemyUnitOfWork(ABC):
     async def __aenter__(self) -> Self:
         if self._session is not None:
             raise RuntimeError("a unit of work cannot be entered twice")
-        self._session = self._session_factory()
+        self._session = await self._open_session()
         self.idempotency = SqlAlchemyIdempotencyStore(self._session)
         self._bind_repositories(self._session)
         return self
+
+    async def _open_session(self) -> AsyncSession:
+        """A session whose transaction has begun on a live connection.
+
+        BEGIN is sent now rather than with the first statement (the same one round trip), so a
+        pooled connection that died while idle fails here, before the use case has done
+        anything, and is replaced by a fresh one, once. That is the Faults guarantee on the
+        write side, without a ping per checkout. A read-only unit of work (AUTOCOMMIT) sends
+        no BEGIN and has nothing to check.
+        """
+        for attempt in (1, 2):
+            session = self._session_factory()
+            if self._read_only:
+                return session
+            try:
+                connection = await session.connection()
+            except BaseException:
+                await session.close()
+                raise
+            try:
+                raw = await connection.get_raw_connection()
+                # The asyncpg adapter begins its transaction lazily, before the first statement;
+                # this starts it now. (The adapter's own hook: SQLAlchemy calls it the same way.)
+                await raw.dbapi_connection._start_transaction()  # type: ignore[union-attr]
+            except Exception as exc:
+                await connection.invalidate(exc)
+                await session.close()
+                if attempt == 2:
+                    raise DatabaseUnavailableError(
+                        "The database is unavailable or overloaded; retry later."
+                    ) from exc
+                log.info("write on a dead pooled connection: retrying on a fresh one")
+                continue
+            except BaseException:
+                # Cancelled while BEGIN was on the wire: the connection's state is unknown, so
+                # it is discarded (as SQLAlchemy does with a statement cancelled mid-flight).
+                await connection.invalidate()
+                await session.close()
+                raise
+            return session
+        raise AssertionError("unreachable")
 
     async def __aexit__(
         self,

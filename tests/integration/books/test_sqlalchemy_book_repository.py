@@ -1,4 +1,4 @@
-"""The repository contract, run against the SQLAlchemy adapter on real PostgreSQL."""
+"""The repository and reader contract, on the SQLAlchemy and asyncpg adapters on PostgreSQL."""
 
 import uuid
 
@@ -6,7 +6,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from library.authors.infrastructure.unit_of_work import SqlAlchemyAuthorsUnitOfWork
+from library.books.infrastructure.reader import AsyncpgBookReader
 from library.books.infrastructure.unit_of_work import SqlAlchemyBooksUnitOfWork
+from shared.persistence.reads import ReadPool
 from tests.contracts.authors import make_author
 from tests.contracts.books import AUTHOR_NAMES, BookRepositoryContract
 
@@ -15,6 +17,10 @@ class TestSqlAlchemyBookRepository(BookRepositoryContract):
     @pytest.fixture
     def uow(self, session_factory: async_sessionmaker[AsyncSession]) -> SqlAlchemyBooksUnitOfWork:
         return SqlAlchemyBooksUnitOfWork(session_factory)
+
+    @pytest.fixture
+    def reader(self, read_pool: ReadPool) -> AsyncpgBookReader:
+        return AsyncpgBookReader(read_pool)
 
     @pytest.fixture
     async def author_ids(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from pathlib import Path
 
@@ -60,7 +61,12 @@ async def test_sigterm_finishes_the_request_in_flight_then_exits_0(
                 return not await sessions(admin, name)
 
             await wait_for(engine_disposed, seconds=5, what="the app's sessions to close")
-            assert '"event": "stopped"' in server.output()
+            events = [
+                json.loads(line).get("event")
+                for line in server.output().splitlines()
+                if line.startswith("{")
+            ]
+            assert "stopped" in events
         book = await admin.fetchval("SELECT title FROM books WHERE id = $1", response.json()["id"])
         assert book == "Slow"
     finally:

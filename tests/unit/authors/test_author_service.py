@@ -1,4 +1,4 @@
-"""The authors use cases, on the in-memory unit of work and a fixed clock."""
+"""The authors use cases (writes and queries), on in-memory fakes and a fixed clock."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from typing import cast
 import pytest
 
 from library.authors.application.ports import AuthorsUnitOfWork
+from library.authors.application.queries import AuthorQueries, AuthorRead
 from library.authors.application.services import AuthorService, RegisterAuthor, ReviseAuthor
 from library.authors.domain.errors import AuthorHasBooksError, AuthorNotFoundError
 from library.authors.domain.model import Author
 from shared.kernel.errors import InvalidCursorError, RuleViolationError
 from shared.kernel.pagination import encode_cursor
-from tests.fakes import FakeAuthorsUnitOfWork, FakeBookCatalog, FakeClock
+from tests.fakes import FakeAuthorReader, FakeAuthorsUnitOfWork, FakeBookCatalog, FakeClock
 
 T0 = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
@@ -42,18 +43,23 @@ def service(
     return AuthorService(uow=cast(AuthorsUnitOfWork, uow), books=catalog, clock=clock)
 
 
+@pytest.fixture
+def queries(uow: FakeAuthorsUnitOfWork) -> AuthorQueries:
+    return AuthorQueries(FakeAuthorReader(uow))
+
+
 async def register(
     service: AuthorService, name: str = "Ursula K. Le Guin", **fields: int | str
 ) -> Author:
     return await service.register_author(RegisterAuthor(name=name, **fields))  # type: ignore[arg-type]
 
 
-async def walk(service: AuthorService, limit: int, q: str | None = None) -> list[list[Author]]:
+async def walk(queries: AuthorQueries, limit: int, q: str | None = None) -> list[list[AuthorRead]]:
     """Every page of the list, following next_cursor as a client does."""
-    pages: list[list[Author]] = []
+    pages: list[list[AuthorRead]] = []
     cursor: str | None = None
     while True:
-        page = await service.list_authors(q=q, limit=limit, cursor=cursor)
+        page = await queries.list_authors(q=q, limit=limit, cursor=cursor)
         pages.append(list(page.items))
         if page.next_cursor is None:
             return pages
@@ -64,13 +70,13 @@ async def walk(service: AuthorService, limit: int, q: str | None = None) -> list
 
 
 async def test_a_registered_author_is_committed_and_readable(
-    service: AuthorService, uow: FakeAuthorsUnitOfWork
+    queries: AuthorQueries, service: AuthorService, uow: FakeAuthorsUnitOfWork
 ) -> None:
     author = await register(
         service, "  Ursula K. Le Guin ", birth_year=1929, death_year=2018, bio="Earthsea"
     )
     assert uow.commits == 1
-    found = await service.get_author(author.id)
+    found = await queries.get_author(author.id)
     assert (found.name, found.birth_year, found.death_year, found.bio) == (
         "Ursula K. Le Guin",
         1929,
@@ -91,18 +97,23 @@ async def test_a_registered_author_is_committed_and_readable(
     ],
 )
 async def test_a_rule_violation_commits_nothing(
-    service: AuthorService, uow: FakeAuthorsUnitOfWork, command: RegisterAuthor
+    queries: AuthorQueries,
+    service: AuthorService,
+    uow: FakeAuthorsUnitOfWork,
+    command: RegisterAuthor,
 ) -> None:
     with pytest.raises(RuleViolationError):
         await service.register_author(command)
     assert not uow.committed
-    assert (await service.list_authors(q=None, limit=10, cursor=None)).items == []
+    assert (await queries.list_authors(q=None, limit=10, cursor=None)).items == []
 
 
-async def test_getting_an_unknown_author_raises_not_found(service: AuthorService) -> None:
+async def test_getting_an_unknown_author_raises_not_found(
+    queries: AuthorQueries, service: AuthorService
+) -> None:
     unknown = uuid.uuid4()
     with pytest.raises(AuthorNotFoundError) as exc:
-        await service.get_author(unknown)
+        await queries.get_author(unknown)
     assert exc.value.author_id == unknown
 
 
@@ -110,7 +121,7 @@ async def test_getting_an_unknown_author_raises_not_found(service: AuthorService
 
 
 async def test_a_revision_without_change_does_not_commit_nor_bump_the_version(
-    service: AuthorService, uow: FakeAuthorsUnitOfWork, clock: FakeClock
+    queries: AuthorQueries, service: AuthorService, uow: FakeAuthorsUnitOfWork, clock: FakeClock
 ) -> None:
     author = await register(service, "Octavia E. Butler", birth_year=1947, bio="Kindred")
     clock.advance()
@@ -118,19 +129,19 @@ async def test_a_revision_without_change_does_not_commit_nor_bump_the_version(
         revised = await service.revise_author(author.id, command)
         assert (revised.version, revised.updated_at) == (1, T0)
     assert uow.commits == 1
-    stored = await service.get_author(author.id)
+    stored = await queries.get_author(author.id)
     assert (stored.version, stored.updated_at) == (1, T0)
 
 
 async def test_a_revision_with_a_change_commits_and_bumps_the_version(
-    service: AuthorService, uow: FakeAuthorsUnitOfWork, clock: FakeClock
+    queries: AuthorQueries, service: AuthorService, uow: FakeAuthorsUnitOfWork, clock: FakeClock
 ) -> None:
     author = await register(service, "Octavia Butler", birth_year=1947, bio="Kindred")
     later = clock.advance()
     revised = await service.revise_author(author.id, ReviseAuthor(name="Octavia E. Butler"))
     assert uow.commits == 2
     assert (revised.name, revised.version, revised.updated_at) == ("Octavia E. Butler", 2, later)
-    stored = await service.get_author(author.id)
+    stored = await queries.get_author(author.id)
     assert (stored.name, stored.birth_year, stored.bio, stored.version) == (
         "Octavia E. Butler",
         1947,
@@ -139,19 +150,19 @@ async def test_a_revision_with_a_change_commits_and_bumps_the_version(
     )
     clock.advance()
     await service.revise_author(author.id, ReviseAuthor(bio=None))
-    stored = await service.get_author(author.id)
+    stored = await queries.get_author(author.id)
     assert (stored.bio, stored.version, uow.commits) == (None, 3, 3)
 
 
 async def test_a_revision_breaking_a_rule_commits_nothing(
-    service: AuthorService, uow: FakeAuthorsUnitOfWork
+    queries: AuthorQueries, service: AuthorService, uow: FakeAuthorsUnitOfWork
 ) -> None:
     author = await register(service, "Octavia E. Butler", birth_year=1947)
     with pytest.raises(RuleViolationError) as exc:
         await service.revise_author(author.id, ReviseAuthor(death_year=1946))
     assert exc.value.errors[0].loc == ("death_year",)
     assert uow.commits == 1
-    stored = await service.get_author(author.id)
+    stored = await queries.get_author(author.id)
     assert (stored.death_year, stored.version) == (None, 1)
 
 
@@ -166,16 +177,21 @@ async def test_revising_an_unknown_author_raises_not_found(
 # --- delete -------------------------------------------------------------------------------
 
 
-async def test_a_deleted_author_is_gone(service: AuthorService, uow: FakeAuthorsUnitOfWork) -> None:
+async def test_a_deleted_author_is_gone(
+    queries: AuthorQueries, service: AuthorService, uow: FakeAuthorsUnitOfWork
+) -> None:
     author = await register(service)
     await service.delete_author(author.id)
     assert uow.commits == 2
     with pytest.raises(AuthorNotFoundError):
-        await service.get_author(author.id)
+        await queries.get_author(author.id)
 
 
 async def test_an_author_credited_on_books_cannot_be_deleted(
-    service: AuthorService, uow: FakeAuthorsUnitOfWork, catalog: FakeBookCatalog
+    queries: AuthorQueries,
+    service: AuthorService,
+    uow: FakeAuthorsUnitOfWork,
+    catalog: FakeBookCatalog,
 ) -> None:
     author = await register(service)
     catalog.credited.add(author.id)
@@ -183,19 +199,19 @@ async def test_an_author_credited_on_books_cannot_be_deleted(
         await service.delete_author(author.id)
     assert exc.value.author_id == author.id
     assert uow.commits == 1
-    assert (await service.get_author(author.id)).name == "Ursula K. Le Guin"
+    assert (await queries.get_author(author.id)).name == "Ursula K. Le Guin"
 
 
 async def test_only_the_credited_author_is_protected(
-    service: AuthorService, catalog: FakeBookCatalog
+    queries: AuthorQueries, service: AuthorService, catalog: FakeBookCatalog
 ) -> None:
     credited = await register(service, "Credited")
     free = await register(service, "Free")
     catalog.credited.add(credited.id)
     await service.delete_author(free.id)
     with pytest.raises(AuthorNotFoundError):
-        await service.get_author(free.id)
-    assert (await service.get_author(credited.id)).name == "Credited"
+        await queries.get_author(free.id)
+    assert (await queries.get_author(credited.id)).name == "Credited"
 
 
 async def test_deleting_an_unknown_author_raises_not_found(
@@ -213,34 +229,37 @@ NAMES = ["Carol", "alice", "Bob", "Alice", "Dave", "Alice", "Émile", "Zoë", "B
 
 @pytest.mark.parametrize("limit", [1, 2, 3, 4, 9, 10, 100])
 async def test_walking_the_pages_sees_each_author_once_in_name_order(
-    service: AuthorService, limit: int
+    queries: AuthorQueries, service: AuthorService, limit: int
 ) -> None:
     authors = [await register(service, name) for name in NAMES]
-    pages = await walk(service, limit)
+    pages = await walk(queries, limit)
     seen = [a.id for page in pages for a in page]
     expected = sorted(authors, key=lambda a: (a.name, str(a.id)))
-    assert seen == [a.id for a in expected]
+    assert seen == [str(a.id) for a in expected]
     # No empty trailing page, and every page but the last is full.
     assert len(pages) == math.ceil(len(NAMES) / limit)
     assert all(len(page) == limit for page in pages[:-1])
 
 
-async def test_an_exactly_full_last_page_has_no_next_cursor(service: AuthorService) -> None:
+async def test_an_exactly_full_last_page_has_no_next_cursor(
+    queries: AuthorQueries, service: AuthorService
+) -> None:
     for name in ["A", "B", "C", "D"]:
         await register(service, name)
-    first = await service.list_authors(q=None, limit=2, cursor=None)
+    first = await queries.list_authors(q=None, limit=2, cursor=None)
     assert first.next_cursor is not None
-    second = await service.list_authors(q=None, limit=2, cursor=first.next_cursor)
+    second = await queries.list_authors(q=None, limit=2, cursor=first.next_cursor)
     assert [a.name for a in second.items] == ["C", "D"]
     assert second.next_cursor is None
 
 
 async def test_pages_can_be_filtered_by_a_name_substring_best_match_first(
+    queries: AuthorQueries,
     service: AuthorService,
 ) -> None:
     for name in ["Ursula K. Le Guin", "Stanisław Lem", "Octavia E. Butler", "Leigh Brackett"]:
         await register(service, name)
-    pages = await walk(service, limit=1, q="le")
+    pages = await walk(queries, limit=1, q="le")
     names = [a.name for page in pages for a in page]
     assert sorted(names) == [
         "Leigh Brackett",
@@ -249,7 +268,7 @@ async def test_pages_can_be_filtered_by_a_name_substring_best_match_first(
         "Ursula K. Le Guin",
     ]
     assert names[0] == "Ursula K. Le Guin"  # "le" is a whole word of that name only
-    one_page = await service.list_authors(q="le", limit=10, cursor=None)
+    one_page = await queries.list_authors(q="le", limit=10, cursor=None)
     assert [a.name for a in one_page.items] == names
 
 
@@ -265,9 +284,9 @@ async def test_pages_can_be_filtered_by_a_name_substring_best_match_first(
     ],
 )
 async def test_a_cursor_not_issued_for_this_list_is_refused(
-    service: AuthorService, cursor: str
+    queries: AuthorQueries, service: AuthorService, cursor: str
 ) -> None:
     await register(service, "Alice")
     with pytest.raises(InvalidCursorError) as exc:
-        await service.list_authors(q=None, limit=10, cursor=cursor)
+        await queries.list_authors(q=None, limit=10, cursor=cursor)
     assert exc.value.errors[0].loc == ("cursor",)

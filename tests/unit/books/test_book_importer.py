@@ -9,8 +9,8 @@ from typing import cast
 
 import pytest
 
-from library.authors.application.lookup import AuthorLookup
 from library.authors.application.ports import AuthorsUnitOfWork
+from library.authors.application.queries import AuthorQueries
 from library.authors.application.registry import AuthorNameRegistry
 from library.authors.domain.model import Author
 from library.authors.public import AuthorsFacade
@@ -19,7 +19,7 @@ from library.books.application.ports import BooksUnitOfWork
 from library.books.importing.goodbooks import SourceRow
 from library.books.importing.runner import Report, run_import
 from library.bootstrap.adapters import AuthorDirectoryAdapter
-from tests.fakes import FakeAuthorsUnitOfWork, FakeBooksUnitOfWork, FakeClock
+from tests.fakes import FakeAuthorReader, FakeAuthorsUnitOfWork, FakeBooksUnitOfWork, FakeClock
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -38,7 +38,9 @@ def books_uow() -> FakeBooksUnitOfWork:
 def importer(authors_uow: FakeAuthorsUnitOfWork, books_uow: FakeBooksUnitOfWork) -> BookImporter:
     clock = FakeClock(T0)
     uow = cast(AuthorsUnitOfWork, authors_uow)
-    facade = AuthorsFacade(AuthorLookup(uow), AuthorNameRegistry(uow, clock=clock))
+    facade = AuthorsFacade(
+        AuthorQueries(FakeAuthorReader(authors_uow)), AuthorNameRegistry(uow, clock=clock)
+    )
     return BookImporter(
         uow=cast(BooksUnitOfWork, books_uow),
         authors=AuthorDirectoryAdapter(facade),

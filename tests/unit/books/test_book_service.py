@@ -1,4 +1,4 @@
-"""The books use cases, on the in-memory unit of work, a fake author directory and a fixed clock."""
+"""The books use cases (writes and queries), on in-memory fakes and a fixed clock."""
 
 from __future__ import annotations
 
@@ -11,12 +11,19 @@ from typing import cast
 import pytest
 
 from library.books.application.ports import BooksUnitOfWork
+from library.books.application.queries import (
+    BookFilter,
+    BookQueries,
+    BookRead,
+    BookSort,
+    CreditRead,
+    ListBooks,
+)
 from library.books.application.services import (
     AddBook,
     AuthorRef,
     BookService,
     BookView,
-    ListBooks,
     ReviseBook,
 )
 from library.books.domain.errors import (
@@ -25,10 +32,9 @@ from library.books.domain.errors import (
     DuplicateIsbnError,
     UnknownAuthorsError,
 )
-from library.books.domain.repository import BookFilter, BookSort
 from shared.kernel.errors import InvalidCursorError, RuleViolationError
 from shared.kernel.pagination import encode_cursor
-from tests.fakes import FakeAuthorDirectory, FakeBooksUnitOfWork, FakeClock
+from tests.fakes import FakeAuthorDirectory, FakeBookReader, FakeBooksUnitOfWork, FakeClock
 
 T0 = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
@@ -55,6 +61,16 @@ def service(uow: FakeBooksUnitOfWork, clock: FakeClock) -> BookService:
     )
 
 
+@pytest.fixture
+def queries(uow: FakeBooksUnitOfWork) -> BookQueries:
+    return BookQueries(FakeBookReader(uow), FakeAuthorDirectory(dict(NAMES)))
+
+
+def credit(author_id: uuid.UUID) -> CreditRead:
+    """An author as a read shows them on a book."""
+    return {"id": str(author_id), "name": NAMES[author_id]}
+
+
 async def add(
     service: BookService,
     title: str = "The Dispossessed",
@@ -64,12 +80,12 @@ async def add(
     return await service.add_book(AddBook(title=title, author_ids=list(author_ids), **fields))  # type: ignore[arg-type]
 
 
-async def walk(service: BookService, request: ListBooks) -> list[list[BookView]]:
+async def walk(queries: BookQueries, request: ListBooks) -> list[list[BookRead]]:
     """Every page of a list, following next_cursor as a client does."""
-    pages: list[list[BookView]] = []
+    pages: list[list[BookRead]] = []
     cursor = request.cursor
     while True:
-        page = await service.list_books(
+        page = await queries.list_books(
             ListBooks(filter=request.filter, sort=request.sort, limit=request.limit, cursor=cursor)
         )
         pages.append(list(page.items))
@@ -82,7 +98,7 @@ async def walk(service: BookService, request: ListBooks) -> list[list[BookView]]
 
 
 async def test_an_added_book_is_committed_and_readable(
-    service: BookService, uow: FakeBooksUnitOfWork
+    queries: BookQueries, service: BookService, uow: FakeBooksUnitOfWork
 ) -> None:
     view = await add(
         service,
@@ -93,8 +109,7 @@ async def test_an_added_book_is_committed_and_readable(
         language="eng",
     )
     assert uow.commits == 1
-    found = await service.get_book(view.book.id)
-    book = found.book
+    book = await queries.get_book(view.book.id)
     assert (book.title, book.isbn13, book.publication_year, book.language, book.version) == (
         "The Left Hand of Darkness",
         "9780441478125",
@@ -103,15 +118,17 @@ async def test_an_added_book_is_committed_and_readable(
         1,
     )
     assert (book.created_at, book.updated_at) == (T0, T0)
-    assert found.authors == (AuthorRef(id=LE_GUIN, name="Ursula K. Le Guin"),)
+    assert book.authors == [{"id": str(LE_GUIN), "name": "Ursula K. Le Guin"}]
 
 
-async def test_authors_come_back_in_credit_order_with_their_names(service: BookService) -> None:
+async def test_authors_come_back_in_credit_order_with_their_names(
+    queries: BookQueries, service: BookService
+) -> None:
     credits = [LEM, LE_GUIN, BUTLER]
     view = await add(service, "Anthology", credits)
     expected = tuple(AuthorRef(id=a, name=NAMES[a]) for a in credits)
     assert view.authors == expected
-    assert (await service.get_book(view.book.id)).authors == expected
+    assert (await queries.get_book(view.book.id)).authors == [credit(a) for a in credits]
 
 
 @pytest.mark.parametrize(
@@ -126,12 +143,12 @@ async def test_authors_come_back_in_credit_order_with_their_names(service: BookS
     ],
 )
 async def test_a_rule_violation_commits_nothing(
-    service: BookService, uow: FakeBooksUnitOfWork, command: AddBook
+    queries: BookQueries, service: BookService, uow: FakeBooksUnitOfWork, command: AddBook
 ) -> None:
     with pytest.raises(RuleViolationError):
         await service.add_book(command)
     assert not uow.committed
-    assert (await service.list_books(ListBooks(filter=BookFilter()))).items == []
+    assert (await queries.list_books(ListBooks(filter=BookFilter()))).items == []
 
 
 async def test_unknown_authors_are_refused_naming_exactly_them(
@@ -149,30 +166,32 @@ async def test_unknown_authors_are_refused_naming_exactly_them(
     assert not uow.committed
 
 
-async def test_getting_an_unknown_book_raises_not_found(service: BookService) -> None:
+async def test_getting_an_unknown_book_raises_not_found(
+    queries: BookQueries, service: BookService
+) -> None:
     unknown = uuid.uuid4()
     with pytest.raises(BookNotFoundError) as exc:
-        await service.get_book(unknown)
+        await queries.get_book(unknown)
     assert exc.value.book_id == unknown
 
 
 async def test_a_second_book_with_the_same_isbn_is_refused(
-    service: BookService, uow: FakeBooksUnitOfWork
+    queries: BookQueries, service: BookService, uow: FakeBooksUnitOfWork
 ) -> None:
     await add(service, "First", isbn="978-0-306-40615-7")
     with pytest.raises(DuplicateIsbnError) as exc:
         await add(service, "Second", isbn="0-306-40615-2")  # the same ISBN, as ISBN-10
     assert exc.value.isbn13 == "9780306406157"
     assert uow.commits == 1
-    listed = await service.list_books(ListBooks(filter=BookFilter()))
-    assert [v.book.title for v in listed.items] == ["First"]
+    listed = await queries.list_books(ListBooks(filter=BookFilter()))
+    assert [b.title for b in listed.items] == ["First"]
 
 
 # --- revise and delete --------------------------------------------------------------------
 
 
 async def test_a_revision_without_change_does_not_commit_nor_bump_the_version(
-    service: BookService, uow: FakeBooksUnitOfWork, clock: FakeClock
+    queries: BookQueries, service: BookService, uow: FakeBooksUnitOfWork, clock: FakeClock
 ) -> None:
     view = await add(service, "Kindred", [BUTLER], isbn="9780306406157", language="en")
     clock.advance()
@@ -181,12 +200,12 @@ async def test_a_revision_without_change_does_not_commit_nor_bump_the_version(
         revised = await service.revise_book(view.book.id, command)
         assert (revised.book.version, revised.book.updated_at) == (1, T0)
     assert uow.commits == 1
-    stored = (await service.get_book(view.book.id)).book
+    stored = await queries.get_book(view.book.id)
     assert (stored.version, stored.updated_at) == (1, T0)
 
 
 async def test_a_revision_with_a_change_commits_and_bumps_the_version(
-    service: BookService, uow: FakeBooksUnitOfWork, clock: FakeClock
+    queries: BookQueries, service: BookService, uow: FakeBooksUnitOfWork, clock: FakeClock
 ) -> None:
     view = await add(service, "Kindred", [BUTLER], isbn="9780306406157", publication_year=1979)
     later = clock.advance()
@@ -196,17 +215,13 @@ async def test_a_revision_with_a_change_commits_and_bumps_the_version(
     assert uow.commits == 2
     assert (revised.book.version, revised.book.updated_at, revised.book.isbn13) == (2, later, None)
     assert revised.authors == (AuthorRef(LEM, NAMES[LEM]), AuthorRef(BUTLER, NAMES[BUTLER]))
-    stored = await service.get_book(view.book.id)
-    assert (stored.book.title, stored.book.publication_year, stored.book.version) == (
-        "Kindred",
-        1979,
-        2,
-    )
-    assert [a.id for a in stored.authors] == [LEM, BUTLER]
+    stored = await queries.get_book(view.book.id)
+    assert (stored.title, stored.publication_year, stored.version) == ("Kindred", 1979, 2)
+    assert stored.authors == [credit(LEM), credit(BUTLER)]
 
 
 async def test_a_revision_crediting_unknown_authors_commits_nothing(
-    service: BookService, uow: FakeBooksUnitOfWork
+    queries: BookQueries, service: BookService, uow: FakeBooksUnitOfWork
 ) -> None:
     view = await add(service, "Kindred", [BUTLER])
     ghost = uuid.uuid4()
@@ -214,8 +229,8 @@ async def test_a_revision_crediting_unknown_authors_commits_nothing(
         await service.revise_book(view.book.id, ReviseBook(title="Changed", author_ids=[ghost]))
     assert exc.value.author_ids == [ghost]
     assert uow.commits == 1
-    stored = await service.get_book(view.book.id)
-    assert (stored.book.title, [a.id for a in stored.authors]) == ("Kindred", [BUTLER])
+    stored = await queries.get_book(view.book.id)
+    assert (stored.title, stored.authors) == ("Kindred", [credit(BUTLER)])
 
 
 async def test_revising_an_unknown_book_raises_not_found(service: BookService) -> None:
@@ -223,12 +238,14 @@ async def test_revising_an_unknown_book_raises_not_found(service: BookService) -
         await service.revise_book(uuid.uuid4(), ReviseBook(title="Nothing"))
 
 
-async def test_a_deleted_book_is_gone(service: BookService, uow: FakeBooksUnitOfWork) -> None:
+async def test_a_deleted_book_is_gone(
+    queries: BookQueries, service: BookService, uow: FakeBooksUnitOfWork
+) -> None:
     view = await add(service)
     await service.delete_book(view.book.id)
     assert uow.commits == 2
     with pytest.raises(BookNotFoundError):
-        await service.get_book(view.book.id)
+        await queries.get_book(view.book.id)
     with pytest.raises(BookNotFoundError):
         await service.delete_book(view.book.id)
     assert uow.commits == 2
@@ -260,16 +277,16 @@ async def fill(service: BookService, clock: FakeClock) -> list[BookView]:
 @pytest.mark.parametrize("size", [1, 2, 3, 8, 50])
 @pytest.mark.parametrize("sort", [s for s in BookSort if s is not BookSort.RELEVANCE])
 async def test_walking_the_pages_sees_each_book_once_in_order(
-    service: BookService, clock: FakeClock, sort: BookSort, size: int
+    queries: BookQueries, service: BookService, clock: FakeClock, sort: BookSort, size: int
 ) -> None:
     views = await fill(service, clock)
-    pages = await walk(service, ListBooks(filter=BookFilter(), sort=sort, limit=size))
-    seen = [v.book for page in pages for v in page]
-    assert sorted(b.id for b in seen) == sorted(v.book.id for v in views)
+    pages = await walk(queries, ListBooks(filter=BookFilter(), sort=sort, limit=size))
+    seen = [b for page in pages for b in page]
+    assert sorted(b.id for b in seen) == sorted(str(v.book.id) for v in views)
     assert len(seen) == len(views), "a book was seen twice"
     # The pages, put together, are the one-page list: paging neither skips nor reorders.
-    whole = await service.list_books(ListBooks(filter=BookFilter(), sort=sort, limit=100))
-    assert [b.id for b in seen] == [v.book.id for v in whole.items]
+    whole = await queries.list_books(ListBooks(filter=BookFilter(), sort=sort, limit=100))
+    assert [b.id for b in seen] == [b.id for b in whole.items]
     assert len(pages) == math.ceil(len(views) / size)
     keys = [getattr(b, sort.field) for b in seen]
     if sort.field == "publication_year":
@@ -281,34 +298,36 @@ async def test_walking_the_pages_sees_each_book_once_in_order(
 
 
 async def test_every_listed_book_carries_its_authors_names(
-    service: BookService, clock: FakeClock
+    queries: BookQueries, service: BookService, clock: FakeClock
 ) -> None:
-    await fill(service, clock)
-    pages = await walk(service, ListBooks(filter=BookFilter(), sort=BookSort.TITLE, limit=3))
-    for view in (v for page in pages for v in page):
-        assert view.authors == tuple(AuthorRef(a, NAMES[a]) for a in view.book.author_ids)
+    views = {str(v.book.id): v for v in await fill(service, clock)}
+    pages = await walk(queries, ListBooks(filter=BookFilter(), sort=BookSort.TITLE, limit=3))
+    for book in (b for page in pages for b in page):
+        assert book.authors == [credit(a) for a in views[book.id].book.author_ids]
 
 
-async def test_filters_apply_across_pages(service: BookService, clock: FakeClock) -> None:
+async def test_filters_apply_across_pages(
+    queries: BookQueries, service: BookService, clock: FakeClock
+) -> None:
     await fill(service, clock)
     request = ListBooks(
         filter=BookFilter(year_from=1900, year_to=2000), sort=BookSort.PUBLICATION_YEAR, limit=1
     )
-    seen = [v.book for page in await walk(service, request) for v in page]
+    seen = [b for page in await walk(queries, request) for b in page]
     assert [b.publication_year for b in seen] == [1974, 1990, 1990]
     assert seen[0].title == "foxtrot"
     assert {b.title for b in seen[1:]} == {"delta", "Bravo"}
 
 
 async def test_a_cursor_from_another_sort_is_refused(
-    service: BookService, clock: FakeClock
+    queries: BookQueries, service: BookService, clock: FakeClock
 ) -> None:
     await fill(service, clock)
-    page = await service.list_books(ListBooks(filter=BookFilter(), sort=BookSort.TITLE, limit=2))
+    page = await queries.list_books(ListBooks(filter=BookFilter(), sort=BookSort.TITLE, limit=2))
     assert page.next_cursor is not None
     for other in (BookSort.TITLE_DESC, BookSort.CREATED_AT, BookSort.PUBLICATION_YEAR):
         with pytest.raises(InvalidCursorError) as exc:
-            await service.list_books(
+            await queries.list_books(
                 ListBooks(filter=BookFilter(), sort=other, limit=2, cursor=page.next_cursor)
             )
         assert exc.value.errors[0].loc == ("cursor",)
@@ -333,33 +352,37 @@ async def test_a_cursor_from_another_sort_is_refused(
     ],
 )
 async def test_a_garbage_cursor_is_refused(
-    service: BookService, clock: FakeClock, sort: BookSort, cursor: str
+    queries: BookQueries, service: BookService, clock: FakeClock, sort: BookSort, cursor: str
 ) -> None:
     await fill(service, clock)
     with pytest.raises(InvalidCursorError):
-        await service.list_books(ListBooks(filter=BookFilter(), sort=sort, limit=2, cursor=cursor))
+        await queries.list_books(ListBooks(filter=BookFilter(), sort=sort, limit=2, cursor=cursor))
 
 
-async def test_year_from_after_year_to_is_refused(service: BookService) -> None:
+async def test_year_from_after_year_to_is_refused(
+    queries: BookQueries, service: BookService
+) -> None:
     with pytest.raises(RuleViolationError) as exc:
-        await service.list_books(ListBooks(filter=BookFilter(year_from=2001, year_to=2000)))
+        await queries.list_books(ListBooks(filter=BookFilter(year_from=2001, year_to=2000)))
     assert exc.value.errors[0].loc == ("year_to",)
 
 
-async def test_a_single_year_range_is_accepted(service: BookService, clock: FakeClock) -> None:
+async def test_a_single_year_range_is_accepted(
+    queries: BookQueries, service: BookService, clock: FakeClock
+) -> None:
     await fill(service, clock)
-    page = await service.list_books(ListBooks(filter=BookFilter(year_from=1990, year_to=1990)))
-    assert sorted(v.book.title for v in page.items) == ["Bravo", "delta"]
+    page = await queries.list_books(ListBooks(filter=BookFilter(year_from=1990, year_to=1990)))
+    assert sorted(b.title for b in page.items) == ["Bravo", "delta"]
 
 
 async def test_an_authors_books_are_listed_page_by_page(
-    service: BookService, clock: FakeClock
+    queries: BookQueries, service: BookService, clock: FakeClock
 ) -> None:
     views = await fill(service, clock)
-    pages: list[list[BookView]] = []
+    pages: list[list[BookRead]] = []
     cursor: str | None = None
     while True:
-        page = await service.list_author_books(
+        page = await queries.list_author_books(
             LEM, ListBooks(filter=BookFilter(), sort=BookSort.TITLE, limit=1, cursor=cursor)
         )
         pages.append(list(page.items))
@@ -369,18 +392,22 @@ async def test_an_authors_books_are_listed_page_by_page(
     expected = sorted(
         (v.book for v in views if LEM in v.book.author_ids), key=lambda b: (b.title, str(b.id))
     )
-    assert [v.book.id for page in pages for v in page] == [b.id for b in expected]
+    assert [b.id for page in pages for b in page] == [str(b.id) for b in expected]
     assert len(pages) == 2
 
 
-async def test_the_books_of_an_unknown_author_are_not_found(service: BookService) -> None:
+async def test_the_books_of_an_unknown_author_are_not_found(
+    queries: BookQueries, service: BookService
+) -> None:
     unknown = uuid.uuid4()
     with pytest.raises(AuthorNotFoundError) as exc:
-        await service.list_author_books(unknown, ListBooks(filter=BookFilter()))
+        await queries.list_author_books(unknown, ListBooks(filter=BookFilter()))
     assert exc.value.author_id == unknown
 
 
-async def test_an_author_without_books_has_an_empty_list(service: BookService) -> None:
+async def test_an_author_without_books_has_an_empty_list(
+    queries: BookQueries, service: BookService
+) -> None:
     await add(service, "Kindred", [BUTLER])
-    page = await service.list_author_books(LEM, ListBooks(filter=BookFilter()))
+    page = await queries.list_author_books(LEM, ListBooks(filter=BookFilter()))
     assert (list(page.items), page.next_cursor) == ([], None)

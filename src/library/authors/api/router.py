@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import AfterValidator, Field
 
 from library.authors.api.schemas import AuthorCreate, AuthorOut, AuthorPatch
+from library.authors.application.queries import AuthorQueries
 from library.authors.application.services import AuthorService, RegisterAuthor, ReviseAuthor
 from library.authors.domain.model import NAME_MAX_LENGTH, Author
 from shared.kernel.idempotency import StoredResponse
@@ -27,13 +28,14 @@ from shared.web.http import (
     send,
 )
 from shared.web.problems import problem_responses
+from shared.web.responses import JsonResponse
 
 IfMatchParam = Annotated[IfMatch, Depends(parse_if_match)]
 PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), DIGITS_ONLY]
 
 
-def create_router(service: Callable[[], AuthorService]) -> APIRouter:
-    """The authors routes, answered by a fresh ``service()`` per request."""
+def create_router(queries: AuthorQueries, service: Callable[[], AuthorService]) -> APIRouter:
+    """The authors routes, answered by ``queries`` (reads) and a fresh ``service()`` (writes)."""
     router = APIRouter(prefix="/authors", tags=["authors"])
 
     @router.post(
@@ -80,30 +82,22 @@ def create_router(service: Callable[[], AuthorService]) -> APIRouter:
             str | None,
             Query(max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page."),
         ] = None,
-    ) -> PageOut[AuthorOut]:
+    ) -> Response:
         """A page of authors: in name order, or best match first with q."""
-        page = await service().list_authors(q=q, limit=limit, cursor=cursor)
-        return PageOut[AuthorOut](
-            items=[AuthorOut.model_validate(a) for a in page.items], next_cursor=page.next_cursor
-        )
+        return JsonResponse(await queries.list_authors(q=q, limit=limit, cursor=cursor))
 
     @router.get(
         "/{author_id}",
         response_model=AuthorOut,
         responses={**NOT_MODIFIED, **problem_responses(404, 422, 503)},
     )
-    async def get_author(
-        author_id: uuid.UUID,
-        response: Response,
-        if_none_match: IfNoneMatchHeader = None,
-    ) -> AuthorOut | Response:
+    async def get_author(author_id: uuid.UUID, if_none_match: IfNoneMatchHeader = None) -> Response:
         """One author; their ETag is their version."""
-        author = await service().get_author(author_id)
+        author = await queries.get_author(author_id)
         unchanged = not_modified(if_none_match, author.version)
         if unchanged is not None:
             return unchanged
-        response.headers["ETag"] = etag(author.version)
-        return AuthorOut.model_validate(author)
+        return JsonResponse(author, headers={"ETag": etag(author.version)})
 
     @router.patch(
         "/{author_id}",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from typing import Protocol
 
 from library.authors.domain.repository import AuthorRepository
@@ -23,12 +22,4 @@ class BookCatalog(Protocol):
 
     async def author_has_books(self, author_id: uuid.UUID) -> bool:
         """True if any book credits this author."""
-        ...
-
-
-class AuthorReader(Protocol):
-    """Reads authors outside any unit of work: one statement each."""
-
-    async def names(self, author_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
-        """The names of those of ``author_ids`` that exist."""
         ...

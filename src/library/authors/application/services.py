@@ -11,21 +11,9 @@ from typing import overload
 from library.authors.application.ports import AuthorsUnitOfWork, BookCatalog
 from library.authors.domain.errors import AuthorHasBooksError, AuthorNotFoundError
 from library.authors.domain.model import Author
-from library.authors.domain.repository import AuthorQuery
 from shared.kernel.idempotency import Idempotency, StoredResponse, perform_once
-from shared.kernel.pagination import (
-    Page,
-    decode_cursor,
-    encode_cursor,
-    key_float,
-    key_str,
-    key_uuid,
-)
 from shared.kernel.preconditions import ANY_VERSION, IfMatch
 from shared.kernel.values import UNSET, Unset, utc_now
-
-_CURSOR_KIND = "authors:name"
-_SEARCH_CURSOR_KIND = "authors:match"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +37,15 @@ class ReviseAuthor:
 
 
 class AuthorService:
-    """Registers, finds, revises and removes authors."""
+    """Registers, revises and removes authors (the reads are AuthorQueries's)."""
 
     def __init__(
         self,
         uow: AuthorsUnitOfWork,
         books: BookCatalog,
         clock: Callable[[], datetime] = utc_now,
-        reads: AuthorsUnitOfWork | None = None,
     ) -> None:
         self._uow = uow
-        # Reads may use a cheaper unit of work (no transaction); by default the same one.
-        self._reads = reads or uow
         self._books = books
         self._clock = clock
 
@@ -99,37 +84,6 @@ class AuthorService:
             )
             await uow.commit()
         return result
-
-    async def get_author(self, author_id: uuid.UUID) -> Author:
-        """The author with this id; AuthorNotFoundError if there is none."""
-        async with self._reads as uow:
-            return await self._require(uow, author_id)
-
-    async def list_authors(self, *, q: str | None, limit: int, cursor: str | None) -> Page[Author]:
-        """A page of authors: all in name order, or those matching ``q``, best match first."""
-        q = q or None
-        after = after_score = None
-        if cursor is not None and q is None:
-            name, raw_id = decode_cursor(cursor, _CURSOR_KIND, 2)
-            after = (key_str(name), key_uuid(raw_id))
-        elif cursor is not None:
-            score, name, raw_id = decode_cursor(cursor, _SEARCH_CURSOR_KIND, 3)
-            after_score, after = key_float(score), (key_str(name), key_uuid(raw_id))
-        query = AuthorQuery(limit=limit + 1, q=q, after=after, after_score=after_score)
-        async with self._reads as uow:
-            rows = list(await uow.authors.list_page(query))
-        more = len(rows) > limit
-        items = rows[:limit]
-        next_cursor = None
-        if more:
-            last = items[-1]
-            key = [last.author.name, str(last.author.id)]
-            next_cursor = (
-                encode_cursor(_CURSOR_KIND, key)
-                if q is None
-                else encode_cursor(_SEARCH_CURSOR_KIND, [last.score, *key])
-            )
-        return Page(items=[i.author for i in items], next_cursor=next_cursor)
 
     async def revise_author(
         self, author_id: uuid.UUID, command: ReviseAuthor, if_match: IfMatch = ANY_VERSION

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import (
-    REAL,
-    ColumnElement,
     Text,
-    and_,
     bindparam,
-    cast,
     func,
-    or_,
     select,
     text,
-    tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.exc import IntegrityError
@@ -24,10 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from library.authors.domain.errors import AuthorHasBooksError
 from library.authors.domain.model import Author
-from library.authors.domain.repository import TYPO_MIN_LENGTH, AuthorListing, AuthorQuery
 from library.authors.infrastructure.models import AuthorRow
 from shared.kernel.errors import ConcurrentUpdateError
-from shared.persistence.db import flush, like_pattern
+from shared.persistence.db import flush
 from shared.persistence.errors import REFERENCE_VIOLATIONS, sqlstate
 
 # Key of the transaction-scoped advisory lock that serialises bulk registrations.
@@ -87,47 +80,6 @@ class SqlAlchemyAuthorRepository:
             if sqlstate(exc) in REFERENCE_VIOLATIONS:
                 raise AuthorHasBooksError(author.id) from None
             raise
-
-    async def list_page(self, query: AuthorQuery) -> Sequence[AuthorListing]:
-        if query.q:
-            return await self._search(query, query.q)
-        stmt = select(AuthorRow)
-        if query.after is not None:
-            stmt = stmt.where(tuple_(AuthorRow.name, AuthorRow.id) > tuple_(*query.after))
-        stmt = stmt.order_by(AuthorRow.name, AuthorRow.id).limit(query.limit)
-        rows = await self._session.scalars(stmt)
-        return [AuthorListing(_to_domain(row)) for row in rows]
-
-    async def _search(self, query: AuthorQuery, q: str) -> Sequence[AuthorListing]:
-        """Names containing ``q``, or (from TYPO_MIN_LENGTH characters) a word close to it.
-
-        Both sides go through search_key (lower + unaccent) and a trigram GIN index serves
-        both tests; ``<%`` is word_similarity >= pg_trgm.word_similarity_threshold, which the
-        engine sets on every connection (Settings.search_typo_threshold).
-        """
-        name_key = func.search_key(AuthorRow.name)
-        q_key = func.search_key(q)
-        score = func.word_similarity(q_key, name_key)
-        match: ColumnElement[bool] = name_key.like(func.search_key(like_pattern(q)), escape="\\")
-        if len(q.strip()) >= TYPO_MIN_LENGTH:
-            match = or_(match, q_key.bool_op("<%")(name_key))
-        stmt = select(AuthorRow, score.label("score")).where(match)
-        if query.after is not None:
-            bound = cast(query.after_score or 0.0, REAL)
-            after = tuple_(AuthorRow.name, AuthorRow.id) > tuple_(*query.after)
-            stmt = stmt.where(or_(score < bound, and_(score == bound, after)))
-        stmt = stmt.order_by(score.desc(), AuthorRow.name, AuthorRow.id).limit(query.limit)
-        result = await self._session.execute(stmt)
-        return [AuthorListing(_to_domain(row), float(score)) for row, score in result]
-
-    async def names(self, author_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
-        ids = list(author_ids)
-        if not ids:
-            return {}
-        result = await self._session.execute(
-            select(AuthorRow.id, AuthorRow.name).where(AuthorRow.id.in_(ids))
-        )
-        return {row.id: row.name for row in result}
 
     async def ids_by_names(self, names: Collection[str]) -> dict[str, uuid.UUID]:
         if not names:

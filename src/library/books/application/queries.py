@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 from library.books.application.ports import AuthorDirectory
 from library.books.domain.errors import AuthorNotFoundError, BookNotFoundError
@@ -76,21 +76,22 @@ class BookPageQuery:
     after: tuple[SortValue, uuid.UUID] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CreditRead:
+class CreditRead(TypedDict):
     """An author as a book credits them."""
 
     id: str
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+# Read models are made by the thousand per second: plain slotted classes (a frozen dataclass
+# pays object.__setattr__ per field), treated as immutable.
+@dataclass(slots=True)
 class BookRead:
     """A book as the API shows it (fields in the order of the JSON document)."""
 
     id: str
     title: str
-    authors: tuple[CreditRead, ...]
+    authors: list[CreditRead]
     isbn13: str | None
     publication_year: int | None
     language: str | None
@@ -99,7 +100,7 @@ class BookRead:
     version: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class KeyedBook:
     """A book in a list, with its key in the list's order (for the next page's cursor)."""
 

@@ -18,7 +18,6 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     Integer,
-    Select,
     String,
     Text,
     Uuid,
@@ -31,7 +30,6 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.orm import InstrumentedAttribute
 
 from library.books.application.queries import (
@@ -50,9 +48,7 @@ from library.books.infrastructure.models import (
     BookRow,
 )
 from shared.persistence.db import like_pattern
-from shared.persistence.reads import ReadPool
-
-_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
+from shared.persistence.reads import ReadPool, Statement
 
 _LISTED = (
     BookRow.id,
@@ -68,20 +64,6 @@ _LISTED = (
 )
 
 
-class Statement:
-    """A compiled statement and the names of its parameters in positional order."""
-
-    __slots__ = ("names", "sql")
-
-    def __init__(self, stmt: Select[*tuple[Any, ...]]) -> None:
-        compiled = stmt.compile(dialect=_DIALECT)
-        self.sql = compiled.string
-        self.names = tuple(compiled.positiontup or ())
-
-    def args(self, values: dict[str, Any]) -> list[Any]:
-        return [values[name] for name in self.names]
-
-
 _GET = Statement(select(*_LISTED).where(BookRow.id == bindparam("id", type_=Uuid)))
 _HAS_BOOKS = Statement(
     select(exists().where(BookAuthorRow.author_id == bindparam("author_id", type_=Uuid)))
@@ -95,7 +77,7 @@ class AsyncpgBookReader:
         self._pool = pool
 
     async def get(self, book_id: uuid.UUID) -> BookRead | None:
-        row = await self._pool.fetchrow(_GET.sql, str(book_id))
+        row = await self._pool.fetchrow(_GET.sql, book_id)
         return None if row is None else _book(row)
 
     async def page(self, query: BookPageQuery) -> Sequence[KeyedBook]:
@@ -112,7 +94,7 @@ class AsyncpgBookReader:
         values: dict[str, Any] = {
             "q": f.q,
             "q_like": None if f.q is None else like_pattern(f.q),
-            "author_id": None if f.author_id is None else str(f.author_id),
+            "author_id": f.author_id,
             "language": f.language,
             "year_from": f.year_from,
             "year_to": f.year_to,
@@ -121,28 +103,21 @@ class AsyncpgBookReader:
         if query.after is not None:
             value, after_id = query.after
             values["after_value"] = _sort_bound(query.sort, value)
-            values["after_id"] = str(after_id)
+            values["after_id"] = after_id
         rows = await self._pool.fetch(statement.sql, *statement.args(values))
         sort = query.sort
         return [KeyedBook(_book(row), _key_value(sort, row[10])) for row in rows]
 
     async def author_has_books(self, author_id: uuid.UUID) -> bool:
-        row = await self._pool.fetchrow(_HAS_BOOKS.sql, str(author_id))
+        row = await self._pool.fetchrow(_HAS_BOOKS.sql, author_id)
         return bool(row is not None and row[0])
 
 
 def _book(row: Any) -> BookRead:
-    return BookRead(
-        id=row[0],
-        title=row[1],
-        authors=tuple(CreditRead(i, n) for i, n in zip(row[8], row[9], strict=True)),
-        isbn13=row[2],
-        publication_year=row[3],
-        language=row[4],
-        created_at=row[5],
-        updated_at=row[6],
-        version=row[7],
-    )
+    authors: list[CreditRead] = [
+        {"id": str(i), "name": n} for i, n in zip(row[8], row[9], strict=True)
+    ]
+    return BookRead(str(row[0]), row[1], authors, row[2], row[3], row[4], row[5], row[6], row[7])
 
 
 @lru_cache(maxsize=512)
