@@ -33,7 +33,7 @@ from library.books.application.queries import (
     BookSort,
     KeyedBook,
 )
-from library.books.domain.errors import DuplicateIsbnError
+from library.books.domain.errors import DuplicateIsbnError, UnknownAuthorsError
 from library.books.domain.model import Book
 from shared.kernel.errors import ConcurrentUpdateError, RuleViolationError
 
@@ -185,6 +185,7 @@ class FakeBookRepository:
 
     async def add(self, book: Book) -> None:
         self._check_isbn(book)
+        self._check_authors(book)
         book.version = 1
         self.rows[book.id] = copy.deepcopy(book)
 
@@ -193,6 +194,7 @@ class FakeBookRepository:
         if stored is None or stored.version != book.version:
             raise ConcurrentUpdateError(f"Book {book.id} was changed by another request.")
         self._check_isbn(book)
+        self._check_authors(book)
         book.version += 1
         self.rows[book.id] = copy.deepcopy(book)
 
@@ -228,6 +230,16 @@ class FakeBookRepository:
                 if b.external_ref is not None and b.external_ref in external_refs
             },
         )
+
+    async def credited_names(self, book_id: uuid.UUID) -> tuple[str, ...]:
+        names = self._names()
+        return tuple(names[a] for a in self.rows[book_id].author_ids)
+
+    def _check_authors(self, book: Book) -> None:
+        """The foreign keys: every credited author exists (the database names none of them)."""
+        names = self._names()
+        if any(a not in names for a in book.author_ids):
+            raise UnknownAuthorsError(book.author_ids)
 
     def _check_isbn(self, book: Book) -> None:
         if book.isbn13 is None:

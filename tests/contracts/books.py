@@ -17,7 +17,7 @@ from library.books.application.queries import (
     BookSort,
     KeyedBook,
 )
-from library.books.domain.errors import DuplicateIsbnError
+from library.books.domain.errors import DuplicateIsbnError, UnknownAuthorsError
 from library.books.domain.model import Book
 from shared.kernel.errors import ConcurrentUpdateError
 
@@ -116,6 +116,28 @@ class BookRepositoryContract:
             "en",
             1,
         )
+
+    async def test_credited_names_follow_the_credits_as_they_are_written(
+        self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]
+    ) -> None:
+        book = make_book("Names", [author_ids[2], author_ids[0]])
+        async with uow:
+            await uow.books.add(book)
+            assert await uow.books.credited_names(book.id) == ("J.R.R. Tolkien", "Ann Leckie")
+            await uow.commit()
+        async with uow:
+            loaded = await uow.books.get(book.id)
+            assert loaded is not None
+            loaded.revise(author_ids=[author_ids[1]], now=T0)
+            await uow.books.update(loaded)
+            assert await uow.books.credited_names(book.id) == ("Victor Hugo",)
+
+    async def test_a_book_crediting_an_unknown_author_is_refused(
+        self, uow: BooksUnitOfWork, reader: BookReader, author_ids: list[uuid.UUID]
+    ) -> None:
+        with pytest.raises(UnknownAuthorsError):
+            await add_all(uow, make_book("Ghostly", [author_ids[0], uuid.uuid4()]))
+        assert await walk(reader, BookSort.TITLE) == []
 
     async def test_without_commit_nothing_is_kept(
         self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]

@@ -57,8 +57,9 @@ class BookView:
 class BookService:
     """Adds, revises and removes books (the reads are BookQueries's).
 
-    The author directory is asked outside the book transaction, so one request never holds two
-    pooled connections at once; the foreign keys catch an author removed in between.
+    Authors are not looked up before a write: the foreign keys refuse an unknown one, and the
+    database keeps each book's credited names itself (read back in the same transaction). Only
+    a refused write asks the author directory which ids were unknown, to name exactly them.
     """
 
     def __init__(
@@ -94,17 +95,20 @@ class BookService:
             language=command.language,
             now=now,
         )
-        names = await self._require_authors(book.author_ids)
-        async with self._uow as uow:
+        try:
+            async with self._uow as uow:
 
-            async def write() -> BookView:
-                await uow.books.add(book)
-                return _view(book, names)
+                async def write() -> BookView:
+                    await uow.books.add(book)
+                    return _view(book, await uow.books.credited_names(book.id))
 
-            result = await (
-                write() if once is None else perform_once(uow.idempotency, once, now, write)
-            )
-            await uow.commit()
+                result = await (
+                    write() if once is None else perform_once(uow.idempotency, once, now, write)
+                )
+                await uow.commit()
+        except UnknownAuthorsError:
+            await self._name_the_unknown(book.author_ids)
+            raise
         return result
 
     async def revise_book(
@@ -112,32 +116,28 @@ class BookService:
     ) -> BookView:
         """Apply a partial update to the version ``if_match`` accepts; the version grows only
         when something changed (PreconditionFailedError if the book is at another version)."""
-        new_names = None
-        if command.author_ids is not UNSET:
-            try:
-                new_names = await self._require_authors(command.author_ids)
-            except UnknownAuthorsError:
-                async with self._uow as uow:
-                    await self._require(uow, book_id)  # an unknown book is a 404 first
-                raise
-        async with self._uow as uow:
-            book = await self._require(uow, book_id)
-            if_match.check("Book", book_id, book.version)
-            changed = book.revise(
-                title=command.title,
-                author_ids=command.author_ids,
-                isbn=command.isbn,
-                publication_year=command.publication_year,
-                language=command.language,
-                now=self._clock(),
-            )
-            if changed:
-                with if_match.guard("Book", book_id):
-                    await uow.books.update(book)
-                await uow.commit()
-        names = (
-            new_names if new_names is not None else await self._authors.names_of(book.author_ids)
-        )
+        try:
+            async with self._uow as uow:
+                book = await self._require(uow, book_id)  # an unknown book is a 404 first
+                if_match.check("Book", book_id, book.version)
+                changed = book.revise(
+                    title=command.title,
+                    author_ids=command.author_ids,
+                    isbn=command.isbn,
+                    publication_year=command.publication_year,
+                    language=command.language,
+                    now=self._clock(),
+                )
+                if changed:
+                    with if_match.guard("Book", book_id):
+                        await uow.books.update(book)
+                names = await uow.books.credited_names(book_id)
+                if changed:
+                    await uow.commit()
+        except UnknownAuthorsError:
+            if command.author_ids is not UNSET:
+                await self._name_the_unknown(command.author_ids)
+            raise
         return _view(book, names)
 
     async def delete_book(self, book_id: uuid.UUID, if_match: IfMatch = ANY_VERSION) -> None:
@@ -149,12 +149,12 @@ class BookService:
                 await uow.books.delete(book)
             await uow.commit()
 
-    async def _require_authors(self, author_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    async def _name_the_unknown(self, author_ids: Sequence[uuid.UUID]) -> None:
+        """UnknownAuthorsError naming exactly the ids no author has (a refused write's reason)."""
         names = await self._authors.names_of(author_ids)
         unknown = [a for a in author_ids if a not in names]
         if unknown:
-            raise UnknownAuthorsError(unknown)
-        return names
+            raise UnknownAuthorsError(unknown) from None
 
     @staticmethod
     async def _require(uow: BooksUnitOfWork, book_id: uuid.UUID) -> Book:
@@ -164,8 +164,9 @@ class BookService:
         return book
 
 
-def _view(book: Book, names: dict[uuid.UUID, str]) -> BookView:
+def _view(book: Book, names: Sequence[str]) -> BookView:
+    """The book with the names the database keeps for its credits, in credit order."""
     return BookView(
         book=book,
-        authors=tuple(AuthorRef(id=a, name=names[a]) for a in book.author_ids if a in names),
+        authors=tuple(AuthorRef(id=a, name=n) for a, n in zip(book.author_ids, names, strict=True)),
     )

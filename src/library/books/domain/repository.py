@@ -17,7 +17,8 @@ class BookRepository(Protocol):
         ...
 
     async def add(self, book: Book) -> None:
-        """Stage a new book (DuplicateIsbnError if its ISBN is taken)."""
+        """Stage a new book (DuplicateIsbnError if its ISBN is taken, UnknownAuthorsError if an
+        author does not exist)."""
         ...
 
     async def update(self, book: Book) -> None:
@@ -26,6 +27,11 @@ class BookRepository(Protocol):
 
     async def delete(self, book: Book) -> None:
         """Stage the deletion of a book loaded from this repository."""
+        ...
+
+    async def credited_names(self, book_id: uuid.UUID) -> tuple[str, ...]:
+        """The names of a stored (or staged and flushed) book's authors, in credit order, as the
+        database keeps them with the book."""
         ...
 
     async def add_many(self, books: Sequence[Book]) -> set[uuid.UUID]:

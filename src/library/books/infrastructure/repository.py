@@ -102,6 +102,13 @@ class SqlAlchemyBookRepository:
         await self._session.delete(row)
         await self._flush(book)
 
+    async def credited_names(self, book_id: uuid.UUID) -> tuple[str, ...]:
+        # Kept by the database's triggers as the credits are written (migration 0003).
+        names = await self._session.scalar(
+            select(BookRow.credited_names).where(BookRow.id == book_id)
+        )
+        return tuple(names or ())
+
     async def add_many(self, books: Sequence[Book]) -> set[uuid.UUID]:
         if not books:
             return set()
