@@ -114,3 +114,12 @@ async def test_an_integer_query_parameter_is_digits_only(
 ) -> None:
     response = await client.get("/api/v1/authors", params={"limit": limit})
     assert response.status_code == 422
+
+
+def test_the_app_is_built_without_touching_the_database() -> None:
+    """The engine and the read pool belong to the lifespan: building the app (as the OpenAPI
+    export and the unit tests do) needs no database, not even a configured one."""
+    container = RootContainer()
+    container.settings.override(providers.Object(Settings(database_url=None)))
+    app = create_app(container=container)
+    assert "/api/v1/books/{book_id}" in app.openapi()["paths"]

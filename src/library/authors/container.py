@@ -31,4 +31,5 @@ class AuthorsContainer(containers.DeclarativeContainer):
     # The write side: a service and its unit of work per use case.
     service = providers.Factory(AuthorService, uow=unit_of_work, books=book_catalog)
     registry = providers.Factory(AuthorNameRegistry, uow=unit_of_work)
-    facade = providers.Factory(AuthorsFacade, queries=queries, registry=registry)
+    # A registry (and its unit of work) per call: the facade itself holds no state.
+    facade = providers.Singleton(AuthorsFacade, queries=queries, registry=registry.provider)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from library.authors.application.queries import AuthorQueries
 from library.authors.application.registry import AuthorNameRegistry, NameResolution
@@ -14,7 +14,7 @@ __all__ = ["AuthorsFacade", "NameResolution"]
 class AuthorsFacade:
     """Which authors exist, their names, and authors by name for bulk imports."""
 
-    def __init__(self, queries: AuthorQueries, registry: AuthorNameRegistry) -> None:
+    def __init__(self, queries: AuthorQueries, registry: Callable[[], AuthorNameRegistry]) -> None:
         self._queries = queries
         self._registry = registry
 
@@ -26,4 +26,4 @@ class AuthorsFacade:
         self, names: Iterable[str], *, register_missing: bool
     ) -> NameResolution:
         """The author called exactly so for each name, registering the missing ones if asked."""
-        return await self._registry.resolve(names, register_missing=register_missing)
+        return await self._registry().resolve(names, register_missing=register_missing)

@@ -62,6 +62,9 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
         version="1.0.0",
         summary="A catalog of authors and books.",
         lifespan=lifespan,
+        # FastAPI's built-in OpenTelemetry stays off until the service configures it: off, it
+        # costs nothing per request (on but unconfigured, it checks the global providers).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.container = container
     install_problem_handlers(app)
@@ -69,12 +72,12 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware)  # outermost: even a 413 carries a request id
     # Routes close over what is built once (queries, readers, service factories): nothing is
-    # resolved per request.
-    app.include_router(
-        authors_router(container.authors.queries(), container.authors.service), prefix=API_PREFIX
-    )
+    # resolved per request. The books routes come first: they are the busiest to match.
     app.include_router(
         books_router(container.books.queries(), container.books.service), prefix=API_PREFIX
     )
-    app.include_router(health_router(container.health()))
+    app.include_router(
+        authors_router(container.authors.queries(), container.authors.service), prefix=API_PREFIX
+    )
+    app.include_router(health_router(container.health))
     return app

@@ -1,6 +1,7 @@
 """Liveness and readiness: is the process up, and are the database and its schema ready."""
 
 import asyncio
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
@@ -58,8 +59,9 @@ class HealthCheck:
         return {"status": "ready", "revision": sorted(revisions)}
 
 
-def create_router(health: HealthCheck) -> APIRouter:
-    """``/health/live`` and ``/health/ready``."""
+def create_router(health: Callable[[], HealthCheck]) -> APIRouter:
+    """``/health/live`` and ``/health/ready`` (the check is built on first use: it needs the
+    engine, which the lifespan creates)."""
     router = APIRouter(prefix="/health", tags=["health"])
 
     @router.get("/live")
@@ -71,6 +73,6 @@ def create_router(health: HealthCheck) -> APIRouter:
     async def ready() -> dict[str, object]:
         """200 when the database answers and its schema is at the migrations' head; 503
         otherwise."""
-        return await health.check()
+        return await health().check()
 
     return router

@@ -13,6 +13,7 @@ marked for replacement. A read is a single SELECT, so running it again is safe.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -147,16 +148,27 @@ class ReadPool:
             return row
 
     async def _fetch(self, sql: str, args: tuple[Any, ...]) -> Sequence[asyncpg.Record]:
-        async with self._acquire() as connection:
+        pool = self.pool
+        connection = await self._acquire(pool)
+        try:
             rows: Sequence[asyncpg.Record] = await connection.fetch(sql, *args)
             return rows
+        finally:
+            await pool.release(connection)
 
     async def _fetchrow(self, sql: str, args: tuple[Any, ...]) -> asyncpg.Record | None:
-        async with self._acquire() as connection:
+        pool = self.pool
+        connection = await self._acquire(pool)
+        try:
             return await connection.fetchrow(sql, *args)
+        finally:
+            await pool.release(connection)
 
-    def _acquire(self) -> Any:
-        return self.pool.acquire(timeout=self._settings.db_pool_timeout_seconds)
+    async def _acquire(self, pool: asyncpg.Pool) -> Any:
+        # asyncio.timeout, not acquire(timeout=...): asyncpg runs a timed acquire through
+        # wait_for, a task of its own per request.
+        async with asyncio.timeout(self._settings.db_pool_timeout_seconds):
+            return await pool.acquire()
 
     async def _retry(self, read: Any, sql: str, args: tuple[Any, ...]) -> Any:
         # The connection died while idle (or the server restarted): every connection opened

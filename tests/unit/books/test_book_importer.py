@@ -39,7 +39,8 @@ def importer(authors_uow: FakeAuthorsUnitOfWork, books_uow: FakeBooksUnitOfWork)
     clock = FakeClock(T0)
     uow = cast(AuthorsUnitOfWork, authors_uow)
     facade = AuthorsFacade(
-        AuthorQueries(FakeAuthorReader(authors_uow)), AuthorNameRegistry(uow, clock=clock)
+        AuthorQueries(FakeAuthorReader(authors_uow)),
+        lambda: AuthorNameRegistry(uow, clock=clock),
     )
     return BookImporter(
         uow=cast(BooksUnitOfWork, books_uow),

@@ -38,7 +38,7 @@ from shared.persistence.db import like_pattern
 from shared.persistence.reads import ReadPool, Statement
 
 _COLUMNS = (
-    AuthorRow.id,
+    cast(AuthorRow.id, Text).label("id"),  # text, ready for JSON
     AuthorRow.name,
     AuthorRow.birth_year,
     AuthorRow.death_year,
@@ -89,7 +89,7 @@ class AsyncpgAuthorReader:
 
 
 def _author(row: Any) -> AuthorRead:
-    return AuthorRead(str(row[0]), row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+    return AuthorRead(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7])
 
 
 @lru_cache(maxsize=16)

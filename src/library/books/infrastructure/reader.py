@@ -30,6 +30,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute
 
 from library.books.application.queries import (
@@ -50,8 +51,10 @@ from library.books.infrastructure.models import (
 from shared.persistence.db import like_pattern
 from shared.persistence.reads import ReadPool, Statement
 
+# Ids leave the database as text (uuid_out in C), ready for JSON: no UUID objects to build and
+# turn back into strings, and no uuid[] type for asyncpg to introspect on each new connection.
 _LISTED = (
-    BookRow.id,
+    cast(BookRow.id, Text).label("id"),
     BookRow.title,
     BookRow.isbn13,
     BookRow.publication_year,
@@ -59,7 +62,7 @@ _LISTED = (
     BookRow.created_at,
     BookRow.updated_at,
     BookRow.version,
-    BookRow.credited_ids,
+    cast(BookRow.credited_ids, ARRAY(Text)).label("credited_ids"),
     BookRow.credited_names,
 )
 
@@ -114,10 +117,8 @@ class AsyncpgBookReader:
 
 
 def _book(row: Any) -> BookRead:
-    authors: list[CreditRead] = [
-        {"id": str(i), "name": n} for i, n in zip(row[8], row[9], strict=True)
-    ]
-    return BookRead(str(row[0]), row[1], authors, row[2], row[3], row[4], row[5], row[6], row[7])
+    authors: list[CreditRead] = [{"id": i, "name": n} for i, n in zip(row[8], row[9], strict=True)]
+    return BookRead(row[0], row[1], authors, row[2], row[3], row[4], row[5], row[6], row[7])
 
 
 @lru_cache(maxsize=512)
