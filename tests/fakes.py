@@ -119,16 +119,16 @@ class FakeAuthorRepository:
 
 
 def _author_read(author: Author) -> AuthorRead:
-    return AuthorRead(
-        id=str(author.id),
-        name=author.name,
-        birth_year=author.birth_year,
-        death_year=author.death_year,
-        bio=author.bio,
-        created_at=author.created_at,
-        updated_at=author.updated_at,
-        version=author.version,
-    )
+    return {
+        "id": str(author.id),
+        "name": author.name,
+        "birth_year": author.birth_year,
+        "death_year": author.death_year,
+        "bio": author.bio,
+        "created_at": author.created_at,
+        "updated_at": author.updated_at,
+        "version": author.version,
+    }
 
 
 class FakeAuthorReader:
@@ -257,17 +257,17 @@ class FakeBookReader:
 
     def _read(self, book: Book) -> BookRead:
         names = self._uow.names()
-        return BookRead(
-            id=str(book.id),
-            title=book.title,
-            authors=[{"id": str(a), "name": names[a]} for a in book.author_ids],
-            isbn13=book.isbn13,
-            publication_year=book.publication_year,
-            language=book.language,
-            created_at=book.created_at,
-            updated_at=book.updated_at,
-            version=book.version,
-        )
+        return {
+            "id": str(book.id),
+            "title": book.title,
+            "authors": [{"id": str(a), "name": names[a]} for a in book.author_ids],
+            "isbn13": book.isbn13,
+            "publication_year": book.publication_year,
+            "language": book.language,
+            "created_at": book.created_at,
+            "updated_at": book.updated_at,
+            "version": book.version,
+        }
 
     async def get(self, book_id: uuid.UUID) -> BookRead | None:
         book = self._uow.store.get(book_id)

@@ -71,8 +71,7 @@ def create_router(health: Callable[[], HealthCheck]) -> APIRouter:
 
     @router.get("/ready", responses=problem_responses(503))
     async def ready() -> dict[str, object]:
-        """200 when the database answers and its schema is at the migrations' head; 503
-        otherwise."""
+        """200 when the database answers and its schema is at the migrations' head; 503 otherwise."""  # noqa: E501
         return await health().check()
 
     return router

@@ -94,10 +94,10 @@ def create_router(queries: AuthorQueries, service: Callable[[], AuthorService]) 
     async def get_author(author_id: uuid.UUID, if_none_match: IfNoneMatchHeader = None) -> Response:
         """One author; their ETag is their version."""
         author = await queries.get_author(author_id)
-        unchanged = not_modified(if_none_match, author.version)
+        unchanged = not_modified(if_none_match, author["version"])
         if unchanged is not None:
             return unchanged
-        return JsonResponse(author, headers={"ETag": etag(author.version)})
+        return JsonResponse(author, headers={"ETag": etag(author["version"])})
 
     @router.patch(
         "/{author_id}",

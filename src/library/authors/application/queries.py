@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 from library.authors.domain.errors import AuthorNotFoundError
 from shared.kernel.pagination import (
@@ -42,10 +42,9 @@ class AuthorPageQuery:
     after_score: float | None = None
 
 
-# Read models are made by the thousand per second: a slotted class (a frozen dataclass pays
-# object.__setattr__ per field), treated as immutable.
-@dataclass(slots=True)
-class AuthorRead:
+# Read models are plain dicts (TypedDicts): made by the thousand per second, and serialised by
+# orjson on its fastest path, about twice as fast as dataclasses. Treated as immutable.
+class AuthorRead(TypedDict):
     """An author as the API shows them (fields in the order of the JSON document)."""
 
     id: str
@@ -114,7 +113,7 @@ class AuthorQueries:
         next_cursor = None
         if more:
             last = items[-1]
-            key = [last.author.name, last.author.id]
+            key = [last.author["name"], last.author["id"]]
             next_cursor = (
                 encode_cursor(_CURSOR_KIND, key)
                 if q is None

@@ -89,7 +89,16 @@ class AsyncpgAuthorReader:
 
 
 def _author(row: Any) -> AuthorRead:
-    return AuthorRead(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+    return {
+        "id": row[0],
+        "name": row[1],
+        "birth_year": row[2],
+        "death_year": row[3],
+        "bio": row[4],
+        "created_at": row[5],
+        "updated_at": row[6],
+        "version": row[7],
+    }
 
 
 @lru_cache(maxsize=16)

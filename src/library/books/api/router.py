@@ -90,10 +90,10 @@ def create_router(queries: BookQueries, service: Callable[[], BookService]) -> A
     async def get_book(book_id: uuid.UUID, if_none_match: IfNoneMatchHeader = None) -> Response:
         """One book with its authors in credit order; its ETag is its version."""
         book = await queries.get_book(book_id)
-        unchanged = not_modified(if_none_match, book.version)
+        unchanged = not_modified(if_none_match, book["version"])
         if unchanged is not None:
             return unchanged
-        return JsonResponse(book, headers={"ETag": etag(book.version)})
+        return JsonResponse(book, headers={"ETag": etag(book["version"])})
 
     @router.patch(
         "/books/{book_id}",
@@ -103,7 +103,7 @@ def create_router(queries: BookQueries, service: Callable[[], BookService]) -> A
     async def update_book(
         book_id: uuid.UUID, body: BookPatch, response: Response, if_match: IfMatchParam
     ) -> BookOut:
-        """Change some of a book's fields (If-Match required); author_ids replaces the credits."""
+        """Change some of a book's fields (If-Match required); author_ids replaces the credit list."""  # noqa: E501
         view = await service().revise_book(book_id, ReviseBook(**body.given()), if_match)
         response.headers["ETag"] = etag(view.book.version)
         return BookOut.of(view)

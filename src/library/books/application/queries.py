@@ -83,10 +83,9 @@ class CreditRead(TypedDict):
     name: str
 
 
-# Read models are made by the thousand per second: plain slotted classes (a frozen dataclass
-# pays object.__setattr__ per field), treated as immutable.
-@dataclass(slots=True)
-class BookRead:
+# Read models are plain dicts (TypedDicts): made by the thousand per second, and serialised by
+# orjson on its fastest path, about twice as fast as dataclasses. Treated as immutable.
+class BookRead(TypedDict):
     """A book as the API shows it (fields in the order of the JSON document)."""
 
     id: str
@@ -190,7 +189,7 @@ class BookQueries:
 def _encode_key(sort: BookSort, row: KeyedBook) -> str:
     value = row.key
     raw = value.isoformat() if isinstance(value, datetime) else value
-    return encode_cursor(f"books:{sort.value}", [raw, row.book.id])
+    return encode_cursor(f"books:{sort.value}", [raw, row.book["id"]])
 
 
 def _decode_key(sort: BookSort, cursor: str) -> tuple[SortValue, uuid.UUID]:

@@ -118,7 +118,17 @@ class AsyncpgBookReader:
 
 def _book(row: Any) -> BookRead:
     authors: list[CreditRead] = [{"id": i, "name": n} for i, n in zip(row[8], row[9], strict=True)]
-    return BookRead(row[0], row[1], authors, row[2], row[3], row[4], row[5], row[6], row[7])
+    return {
+        "id": row[0],
+        "title": row[1],
+        "authors": authors,
+        "isbn13": row[2],
+        "publication_year": row[3],
+        "language": row[4],
+        "created_at": row[5],
+        "updated_at": row[6],
+        "version": row[7],
+    }
 
 
 @lru_cache(maxsize=512)
