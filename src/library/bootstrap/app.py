@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from library.authors.api.router import create_router as authors_router
+from library.books.api.router import QUERY_SCHEMAS as BOOKS_QUERY_SCHEMAS
 from library.books.api.router import create_router as books_router
 from library.bootstrap.container import RootContainer
 from library.bootstrap.errors import install_driver_error_handlers
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.container = container
-    install_problem_handlers(app)
+    install_problem_handlers(app, schemas=BOOKS_QUERY_SCHEMAS)
     install_driver_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware)  # outermost: even a 413 carries a request id

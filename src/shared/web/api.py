@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
 from shared.kernel.errors import RuleViolationError
@@ -66,3 +68,51 @@ def domain_rule(rule: Callable[[V], T]) -> Callable[[V], T]:
             raise PydanticCustomError("domain_rule", exc.detail) from None
 
     return validate
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class QueryModel(Generic[M]):
+    """Query parameters validated as one pydantic model, in one call per request.
+
+    FastAPI analyses every declared parameter's annotation again on each request; for a list
+    with eight query parameters that costs more than the rest of the request (measured: about
+    half of a 50-book page's CPU in the framework). A route reads ``query.parse(request)``
+    instead, and declares ``openapi_extra=query.openapi_extra``: the parameters FastAPI itself
+    documents for ``Annotated[model, Query()]``, so the OpenAPI document is unchanged. The enum
+    schemas those parameters refer to are in ``schemas``, for the document's components.
+    """
+
+    def __init__(self, model: type[M]) -> None:
+        self.model = model
+        document = _documented_query(model)
+        operation = document["paths"]["/"]["get"]
+        self.openapi_extra: dict[str, Any] = {"parameters": operation.get("parameters", [])}
+        self.schemas: dict[str, Any] = {
+            name: schema
+            for name, schema in document.get("components", {}).get("schemas", {}).items()
+            if name not in {"HTTPValidationError", "ValidationError"}
+        }
+
+    def parse(self, request: Request) -> M:
+        """The request's query parameters as ``model``; 422 (as FastAPI's own) if invalid."""
+        try:
+            return self.model.model_validate(dict(request.query_params))
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**error, "loc": ("query", *error["loc"])} for error in exc.errors()]
+            ) from None
+
+
+def _documented_query(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI document of a one-route app whose route takes ``model`` as its query."""
+    probe = FastAPI()
+
+    async def documented(params: Any) -> None:
+        """Never served: only documented."""
+
+    # Set here, not written in the signature: this module's annotations are strings.
+    documented.__annotations__["params"] = Annotated[model, Query()]
+    probe.get("/")(documented)
+    return probe.openapi()

@@ -252,8 +252,9 @@ def _allowed_methods(request: Request) -> list[str]:
     return []
 
 
-def problem_openapi(app: FastAPI) -> dict[str, Any]:
-    """The OpenAPI document, with error schemas under application/problem+json (not JSON)."""
+def problem_openapi(app: FastAPI, schemas: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The OpenAPI document, with error schemas under application/problem+json (not JSON), and
+    ``schemas`` among its components (those the routes' ``openapi_extra`` refer to)."""
     if app.openapi_schema is None:
         schema = get_openapi(
             title=app.title,
@@ -269,13 +270,19 @@ def problem_openapi(app: FastAPI) -> dict[str, Any]:
                     if status[0] in "45" and PROBLEM_MEDIA_TYPE in content:
                         plain = content.pop("application/json", {})
                         content[PROBLEM_MEDIA_TYPE] = plain or content[PROBLEM_MEDIA_TYPE]
+        if schemas:
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, extra in schemas.items():
+                components.setdefault(name, extra)
+            schema["components"]["schemas"] = dict(sorted(components.items()))
         app.openapi_schema = schema
     return app.openapi_schema
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Answer every error of ``app`` with application/problem+json."""
-    app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
+def install_problem_handlers(app: FastAPI, schemas: dict[str, Any] | None = None) -> None:
+    """Answer every error of ``app`` with application/problem+json; ``schemas`` are component
+    schemas the document needs beyond those FastAPI finds (see ``shared.web.api.QueryModel``)."""
+    app.openapi = lambda: problem_openapi(app, schemas)  # type: ignore[method-assign]
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from library.books.api.schemas import (
     BookCreate,
@@ -22,7 +22,7 @@ from library.books.application.queries import BookQueries
 from library.books.application.services import AddBook, BookService, BookView, ReviseBook
 from shared.kernel.idempotency import StoredResponse
 from shared.kernel.preconditions import IfMatch
-from shared.web.api import PageOut
+from shared.web.api import PageOut, QueryModel
 from shared.web.http import (
     NOT_MODIFIED,
     IdempotencyKeyHeader,
@@ -38,6 +38,11 @@ from shared.web.problems import problem_responses
 from shared.web.responses import JsonResponse
 
 IfMatchParam = Annotated[IfMatch, Depends(parse_if_match)]
+# The lists' query parameters, validated in one pass (see QueryModel) and documented as FastAPI
+# documents a query model.
+LIST_QUERY = QueryModel(BookSearchParams)
+AUTHOR_BOOKS_QUERY = QueryModel(BookListParams)
+QUERY_SCHEMAS = {**LIST_QUERY.schemas, **AUTHOR_BOOKS_QUERY.schemas}
 
 
 def create_router(queries: BookQueries, service: Callable[[], BookService]) -> APIRouter:
@@ -65,9 +70,15 @@ def create_router(queries: BookQueries, service: Callable[[], BookService]) -> A
             return send(respond(await service().add_book(command)))
         return send(await service().add_book(command, once))
 
-    @router.get("/books", response_model=PageOut[BookOut], responses=problem_responses(422, 503))
-    async def list_books(params: Annotated[BookSearchParams, Query()]) -> Response:
+    @router.get(
+        "/books",
+        response_model=PageOut[BookOut],
+        responses=problem_responses(422, 503),
+        openapi_extra=LIST_QUERY.openapi_extra,
+    )
+    async def list_books(request: Request) -> Response:
         """A page of books."""
+        params = LIST_QUERY.parse(request)
         return JsonResponse(await queries.list_books(params.to_request()))
 
     @router.get(
@@ -75,11 +86,11 @@ def create_router(queries: BookQueries, service: Callable[[], BookService]) -> A
         response_model=PageOut[BookOut],
         responses=problem_responses(404, 422, 503),
         tags=["authors"],
+        openapi_extra=AUTHOR_BOOKS_QUERY.openapi_extra,
     )
-    async def list_author_books(
-        author_id: uuid.UUID, params: Annotated[BookListParams, Query()]
-    ) -> Response:
+    async def list_author_books(author_id: uuid.UUID, request: Request) -> Response:
         """A page of the books crediting this author."""
+        params = AUTHOR_BOOKS_QUERY.parse(request)
         return JsonResponse(await queries.list_author_books(author_id, params.to_request()))
 
     @router.get(
