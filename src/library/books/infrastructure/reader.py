@@ -1,23 +1,26 @@
 """The asyncpg adapter of the BookReader port: one statement per read, rows straight to read models.
 
 The statements are built with SQLAlchemy Core (the same expressions the indexes and the plan
-tests know) and compiled once per shape of query (which filters, which sort, a cursor or not);
-after that a read only binds its values and sends the cached text through the read pool, where
-asyncpg's per-connection statement cache prepares it once. No session, no ORM, no transaction.
+tests know) and compiled once per shape of query (which filters, which sort, a cursor or not,
+and for relevance which part of the list the cursor is in); after that a read only binds its
+values and sends the cached text through the read pool, where asyncpg's per-connection
+statement cache prepares it once. No session, no ORM, no transaction.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from enum import Enum
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     REAL,
     ColumnElement,
     DateTime,
     Integer,
+    Select,
     String,
     Text,
     Uuid,
@@ -29,6 +32,7 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute
@@ -85,15 +89,30 @@ class AsyncpgBookReader:
 
     async def page(self, query: BookPageQuery) -> Sequence[KeyedBook]:
         f = query.filter
-        statement = _page_statement(
-            query.sort,
-            None if f.q is None else len(f.q.strip()) >= SUBSTRING_MIN_LENGTH,
+        sort = query.sort
+        filters = _Filters(
             f.author_id is not None,
             f.language is not None,
             f.year_from is not None,
             f.year_to is not None,
-            query.after is not None,
         )
+        if sort is BookSort.RELEVANCE:
+            if not f.q:
+                raise ValueError("sorting by relevance needs a search")
+            substring = len(f.q.strip()) >= SUBSTRING_MIN_LENGTH
+            # The module's constant, read here: the cached statement is keyed by its value.
+            walk = _relevance_walk(query.after)
+            relevance = _relevance_statement(substring, filters, walk, RANKED_MATCHES_MAX)
+            if relevance is None:
+                return []
+            statement = relevance
+        else:
+            statement = _page_statement(
+                sort,
+                None if f.q is None else len(f.q.strip()) >= SUBSTRING_MIN_LENGTH,
+                filters,
+                query.after is not None,
+            )
         values: dict[str, Any] = {
             "q": f.q,
             "q_like": None if f.q is None else like_pattern(f.q),
@@ -105,10 +124,9 @@ class AsyncpgBookReader:
         }
         if query.after is not None:
             value, after_id = query.after
-            values["after_value"] = _sort_bound(query.sort, value)
+            values["after_value"] = _sort_bound(sort, value)
             values["after_id"] = after_id
         rows = await self._pool.fetch(statement.sql, *statement.args(values))
-        sort = query.sort
         return [KeyedBook(_book(row), _key_value(sort, row[10])) for row in rows]
 
     async def author_has_books(self, author_id: uuid.UUID) -> bool:
@@ -131,23 +149,20 @@ def _book(row: Any) -> BookRead:
     }
 
 
-@lru_cache(maxsize=512)
-def _page_statement(
-    sort: BookSort,
-    substring: bool | None,
-    by_author: bool,
-    by_language: bool,
-    from_year: bool,
-    to_year: bool,
-    after: bool,
-) -> Statement:
-    """The statement of one shape of page query (``substring`` is None without a search)."""
-    searching = substring is not None
-    key = _sort_expression(sort, searching)
-    stmt = select(*_LISTED, key.label("sort_key"))
-    if searching:
-        stmt = stmt.where(_matches(substring=bool(substring)))
-    if by_author:
+_Select = TypeVar("_Select", bound=Select[*tuple[Any, ...]])
+
+
+class _Filters(NamedTuple):
+    """Which filters besides ``q`` a query has: part of its statement's shape."""
+
+    by_author: bool
+    by_language: bool
+    from_year: bool
+    to_year: bool
+
+
+def _filtered(stmt: _Select, filters: _Filters) -> _Select:
+    if filters.by_author:
         stmt = stmt.where(
             BookRow.id.in_(
                 select(BookAuthorRow.book_id).where(
@@ -155,55 +170,194 @@ def _page_statement(
                 )
             )
         )
-    if by_language:
+    if filters.by_language:
         stmt = stmt.where(BookRow.language == bindparam("language", type_=String))
-    if from_year:
+    if filters.from_year:
         stmt = stmt.where(BookRow.publication_year >= bindparam("year_from", type_=Integer))
-    if to_year:
+    if filters.to_year:
         stmt = stmt.where(BookRow.publication_year <= bindparam("year_to", type_=Integer))
+    return stmt
+
+
+def _limit() -> Any:
+    return bindparam("limit", type_=Integer)
+
+
+def _after_id() -> Any:
+    return bindparam("after_id", type_=Uuid)
+
+
+@lru_cache(maxsize=512)
+def _page_statement(
+    sort: BookSort, substring: bool | None, filters: _Filters, after: bool
+) -> Statement:
+    """The statement of one shape of page query in title, year or creation order
+    (``substring`` is None without a search): the matches walked in that order.
+
+    PostgreSQL chooses per search (it plans each with its words, migration 0006): a common
+    word walks the order's index and stops after a page of matches; a rarer one finds its
+    matches in the GIN indexes and sorts them.
+    """
+    key = _sort_expression(sort)
+    stmt = select(*_LISTED, key.label("sort_key"))
+    if substring is not None:
+        stmt = stmt.where(_matches(substring=substring))
+    stmt = _filtered(stmt, filters)
     if after:
         bound = tuple_(key, BookRow.id)
-        after_key = tuple_(_after_value(sort), bindparam("after_id", type_=Uuid))
+        after_key = tuple_(_after_value(sort), _after_id())
         stmt = stmt.where(bound < after_key if sort.descending else bound > after_key)
     if sort.descending:
         stmt = stmt.order_by(key.desc(), BookRow.id.desc())
     else:
         stmt = stmt.order_by(key.asc(), BookRow.id.asc())
-    return Statement(stmt.limit(bindparam("limit", type_=Integer)))
+    return Statement(stmt.limit(_limit()))
+
+
+# Ranking reads every word match of a search (a heap row each, plus the GIN lookup): the first
+# page counts them up to this many + 1 as it ranks them. A search with more is too broad to
+# rank within the time a page may take: its word matches come in id order (README "Search").
+RANKED_MATCHES_MAX = 2_000
+# The relevance keys of the rows that are not ranked, below any ts_rank (which is >= 0; it can
+# be 0, or nearly, for words matched far apart). A cursor's key says which part of the order it
+# is in: >= 0 ranked word matches, -1 word matches of a search too broad to rank, -2 titles
+# that only contain q.
+UNRANKED_WORD_KEY = -1
+INSIDE_TITLE_KEY = -2
+
+
+class _Walk(Enum):
+    """Where a relevance page starts: the part of the list its cursor's key is in."""
+
+    FIRST = "first page"
+    RANKED = "ranked word matches"
+    UNRANKED = "unranked word matches"
+    INSIDE = "titles that only contain q"
+
+
+def _relevance_walk(after: tuple[SortValue, uuid.UUID] | None) -> _Walk:
+    if after is None:
+        return _Walk.FIRST
+    value = after[0]
+    if not isinstance(value, int | float):
+        raise TypeError(f"a relevance key is a number, not {value!r}")
+    if value > UNRANKED_WORD_KEY:
+        return _Walk.RANKED
+    return _Walk.UNRANKED if value == UNRANKED_WORD_KEY else _Walk.INSIDE
+
+
+@lru_cache(maxsize=512)
+def _relevance_statement(
+    substring: bool, filters: _Filters, walk: _Walk, ranked_max: int
+) -> Statement | None:
+    """A page in relevance order: the word matches (ranked by ts_rank, or in id order when
+    more than ``ranked_max`` books match), then the titles that only contain ``q`` (searched
+    when ``substring``, a query long enough for trigrams). None when nothing can follow the
+    cursor.
+
+    One statement whose parts PostgreSQL runs in order (UNION ALL), each stopping after a page:
+    the page is full before the next part starts, so a search whose words fill the page never
+    reads the trigram index. Ranked or not is decided on the first page, by counting the word
+    matches up to ``ranked_max`` + 1; later pages follow their cursor's part.
+    """
+    n = _limit()
+    words = _words()
+    parts: list[Select[*tuple[Any, ...]]] = []
+    if walk is _Walk.FIRST:
+        # Counted and ranked in one pass over the word matches, at most ranked_max + 1.
+        found = _filtered(select(BookRow.id, _relevance().label("rank")), filters)
+        found_cte = found.where(words).limit(literal_column(str(ranked_max + 1)))
+        matches = found_cte.cte("word_matches").prefix_with("MATERIALIZED")
+        counted = select(func.count()).select_from(matches).scalar_subquery()
+        ranked = counted <= literal_column(str(ranked_max))
+        best = (
+            select(matches.c.id, matches.c.rank)
+            .where(ranked)
+            .order_by(matches.c.rank.desc(), matches.c.id.desc())
+            .limit(n)
+            .subquery("best")
+        )
+        parts.append(
+            select(*_LISTED, best.c.rank.label("sort_key"))
+            .join_from(best, BookRow, BookRow.id == best.c.id)
+            .order_by(best.c.rank.desc(), best.c.id.desc())
+        )
+        parts.append(_unranked_words(filters).where(~ranked))
+    elif walk is _Walk.RANKED:
+        rank = _relevance()
+        bound = tuple_(rank, BookRow.id) < tuple_(_after_value(BookSort.RELEVANCE), _after_id())
+        parts.append(
+            _filtered(select(*_LISTED, rank.label("sort_key")), filters)
+            .where(words, bound)
+            .order_by(rank.desc(), BookRow.id.desc())
+            .limit(n)
+        )
+    elif walk is _Walk.UNRANKED:
+        parts.append(_unranked_words(filters).where(BookRow.id < _after_id()))
+    if substring:
+        only_inside = _filtered(select(*_LISTED, _key_literal(INSIDE_TITLE_KEY)), filters)
+        only_inside = only_inside.where(_inside_title(), words.is_not(True))
+        if walk is _Walk.INSIDE:
+            only_inside = only_inside.where(BookRow.id < _after_id())
+        parts.append(only_inside.order_by(BookRow.id.desc()).limit(n))
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return Statement(parts[0])
+    page = union_all(*parts).subquery("page")
+    return Statement(select(page).limit(n))
+
+
+def _unranked_words(filters: _Filters) -> Select[*tuple[Any, ...]]:
+    """The word matches in id order (descending), as relevance lists a search too broad to
+    rank: PostgreSQL walks the primary key and stops after a page of matches."""
+    stmt = _filtered(select(*_LISTED, _key_literal(UNRANKED_WORD_KEY)), filters)
+    return stmt.where(_words()).order_by(BookRow.id.desc()).limit(_limit())
+
+
+def _key_literal(key: int) -> ColumnElement[Any]:
+    return cast(literal_column(str(key)), REAL).label("sort_key")
 
 
 def _search_query() -> ColumnElement[Any]:
-    """The words of ``q`` as a prefix full-text query (NULL when it has no word)."""
+    """The words of ``q`` as a prefix full-text query (NULL when it has no word).
+
+    Always folded into a constant at planning: migration 0006 makes sure searches are planned
+    with their values (a generic plan would run it on every row). One parameter, ``q``, however
+    many times a statement uses it.
+    """
     return func.search_query(bindparam("q", type_=Text))
+
+
+def _words() -> ColumnElement[bool]:
+    """Every word of ``q`` starts a word of the title or of an author's name (GIN index)."""
+    return BookRow.search_document.bool_op("@@")(_search_query())
+
+
+def _inside_title() -> ColumnElement[bool]:
+    """``q`` is inside the title, literally (trigram GIN index; only for a query of
+    SUBSTRING_MIN_LENGTH characters or more, which trigrams can serve)."""
+    pattern = func.search_key(bindparam("q_like", type_=Text))
+    return func.search_key(BookRow.title).like(pattern, escape="\\")
 
 
 def _matches(*, substring: bool) -> ColumnElement[bool]:
     """Every word of ``q`` starts a word of the title or of an author's name; or, for a query
     of SUBSTRING_MIN_LENGTH characters or more, ``q`` is inside the title. Both ignore case and
     accents, and both are served by GIN indexes (migration 0003)."""
-    words = BookRow.search_document.bool_op("@@")(_search_query())
-    if not substring:
-        return words
-    pattern = func.search_key(bindparam("q_like", type_=Text))
-    inside = func.search_key(BookRow.title).like(pattern, escape="\\")
-    return or_(words, inside)
+    words = _words()
+    return or_(words, _inside_title()) if substring else words
 
 
 def _relevance() -> ColumnElement[Any]:
-    # ts_rank weighs title words (A: 1.0) above authors' names (B: 0.4); a title that only
-    # contains q as a substring ranks 0. ts_rank is real, and so is the cursor's bound.
-    return func.coalesce(
-        func.ts_rank(BookRow.search_document, _search_query()), literal_column("0")
-    )
+    # ts_rank weighs title words (A: 1.0) above authors' names (B: 0.4); it is real, and so is
+    # the cursor's bound.
+    return func.ts_rank(BookRow.search_document, _search_query())
 
 
-def _sort_expression(
-    sort: BookSort, searching: bool
-) -> ColumnElement[Any] | InstrumentedAttribute[Any]:
+def _sort_expression(sort: BookSort) -> ColumnElement[Any] | InstrumentedAttribute[Any]:
     if sort is BookSort.RELEVANCE:
-        if not searching:
-            raise ValueError("sorting by relevance needs a search")
-        return _relevance()
+        raise ValueError("relevance has a statement of its own")
     if sort.field == "title":
         return BookRow.title
     if sort.field == "created_at":
