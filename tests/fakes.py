@@ -40,6 +40,7 @@ from shared.kernel.errors import ConcurrentUpdateError, RuleViolationError
 YEAR_LAST_ASC = 2_147_483_647
 YEAR_LAST_DESC = -2_147_483_648
 TYPO_THRESHOLD = 0.5  # Settings.search_typo_threshold's default
+INSIDE_TITLE_KEY = -2  # the books reader's key for titles that only contain q
 
 
 def search_key(text: str) -> str:
@@ -274,7 +275,10 @@ class FakeBookReader:
         return None if book is None else self._read(book)
 
     def _relevance(self, q: str, book: Book) -> float:
-        """Like ts_rank: title words weigh 1.0, author-name words 0.4 (0 if only a substring)."""
+        """Like ts_rank: title words weigh 1.0, author-name words 0.4. A title that only
+        contains q comes after every word match, as the reader lists it (INSIDE_TITLE_KEY)."""
+        if not self._word_match(q, book):
+            return float(INSIDE_TITLE_KEY)
         title = words(book.title)
         names = words(" ".join(self._uow.names()[a] for a in book.author_ids))
         score = 0.0
@@ -285,11 +289,14 @@ class FakeBookReader:
                 score += 0.4
         return score
 
-    def _matches(self, q: str, book: Book) -> bool:
+    def _word_match(self, q: str, book: Book) -> bool:
         names = " ".join(self._uow.names()[a] for a in book.author_ids)
         document = words(book.title) + words(names)
         wanted = words(q)
-        if wanted and all(any(w.startswith(word) for w in document) for word in wanted):
+        return bool(wanted) and all(any(w.startswith(word) for w in document) for word in wanted)
+
+    def _matches(self, q: str, book: Book) -> bool:
+        if self._word_match(q, book):
             return True
         return len(q.strip()) >= SUBSTRING_MIN_LENGTH and search_key(q) in search_key(book.title)
 

@@ -303,6 +303,21 @@ class BookRepositoryContract:
             s.book["id"] for s in await walk_listings(reader, BookSort.RELEVANCE, f, size=4)
         ]
 
+    async def test_titles_that_only_contain_the_query_come_after_every_word_match(
+        self, uow: BooksUnitOfWork, reader: BookReader, author_ids: list[uuid.UUID]
+    ) -> None:
+        leckie, hugo, _ = author_ids
+        # "victor hu" is inside these titles, and "hu" starts a word of them, but "victor"
+        # starts none: they match only as substrings, however well that one word would rank.
+        inside = [make_book(f"Boavictor Hugs {i}", [leckie]) for i in range(3)]
+        by_name = make_book("Other", [hugo])  # both words start words of the author's name
+        await add_all(uow, *inside, by_name)
+        f = BookFilter(q="victor hu")
+        seen = await walk_listings(reader, BookSort.RELEVANCE, f, size=2)
+        ids = [s.book["id"] for s in seen]
+        assert ids == [str(by_name.id), *sorted((str(b.id) for b in inside), reverse=True)]
+        assert ids == [s.book["id"] for s in await walk_listings(reader, BookSort.RELEVANCE, f, 1)]
+
     @pytest.mark.parametrize("sort", [s for s in BookSort if s is not BookSort.RELEVANCE])
     async def test_walking_the_pages_returns_every_book_once_in_order(
         self, uow: BooksUnitOfWork, reader: BookReader, author_ids: list[uuid.UUID], sort: BookSort
