@@ -1,6 +1,6 @@
 """The books' copies of their credits (migrations 0003 and 0005), whoever writes the books.
 
-A bulk writer gives each book its credit list up front and the book is written once; the
+A bulk writer gives each book its credits' copy up front and the book is written once; the
 credits' trigger still recomputes every copy and corrects the ones that are wrong; the API's
 writes (credits replaced, an author renamed, a title changed) keep every copy current.
 """

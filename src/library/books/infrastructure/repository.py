@@ -54,24 +54,22 @@ _ISBN_CONSTRAINT = "uq_books_isbn13"
 
 _INSERT_BOOKS = text(
     """
-    WITH credits AS (
-        SELECT book_id, array_agg(author_id ORDER BY position) AS author_ids
-        FROM unnest(
-            CAST(:book_ids AS uuid[]), CAST(:author_ids AS uuid[]), CAST(:positions AS smallint[])
-        ) AS c(book_id, author_id, position)
-        GROUP BY book_id
-    )
     INSERT INTO books (
         id, title, isbn13, publication_year, language, external_ref, created_at, updated_at,
-        credited_ids
+        credited_ids, credited_names
     )
-    SELECT b.*, coalesce(c.author_ids, '{}')
+    SELECT b.id, b.title, b.isbn13, b.publication_year, b.language, b.external_ref, b.created_at,
+           b.updated_at, coalesce(c.credited_ids, '{}'), coalesce(c.credited_names, '{}')
     FROM unnest(
         CAST(:ids AS uuid[]), CAST(:titles AS text[]), CAST(:isbns AS text[]),
         CAST(:years AS integer[]), CAST(:languages AS text[]), CAST(:refs AS text[]),
         CAST(:created AS timestamptz[]), CAST(:updated AS timestamptz[])
-    ) AS b(id, title, isbn13, publication_year, language, external_ref, created_at, updated_at)
-    LEFT JOIN credits c ON c.book_id = b.id
+    ) WITH ORDINALITY
+        AS b(id, title, isbn13, publication_year, language, external_ref, created_at, updated_at, n)
+    LEFT JOIN credit_copies(
+        CAST(:book_ids AS uuid[]), CAST(:author_ids AS uuid[]), CAST(:positions AS smallint[])
+    ) AS c ON c.book_id = b.id
+    ORDER BY b.n  -- in the given order: of two books with one key, the first is stored
     ON CONFLICT DO NOTHING
     RETURNING id
     """
@@ -172,8 +170,9 @@ class SqlAlchemyBookRepository:
             return set()
         # One statement per table whatever the batch size: the rows travel as arrays (binary in
         # asyncpg) and unnest() turns them back into rows; ON CONFLICT skips taken keys. Each
-        # book goes in with its credit list (credited_ids; the database adds the names), so the
-        # credits' trigger finds it current and does not write it a second time (migration 0005).
+        # book goes in with its credits' copy (ids and names, from the database's
+        # credit_copies()), so the credits' trigger finds it current and does not write it a
+        # second time (migration 0005).
         credits = [
             (b.id, author_id, position)
             for b in books
