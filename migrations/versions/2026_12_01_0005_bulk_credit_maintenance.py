@@ -27,6 +27,12 @@ written once:
   up cost 17-30 us a book, as much as computing the search document; the join costs a few
   ms a batch.)
 
+(The seed needs neither: it loads the copy with the rows and keeps the credits' trigger off
+while it loads, so it never wrote a book twice.)
+
+After: books INSERT 113-148 ms, credits INSERT 45-67 ms a batch (no UPDATE of ``books`` at
+all); ``make bench-import``: 10k rows in 2.15 s instead of 4.08 s, 100k in 21 s instead of 51 s.
+
 The result is the state 0003 produced (every book's three columns equal what
 ``refresh_book_credits`` computes); only the no-op second writes are gone. The other writers
 (the API's credit changes, author renames) change the columns and are refreshed as before.
