@@ -13,7 +13,8 @@ Then a 100k-row file (the 10k file ten times, with altered ids, ISBNs and titles
 how time and memory grow. Results: a table on stdout and bench/results/import.json.
 
 Server: BENCH_ADMIN_URL (default postgresql://postgres@127.0.0.1:5432/postgres), else the
-embedded PostgreSQL in .pgdata/bench.
+embedded PostgreSQL in .pgdata/bench. Its databases are bench_import_*, prefixed with
+BENCH_DB_PREFIX when set (so two checkouts can share a server).
 """
 
 from __future__ import annotations
@@ -41,12 +42,17 @@ from stdnum import ean, isbn
 ROOT = Path(__file__).resolve().parents[1]
 GOODBOOKS = ROOT.parent / "shared" / "data" / "goodbooks-10k" / "books.csv"
 RESULTS = ROOT / "bench" / "results"
-TEMPLATE, APP_DB, COPY_DB = "bench_import_template", "bench_import_app", "bench_import_copy"
+_PREFIX = os.environ.get("BENCH_DB_PREFIX", "")
+TEMPLATE, APP_DB, COPY_DB = (
+    f"{_PREFIX}bench_import_{name}" for name in ("template", "app", "copy")
+)
 TABLES = {
     "authors": ("id", "name", "created_at", "updated_at", "version"),
+    # With the credits' copy the import wrote (credited_ids, credited_names): the COPY writes
+    # each book once, as the import does (migration 0005), and the triggers only check it.
     "books": (
         "id", "title", "isbn13", "publication_year", "language", "external_ref",
-        "created_at", "updated_at", "version",
+        "created_at", "updated_at", "version", "credited_ids", "credited_names",
     ),
     "book_authors": ("book_id", "author_id", "position"),
 }  # fmt: skip

@@ -9,6 +9,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from library.bootstrap.seed import CatalogProfile, seed
+from tests.integration.credit_copies import check_credit_copies
 from tests.unit.test_seed import SAMPLE
 
 _SCHEMA = text(
@@ -40,6 +41,11 @@ async def test_a_seeded_catalog_is_served_and_keeps_every_index_and_constraint(
     authors, books = await seed(_dsn(database_url), profile, books=250, seed=3)
     assert (authors, books) == (50, 250)
     assert await _schema(engine) == before
+    # The seed loads the books' copies of their credits itself: they are what the triggers
+    # would have computed from the credits.
+    copies = await check_credit_copies(engine)
+    assert (copies.books, copies.stale) == (250, [])
+    assert copies.with_coauthors > 0
 
     page = (await client.get("/api/v1/books", params={"limit": 100})).json()
     assert len(page["items"]) == 100

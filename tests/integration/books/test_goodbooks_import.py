@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from library.cli import main
+from tests.integration.credit_copies import check_credit_copies
 from tests.integration.helpers import API
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -135,6 +136,11 @@ async def test_the_quirks_file_is_imported_and_served_by_the_api(
     assert [a["id"] for a in phoenix["authors"]] == [a["id"] for a in potter["authors"]]
     assert await scalar(engine, "SELECT count(*) FROM authors") == 15
     assert await scalar(engine, "SELECT count(*) FROM authors WHERE name = 'Somebody'") == 0
+    # Each book's copy of its credits and its search document are what the credits say
+    # (the NFD spelling of a name is credited under the stored, NFC, name).
+    copies = await check_credit_copies(engine)
+    assert (copies.books, copies.stale) == (12, [])
+    assert copies.with_coauthors == 4  # two Harry Potters, The Iliad, Les Misérables
 
     with report.open(encoding="utf-8", newline="") as stream:
         problems = list(csv.DictReader(stream))
@@ -262,6 +268,9 @@ async def test_the_full_goodbooks_file_counts_add_up_and_a_second_run_imports_no
         )
         == 0
     )
+    copies = await check_credit_copies(engine)
+    assert (copies.books, copies.stale) == (summary["imported"], [])
+    assert copies.with_coauthors > 1000
 
     second = await asyncio.to_thread(run_import, database_url, path, tmp_path / "2.csv")
     assert second.returncode == 0, second.stderr

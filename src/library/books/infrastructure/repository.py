@@ -36,13 +36,22 @@ _ISBN_CONSTRAINT = "uq_books_isbn13"
 
 _INSERT_BOOKS = text(
     """
-    INSERT INTO books
-        (id, title, isbn13, publication_year, language, external_ref, created_at, updated_at)
-    SELECT * FROM unnest(
+    INSERT INTO books (
+        id, title, isbn13, publication_year, language, external_ref, created_at, updated_at,
+        credited_ids, credited_names
+    )
+    SELECT b.id, b.title, b.isbn13, b.publication_year, b.language, b.external_ref, b.created_at,
+           b.updated_at, coalesce(c.credited_ids, '{}'), coalesce(c.credited_names, '{}')
+    FROM unnest(
         CAST(:ids AS uuid[]), CAST(:titles AS text[]), CAST(:isbns AS text[]),
         CAST(:years AS integer[]), CAST(:languages AS text[]), CAST(:refs AS text[]),
         CAST(:created AS timestamptz[]), CAST(:updated AS timestamptz[])
-    )
+    ) WITH ORDINALITY
+        AS b(id, title, isbn13, publication_year, language, external_ref, created_at, updated_at, n)
+    LEFT JOIN credit_copies(
+        CAST(:book_ids AS uuid[]), CAST(:author_ids AS uuid[]), CAST(:positions AS smallint[])
+    ) AS c ON c.book_id = b.id
+    ORDER BY b.n  -- in the given order: of two books with one key, the first is stored
     ON CONFLICT DO NOTHING
     RETURNING id
     """
@@ -113,7 +122,15 @@ class SqlAlchemyBookRepository:
         if not books:
             return set()
         # One statement per table whatever the batch size: the rows travel as arrays (binary in
-        # asyncpg) and unnest() turns them back into rows; ON CONFLICT skips taken keys.
+        # asyncpg) and unnest() turns them back into rows; ON CONFLICT skips taken keys. Each
+        # book goes in with its credits' copy (ids and names, from the database's
+        # credit_copies()), so the credits' trigger finds it current and does not write it a
+        # second time (migration 0005).
+        credits = [
+            (b.id, author_id, position)
+            for b in books
+            for position, author_id in enumerate(b.author_ids)
+        ]
         inserted = await self._session.execute(
             _INSERT_BOOKS,
             {
@@ -125,15 +142,13 @@ class SqlAlchemyBookRepository:
                 "refs": [b.external_ref for b in books],
                 "created": [b.created_at for b in books],
                 "updated": [b.updated_at for b in books],
+                "book_ids": [c[0] for c in credits],
+                "author_ids": [c[1] for c in credits],
+                "positions": [c[2] for c in credits],
             },
         )
         added = set(inserted.scalars())
-        credits = [
-            (b.id, author_id, position)
-            for b in books
-            if b.id in added
-            for position, author_id in enumerate(b.author_ids)
-        ]
+        credits = [c for c in credits if c[0] in added]
         if credits:
             try:
                 await self._session.execute(
