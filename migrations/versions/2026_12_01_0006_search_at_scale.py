@@ -1,7 +1,7 @@
 """search at scale: searches are always planned with their words
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 
 The app's driver prepares each statement once per connection and reuses it. After five
 executions PostgreSQL may run a prepared statement with a generic plan, made without the
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | Sequence[str] | None = "0004"
+down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -56,6 +56,24 @@ _INSERT_BOOKS = text(
     RETURNING id
     """
 ).columns(id=Uuid())
+_INSERT_BOOK = text(
+    """
+    INSERT INTO books (
+        id, title, isbn13, publication_year, language, external_ref, created_at, updated_at,
+        credited_ids, credited_names
+    )
+    SELECT CAST(:id AS uuid), CAST(:title AS text), CAST(:isbn13 AS text),
+           CAST(:publication_year AS integer), CAST(:language AS text),
+           CAST(:external_ref AS text), CAST(:created_at AS timestamptz),
+           CAST(:updated_at AS timestamptz),
+           coalesce(c.credited_ids, '{}'), coalesce(c.credited_names, '{}')
+    FROM (VALUES (1)) AS one(n)
+    LEFT JOIN credit_copies(
+        CAST(:book_ids AS uuid[]), CAST(:author_ids AS uuid[]), CAST(:positions AS smallint[])
+    ) AS c ON true
+    RETURNING version, credited_names
+    """
+)
 _INSERT_CREDITS = text(
     """
     INSERT INTO book_authors (book_id, author_id, position)
@@ -71,29 +89,42 @@ class SqlAlchemyBookRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        self._names: dict[uuid.UUID, tuple[str, ...]] = {}
 
     async def get(self, book_id: uuid.UUID) -> Book | None:
         row = await self._session.get(BookRow, book_id, options=[selectinload(BookRow.credits)])
         return None if row is None else _to_domain(row)
 
     async def add(self, book: Book) -> None:
-        row = BookRow(
-            id=book.id,
-            title=book.title,
-            isbn13=book.isbn13,
-            publication_year=book.publication_year,
-            language=book.language,
-            external_ref=book.external_ref,
-            created_at=book.created_at,
-            updated_at=book.updated_at,
-            credits=[
-                BookAuthorRow(author_id=author_id, position=position)
-                for position, author_id in enumerate(book.author_ids)
-            ],
-        )
-        self._session.add(row)
-        await self._flush(book)
-        book.version = row.version
+        # Two statements, no ORM flush: the book with its credits' copy (credit_copies,
+        # migration 0005: written once, its authors' names returned), then the credits.
+        credits = {
+            "book_ids": [book.id] * len(book.author_ids),
+            "author_ids": list(book.author_ids),
+            "positions": list(range(len(book.author_ids))),
+        }
+        try:
+            inserted = await self._session.execute(
+                _INSERT_BOOK,
+                {
+                    "id": book.id,
+                    "title": book.title,
+                    "isbn13": book.isbn13,
+                    "publication_year": book.publication_year,
+                    "language": book.language,
+                    "external_ref": book.external_ref,
+                    "created_at": book.created_at,
+                    "updated_at": book.updated_at,
+                    **credits,
+                },
+            )
+            version, names = inserted.one()
+            await self._session.execute(_INSERT_CREDITS, credits)
+        except IntegrityError as exc:
+            _refused(exc, book)
+            raise
+        book.version = version
+        self._names[book.id] = tuple(names)
 
     async def update(self, book: Book) -> None:
         row = await self._loaded_row(book)
@@ -112,6 +143,8 @@ class SqlAlchemyBookRepository:
         await self._flush(book)
 
     async def credited_names(self, book_id: uuid.UUID) -> tuple[str, ...]:
+        if book_id in self._names:  # returned by the insert that wrote them
+            return self._names[book_id]
         # Kept by the database's triggers as the credits are written (migration 0003).
         names = await self._session.scalar(
             select(BookRow.credited_names).where(BookRow.id == book_id)
@@ -205,12 +238,17 @@ class SqlAlchemyBookRepository:
         try:
             await flush(self._session, kind="Book", resource_id=book.id)
         except IntegrityError as exc:
-            if violated_constraint(exc) == _ISBN_CONSTRAINT and book.isbn13 is not None:
-                raise DuplicateIsbnError(book.isbn13) from None
-            if sqlstate(exc) in REFERENCE_VIOLATIONS:
-                # An author was removed between our check and this write.
-                raise UnknownAuthorsError(book.author_ids) from None
+            _refused(exc, book)
             raise
+
+
+def _refused(exc: IntegrityError, book: Book) -> None:
+    """The domain's error for what the database refused of ``book`` (returns if none fits)."""
+    if violated_constraint(exc) == _ISBN_CONSTRAINT and book.isbn13 is not None:
+        raise DuplicateIsbnError(book.isbn13) from None
+    if sqlstate(exc) in REFERENCE_VIOLATIONS:
+        # An author that does not exist (or was removed meanwhile): the foreign key says so.
+        raise UnknownAuthorsError(book.author_ids) from None
 
 
 def _replace_credits(row: BookRow, author_ids: Sequence[uuid.UUID]) -> None:
