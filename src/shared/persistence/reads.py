@@ -71,6 +71,18 @@ async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
         raise connection_refused(exc) from exc
 
 
+def _discard_if_interrupted(connection: Any, exc: BaseException) -> None:
+    """Close a connection whose statement was cancelled (the client left, a timeout fired).
+
+    asyncpg cancels a statement politely, but one cancelled while its messages were still being
+    sent (a statement's first PREPARE, a type lookup) has been seen to leave the server waiting
+    for the rest, for good, on a connection back in the pool. Its state is unknown: as
+    SQLAlchemy does on the write side, it is discarded, and the pool opens another.
+    """
+    if not isinstance(exc, Exception):
+        connection.terminate()
+
+
 async def _no_reset(_connection: asyncpg.Connection) -> None:
     """Reads leave no session state behind: skip asyncpg's reset query on release."""
 
@@ -152,17 +164,24 @@ class ReadPool:
         connection = await self._acquire(pool)
         try:
             rows: Sequence[asyncpg.Record] = await connection.fetch(sql, *args)
-            return rows
+        except BaseException as exc:
+            _discard_if_interrupted(connection, exc)
+            raise
         finally:
             await pool.release(connection)
+        return rows
 
     async def _fetchrow(self, sql: str, args: tuple[Any, ...]) -> asyncpg.Record | None:
         pool = self.pool
         connection = await self._acquire(pool)
         try:
-            return await connection.fetchrow(sql, *args)
+            row: asyncpg.Record | None = await connection.fetchrow(sql, *args)
+        except BaseException as exc:
+            _discard_if_interrupted(connection, exc)
+            raise
         finally:
             await pool.release(connection)
+        return row
 
     async def _acquire(self, pool: asyncpg.Pool) -> Any:
         # asyncio.timeout, not acquire(timeout=...): asyncpg runs a timed acquire through
