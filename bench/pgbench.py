@@ -62,6 +62,8 @@ def post_script(scenario: dict[str, Any]) -> str:
         if isinstance(value, dict) and "role" in value:
             role = value["role"]
             return _POST_VARIABLES.get(role) or sql_literal(fixed[role])
+        if isinstance(value, list):  # an array parameter (the credits): its elements may be roles
+            return "ARRAY[" + ", ".join(render(v) for v in value) + "]"
         return sql_literal(load(value))
 
     lines = []

@@ -86,7 +86,7 @@ async def build(conn: asyncpg.Connection, total: int) -> list[Scenario]:
             "List 50 books with authors",
             "GET",
             (f"{API}/books?limit={PAGE_SIZE}",),
-            0.6,
+            0.85,
             "first page, default order",
         ),
     ]
