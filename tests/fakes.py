@@ -30,8 +30,8 @@ from library.books.application.queries import (
     SUBSTRING_MIN_LENGTH,
     BookPageQuery,
     BookRead,
+    BookSlice,
     BookSort,
-    KeyedBook,
 )
 from library.books.domain.errors import DuplicateIsbnError, UnknownAuthorsError
 from library.books.domain.model import Book
@@ -300,7 +300,7 @@ class FakeBookReader:
             return True
         return len(q.strip()) >= SUBSTRING_MIN_LENGTH and search_key(q) in search_key(book.title)
 
-    async def page(self, query: BookPageQuery) -> Sequence[KeyedBook]:
+    async def page(self, query: BookPageQuery) -> BookSlice:
         f = query.filter
         books = list(self._uow.store.values())
         q = f.q
@@ -336,7 +336,12 @@ class FakeBookReader:
         if query.after is not None:
             bound = (_sort_value(sort, query.after[0]), str(query.after[1]))
             books = [b for b in books if (key(b) < bound if sort.descending else key(b) > bound)]
-        return [KeyedBook(self._read(b), value(b)) for b in books[: query.limit]]
+        shown = books[: query.limit]
+        return BookSlice(
+            [self._read(b) for b in shown],
+            more=len(books) > query.limit,
+            last_key=value(shown[-1]) if shown else None,
+        )
 
     async def author_has_books(self, author_id: uuid.UUID) -> bool:
         return any(author_id in b.author_ids for b in self._uow.store.values())

@@ -4,6 +4,7 @@ the real adapters alike."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,8 +15,9 @@ from library.books.application.queries import (
     BookPageQuery,
     BookRead,
     BookReader,
+    BookSlice,
     BookSort,
-    KeyedBook,
+    SortValue,
 )
 from library.books.domain.errors import DuplicateIsbnError, UnknownAuthorsError
 from library.books.domain.model import Book
@@ -50,26 +52,44 @@ async def add_all(uow: BooksUnitOfWork, *books: Book) -> None:
         await uow.commit()
 
 
-async def walk_listings(
+@dataclass(frozen=True)
+class Listing:
+    """A listed book with its key in the list's order."""
+
+    book: BookRead
+    key: SortValue
+
+
+async def walk_pages(
     reader: BookReader, sort: BookSort, f: BookFilter | None = None, size: int = 2
-) -> list[KeyedBook]:
-    """Every page of a query, following the last key as the queries do."""
-    seen: list[KeyedBook] = []
+) -> list[BookSlice]:
+    """Every page of a query, following the last key as the queries do, until one says that
+    no more follow; a page followed by more is full, and none is longer than asked."""
+    pages: list[BookSlice] = []
     after = None
     while True:
         query = BookPageQuery(filter=f or BookFilter(), sort=sort, limit=size, after=after)
-        page = list(await reader.page(query))
-        if not page:
-            return seen
-        seen.extend(page)
-        last = page[-1]
-        after = (last.key, uuid.UUID(last.book["id"]))
+        page = await reader.page(query)
+        assert len(page.books) <= size
+        pages.append(page)
+        if not page.more:
+            return pages
+        assert len(page.books) == size, "a page followed by more is full"
+        after = (page.last_key, uuid.UUID(page.books[-1]["id"]))
 
 
 async def walk(
     reader: BookReader, sort: BookSort, f: BookFilter | None = None, size: int = 2
 ) -> list[BookRead]:
-    return [listing.book for listing in await walk_listings(reader, sort, f, size)]
+    return [book for page in await walk_pages(reader, sort, f, size) for book in page.books]
+
+
+async def walk_listings(
+    reader: BookReader, sort: BookSort, f: BookFilter | None = None
+) -> list[Listing]:
+    """Every book of a query with its key: a walk in pages of one, each keyed by its book."""
+    pages = await walk_pages(reader, sort, f, size=1)
+    return [Listing(page.books[0], page.last_key) for page in pages if page.books]
 
 
 AUTHOR_NAMES = ("Ann Leckie", "Victor Hugo", "J.R.R. Tolkien")
@@ -294,14 +314,15 @@ class BookRepositoryContract:
         books += [make_book(f"Other {i}", [hugo]) for i in range(4)]
         await add_all(uow, *books)
         f = BookFilter(q="hugo")
-        seen = await walk_listings(reader, BookSort.RELEVANCE, f, size=2)
+        seen = await walk_listings(reader, BookSort.RELEVANCE, f)
         assert sorted(s.book["id"] for s in seen) == sorted(str(b.id) for b in books)
         keys = [(s.key, s.book["id"]) for s in seen]
         assert keys == sorted(keys, reverse=True), "best first, then by id descending"
         assert all(s.book["title"].startswith("Hugo") for s in seen[:5])
-        assert [s.book["id"] for s in seen] == [
-            s.book["id"] for s in await walk_listings(reader, BookSort.RELEVANCE, f, size=4)
-        ]
+        for size in (2, 4):
+            assert [s.book["id"] for s in seen] == [
+                b["id"] for b in await walk(reader, BookSort.RELEVANCE, f, size)
+            ]
 
     async def test_titles_that_only_contain_the_query_come_after_every_word_match(
         self, uow: BooksUnitOfWork, reader: BookReader, author_ids: list[uuid.UUID]
@@ -313,10 +334,9 @@ class BookRepositoryContract:
         by_name = make_book("Other", [hugo])  # both words start words of the author's name
         await add_all(uow, *inside, by_name)
         f = BookFilter(q="victor hu")
-        seen = await walk_listings(reader, BookSort.RELEVANCE, f, size=2)
-        ids = [s.book["id"] for s in seen]
+        ids = [b["id"] for b in await walk(reader, BookSort.RELEVANCE, f, size=2)]
         assert ids == [str(by_name.id), *sorted((str(b.id) for b in inside), reverse=True)]
-        assert ids == [s.book["id"] for s in await walk_listings(reader, BookSort.RELEVANCE, f, 1)]
+        assert ids == [s.book["id"] for s in await walk_listings(reader, BookSort.RELEVANCE, f)]
 
     @pytest.mark.parametrize("sort", [s for s in BookSort if s is not BookSort.RELEVANCE])
     async def test_walking_the_pages_returns_every_book_once_in_order(

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from library.authors.infrastructure.unit_of_work import SqlAlchemyAuthorsUnitOfWork
 from library.books.application.ports import BooksUnitOfWork
-from library.books.application.queries import BookFilter, BookPageQuery, BookSort, KeyedBook
+from library.books.application.queries import BookFilter, BookPageQuery, BookSlice, BookSort
 from library.books.infrastructure import reader as reader_module
 from library.books.infrastructure.reader import (
     INSIDE_TITLE_KEY,
@@ -28,7 +28,7 @@ from library.books.infrastructure.reader import (
 from library.books.infrastructure.unit_of_work import SqlAlchemyBooksUnitOfWork
 from shared.persistence.reads import ReadPool
 from tests.contracts.authors import make_author
-from tests.contracts.books import add_all, make_book, walk_listings
+from tests.contracts.books import Listing, add_all, make_book, walk, walk_listings
 
 HUGO = BookFilter(q="hugo")
 
@@ -64,27 +64,31 @@ async def _catalog(uow: BooksUnitOfWork, authors: list[uuid.UUID]) -> dict[str, 
     return {"words": {str(b.id) for b in words}, "inside": {str(b.id) for b in inside}}
 
 
-def _ids(listings: list[KeyedBook]) -> list[str]:
+def _ids(listings: list[Listing]) -> list[str]:
     return [s.book["id"] for s in listings]
 
 
-def _key(listing: KeyedBook) -> float:
+def _key(listing: Listing) -> float:
     assert isinstance(listing.key, float), listing.key
     return listing.key
 
 
-async def _page(
-    reader: AsyncpgBookReader, after: KeyedBook | None, size: int = 2
-) -> list[KeyedBook]:
+async def _page(reader: AsyncpgBookReader, after: Listing | None, size: int = 1) -> BookSlice:
     key = None if after is None else (after.key, uuid.UUID(after.book["id"]))
-    return list(await reader.page(BookPageQuery(HUGO, BookSort.RELEVANCE, size, after=key)))
+    return await reader.page(BookPageQuery(HUGO, BookSort.RELEVANCE, size, after=key))
+
+
+async def _next(reader: AsyncpgBookReader, after: Listing | None) -> list[Listing]:
+    """The next book of the walk with its key (a page of one), or none."""
+    page = await _page(reader, after)
+    return [Listing(book, page.last_key) for book in page.books]
 
 
 async def test_ranked_word_matches_come_before_titles_that_only_contain_the_query(
     uow: BooksUnitOfWork, reader: AsyncpgBookReader, authors: list[uuid.UUID]
 ) -> None:
     expected = await _catalog(uow, authors)
-    seen = await walk_listings(reader, BookSort.RELEVANCE, HUGO, size=2)
+    seen = await walk_listings(reader, BookSort.RELEVANCE, HUGO)
     ids = _ids(seen)
     assert set(ids[:6]) == expected["words"]
     assert set(ids[6:]) == expected["inside"]
@@ -102,12 +106,13 @@ async def test_a_search_too_broad_to_rank_lists_its_word_matches_by_id(
 ) -> None:
     monkeypatch.setattr(reader_module, "RANKED_MATCHES_MAX", 5)  # "hugo" has 6 word matches
     expected = await _catalog(uow, authors)
-    seen = await walk_listings(reader, BookSort.RELEVANCE, HUGO, size=2)
+    seen = await walk_listings(reader, BookSort.RELEVANCE, HUGO)
     ids = _ids(seen)
     assert ids[:6] == sorted(expected["words"], reverse=True)
     assert ids[6:] == sorted(expected["inside"], reverse=True)
     assert [s.key for s in seen] == [UNRANKED_WORD_KEY] * 6 + [INSIDE_TITLE_KEY] * 3
-    assert ids == _ids(await walk_listings(reader, BookSort.RELEVANCE, HUGO, size=4))
+    for size in (2, 4):
+        assert ids == [b["id"] for b in await walk(reader, BookSort.RELEVANCE, HUGO, size)]
 
 
 @pytest.mark.parametrize("change", ["grows past the threshold", "shrinks below it"])
@@ -121,7 +126,7 @@ async def test_a_walk_keeps_the_order_it_started_in_when_the_catalog_changes(
     threshold = 6 if change == "grows past the threshold" else 5
     monkeypatch.setattr(reader_module, "RANKED_MATCHES_MAX", threshold)
     expected = await _catalog(uow, authors)
-    first = await _page(reader, None)
+    first = await _next(reader, None)
     ranked = change == "grows past the threshold"
     assert all((_key(s) > UNRANKED_WORD_KEY) is ranked for s in first)
     if ranked:  # two more word matches: 8 > 6, a first page now would be unranked
@@ -136,7 +141,7 @@ async def test_a_walk_keeps_the_order_it_started_in_when_the_catalog_changes(
             await uow.commit()
         expected["words"] -= set(gone)
     seen = list(first)
-    while page := await _page(reader, seen[-1]):
+    while page := await _next(reader, seen[-1]):
         seen.extend(page)
     ids = _ids(seen)
     assert len(ids) == len(set(ids)), "no book twice"
@@ -174,7 +179,7 @@ async def test_a_page_full_of_word_matches_never_searches_inside_titles(
 
     await read_pool.add_query_logger(on_read)
     try:
-        assert len(await _page(reader, None, size)) == min(size, 9)
+        assert len((await _page(reader, None, size)).books) == min(size, 9)
         await asyncio.sleep(0.05)  # asyncpg calls its query loggers with loop.call_soon
     finally:
         await read_pool.remove_query_logger(on_read)

@@ -4,7 +4,6 @@ queries the API asks (CQRS: no entity, no unit of work; a row becomes JSON once)
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -68,7 +67,8 @@ class BookFilter:
 
 @dataclass(frozen=True, slots=True)
 class BookPageQuery:
-    """Up to ``limit`` books matching ``filter`` in ``sort`` order, after the key ``after``."""
+    """Up to ``limit`` books matching ``filter`` in ``sort`` order, after the key ``after``
+    (a sort value and an id: where the previous page ended)."""
 
     filter: BookFilter
     sort: BookSort
@@ -99,12 +99,18 @@ class BookRead(TypedDict):
     version: int
 
 
-@dataclass(slots=True)
-class KeyedBook:
-    """A book in a list, with its key in the list's order (for the next page's cursor)."""
+@dataclass(frozen=True, slots=True)
+class BookSlice:
+    """A page of books in the query's order.
 
-    book: BookRead
-    key: SortValue
+    ``more`` says whether others follow the last one; ``last_key`` is the last book's value in
+    the sort order (with its id, where the next page starts). Only the last book's key is
+    computed: it is the only one a cursor needs.
+    """
+
+    books: list[BookRead]
+    more: bool
+    last_key: SortValue = None
 
 
 class BookReader(Protocol):
@@ -114,8 +120,8 @@ class BookReader(Protocol):
         """The book with this id, or None."""
         ...
 
-    async def page(self, query: BookPageQuery) -> Sequence[KeyedBook]:
-        """Up to ``query.limit`` books matching the query, in its order, with their keys."""
+    async def page(self, query: BookPageQuery) -> BookSlice:
+        """Up to ``query.limit`` books matching the query, in its order; whether more follow."""
         ...
 
     async def author_has_books(self, author_id: uuid.UUID) -> bool:
@@ -158,12 +164,11 @@ class BookQueries:
         if sort is BookSort.RELEVANCE and not f.q:
             raise RuleViolationError.on_field("sort", "sort=relevance needs a search (q)")
         after = None if request.cursor is None else _decode_key(sort, request.cursor)
-        query = BookPageQuery(filter=f, sort=sort, limit=request.limit + 1, after=after)
-        rows = await self._reader.page(query)
-        more = len(rows) > request.limit
-        items = [row.book for row in rows[: request.limit]]
-        next_cursor = _encode_key(sort, rows[request.limit - 1]) if more else None
-        return Page(items=items, next_cursor=next_cursor)
+        found = await self._reader.page(
+            BookPageQuery(filter=f, sort=sort, limit=request.limit, after=after)
+        )
+        next_cursor = _encode_key(sort, found) if found.more and found.books else None
+        return Page(items=found.books, next_cursor=next_cursor)
 
     async def list_author_books(self, author_id: uuid.UUID, request: ListBooks) -> Page[BookRead]:
         """A page of the books crediting this author; AuthorNotFoundError if they do not exist."""
@@ -186,10 +191,10 @@ class BookQueries:
         return await self._reader.author_has_books(author_id)
 
 
-def _encode_key(sort: BookSort, row: KeyedBook) -> str:
-    value = row.key
+def _encode_key(sort: BookSort, found: BookSlice) -> str:
+    value = found.last_key
     raw = value.isoformat() if isinstance(value, datetime) else value
-    return encode_cursor(f"books:{sort.value}", [raw, row.book["id"]])
+    return encode_cursor(f"books:{sort.value}", [raw, found.books[-1]["id"]])
 
 
 def _decode_key(sort: BookSort, cursor: str) -> tuple[SortValue, uuid.UUID]:

@@ -10,7 +10,6 @@ statement cache prepares it once. No session, no ORM, no transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from enum import Enum
 from functools import lru_cache
 from typing import Any, NamedTuple, TypeVar
@@ -41,9 +40,9 @@ from library.books.application.queries import (
     SUBSTRING_MIN_LENGTH,
     BookPageQuery,
     BookRead,
+    BookSlice,
     BookSort,
     CreditRead,
-    KeyedBook,
     SortValue,
 )
 from library.books.infrastructure.models import (
@@ -87,7 +86,7 @@ class AsyncpgBookReader:
         row = await self._pool.fetchrow(_GET.sql, book_id)
         return None if row is None else _book(row)
 
-    async def page(self, query: BookPageQuery) -> Sequence[KeyedBook]:
+    async def page(self, query: BookPageQuery) -> BookSlice:
         f = query.filter
         sort = query.sort
         filters = _Filters(
@@ -104,7 +103,7 @@ class AsyncpgBookReader:
             walk = _relevance_walk(query.after)
             relevance = _relevance_statement(substring, filters, walk, RANKED_MATCHES_MAX)
             if relevance is None:
-                return []
+                return BookSlice([], more=False)
             statement = relevance
         else:
             statement = _page_statement(
@@ -120,14 +119,23 @@ class AsyncpgBookReader:
             "language": f.language,
             "year_from": f.year_from,
             "year_to": f.year_to,
-            "limit": query.limit,
+            "limit": query.limit + 1,  # one more than the page: do others follow it?
         }
         if query.after is not None:
             value, after_id = query.after
             values["after_value"] = _sort_bound(sort, value)
             values["after_id"] = after_id
         rows = await self._pool.fetch(statement.sql, *statement.args(values))
-        return [KeyedBook(_book(row), _key_value(sort, row[10])) for row in rows]
+        size = query.limit
+        if len(rows) <= size:
+            last = rows[-1] if rows else None
+            books = [_book(row) for row in rows]
+            more = False
+        else:
+            last = rows[size - 1]
+            books = [_book(row) for row in rows[:size]]
+            more = True
+        return BookSlice(books, more, None if last is None else _key_value(sort, last[10]))
 
     async def author_has_books(self, author_id: uuid.UUID) -> bool:
         row = await self._pool.fetchrow(_HAS_BOOKS.sql, author_id)
