@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import unicodedata
 from collections.abc import Callable
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar, get_args
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from fastapi.params import Param, ParamTypes
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
 
 from shared.kernel.errors import RuleViolationError
@@ -103,6 +105,72 @@ class QueryModel(Generic[M]):
             raise RequestValidationError(
                 [{**error, "loc": ("query", *error["loc"])} for error in exc.errors()]
             ) from None
+
+
+class RouteParameters:
+    """A hot route's path and header parameters, read in one pass, documented as FastAPI does.
+
+    FastAPI resolves each declared parameter through its dependency machinery on every request:
+    for a GET of one book (its id and If-None-Match) that was a sixth of the request's CPU in
+    process. A route declares them here instead (``name=Annotated[type, Path() | Header()]``),
+    takes only the ``Request``, reads ``params.parse(request)`` and passes
+    ``openapi_extra=params.openapi_extra``: the parameters FastAPI itself documents for the same
+    declarations, so the OpenAPI document is unchanged. Values are validated by pydantic as
+    FastAPI validates them, and an invalid one is the same 422. A header that is absent is None.
+    """
+
+    def __init__(self, path: str, **declared: Any) -> None:
+        operation = _documented(path, declared)["paths"][path]["get"]
+        self.openapi_extra: dict[str, Any] = {"parameters": operation.get("parameters", [])}
+        self._fields: list[tuple[str, ParamTypes, str, TypeAdapter[Any]]] = []
+        for name, annotation in declared.items():
+            info = next(m for m in get_args(annotation)[1:] if isinstance(m, Param))
+            if info.in_ not in (ParamTypes.path, ParamTypes.header):
+                raise ValueError(f"{name}: only path and header parameters are read here")
+            key = info.alias or (name.replace("_", "-") if info.in_ is ParamTypes.header else name)
+            self._fields.append((name, info.in_, key, TypeAdapter(annotation)))
+
+    def parse(self, request: Request) -> dict[str, Any]:
+        """The declared parameters' values by name; 422 (as FastAPI's own) if any is invalid."""
+        values: dict[str, Any] = {}
+        errors: list[Any] = []
+        for name, where, key, adapter in self._fields:
+            raw = (
+                request.path_params.get(key)
+                if where is ParamTypes.path
+                else request.headers.get(key)
+            )
+            if raw is None:
+                values[name] = None
+                continue
+            try:
+                values[name] = adapter.validate_python(raw)
+            except ValidationError as exc:
+                errors += [{**e, "loc": (where.value, key, *e["loc"])} for e in exc.errors()]
+        if errors:
+            raise RequestValidationError(errors)
+        return values
+
+
+def _documented(path: str, declared: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document of a one-route app whose GET ``path`` takes ``declared``."""
+    probe = FastAPI()
+
+    async def documented(**_: Any) -> None:
+        """Never served: only documented."""
+
+    documented.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation)
+            if f"{{{name}}}" in path
+            else inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=None
+            )
+            for name, annotation in declared.items()
+        ]
+    )
+    probe.get(path)(documented)
+    return probe.openapi()
 
 
 def _documented_query(model: type[BaseModel]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ No ``from __future__ import annotations`` here: FastAPI reads these signatures a
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Header, Request, Response
@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from shared.kernel.idempotency import KEY_MAX_LENGTH, Idempotency, StoredResponse
 from shared.kernel.preconditions import ANY_VERSION, IfMatch
 from shared.web.api import RequestModel
+from shared.web.responses import json_bytes
 
 T = TypeVar("T")
 
@@ -104,13 +105,38 @@ def not_modified(if_none_match: str | None, version: int) -> Response | None:
     return None
 
 
-def created(body: BaseModel, *, location: str, version: int) -> StoredResponse:
-    """A 201 with the new resource, its Location and ETag."""
+def created(
+    body: BaseModel | Mapping[str, object], *, location: str, version: int
+) -> StoredResponse:
+    """A 201 with the new resource (a model, or a read model's plain dict serialised as the
+    reads are), its Location and ETag."""
+    text = body.model_dump_json() if isinstance(body, BaseModel) else json_bytes(body).decode()
     return StoredResponse(
-        status=201,
-        body=body.model_dump_json(),
-        headers={"Location": location, "ETag": etag(version)},
+        status=201, body=text, headers={"Location": location, "ETag": etag(version)}
     )
+
+
+class RoutePath:
+    """The path of a named route with one parameter, e.g. a new resource's Location.
+
+    ``request.url_for`` walks the routes and builds an absolute URL on each call; this resolves
+    the route's path once, on first use, and after that only substitutes the value.
+    """
+
+    _MARK = "__value__"
+
+    def __init__(self, name: str, parameter: str) -> None:
+        self._name = name
+        self._parameter = parameter
+        self._parts: tuple[str, str] | None = None
+
+    def __call__(self, request: Request, value: object) -> str:
+        if self._parts is None:
+            path = request.app.url_path_for(self._name, **{self._parameter: self._MARK})
+            before, _, after = str(path).partition(self._MARK)
+            self._parts = (before, after)
+        before, after = self._parts
+        return f"{request.scope.get('root_path', '')}{before}{value}{after}"
 
 
 def idempotency(

@@ -20,6 +20,7 @@ from shared.web.http import (
     NOT_MODIFIED,
     IdempotencyKeyHeader,
     IfNoneMatchHeader,
+    RoutePath,
     created,
     etag,
     idempotency,
@@ -37,6 +38,7 @@ PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), DIGITS_ONLY]
 def create_router(queries: AuthorQueries, service: Callable[[], AuthorService]) -> APIRouter:
     """The authors routes, answered by ``queries`` (reads) and a fresh ``service()`` (writes)."""
     router = APIRouter(prefix="/authors", tags=["authors"])
+    author_path = RoutePath("get_author", "author_id")
 
     @router.post(
         "",
@@ -52,7 +54,7 @@ def create_router(queries: AuthorQueries, service: Callable[[], AuthorService]) 
         """Add an author to the catalog (safe to retry with an Idempotency-Key)."""
 
         def respond(author: Author) -> StoredResponse:
-            location = request.url_for("get_author", author_id=author.id).path
+            location = author_path(request, author.id)
             return created(
                 AuthorOut.model_validate(author), location=location, version=author.version
             )

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 
 from library.books.api.schemas import (
     BookCreate,
@@ -17,16 +17,18 @@ from library.books.api.schemas import (
     BookOut,
     BookPatch,
     BookSearchParams,
+    book_document,
 )
 from library.books.application.queries import BookQueries
 from library.books.application.services import AddBook, BookService, BookView, ReviseBook
 from shared.kernel.idempotency import StoredResponse
 from shared.kernel.preconditions import IfMatch
-from shared.web.api import PageOut, QueryModel
+from shared.web.api import PageOut, QueryModel, RouteParameters
 from shared.web.http import (
     NOT_MODIFIED,
     IdempotencyKeyHeader,
     IfNoneMatchHeader,
+    RoutePath,
     created,
     etag,
     idempotency,
@@ -43,11 +45,16 @@ IfMatchParam = Annotated[IfMatch, Depends(parse_if_match)]
 LIST_QUERY = QueryModel(BookSearchParams)
 AUTHOR_BOOKS_QUERY = QueryModel(BookListParams)
 QUERY_SCHEMAS = {**LIST_QUERY.schemas, **AUTHOR_BOOKS_QUERY.schemas}
+# GET one book, the busiest route: its id and If-None-Match read in one pass (RouteParameters).
+GET_PARAMETERS = RouteParameters(
+    "/books/{book_id}", book_id=Annotated[uuid.UUID, Path()], if_none_match=IfNoneMatchHeader
+)
 
 
 def create_router(queries: BookQueries, service: Callable[[], BookService]) -> APIRouter:
     """The books routes, answered by ``queries`` (reads) and a fresh ``service()`` (writes)."""
     router = APIRouter(tags=["books"])
+    book_path = RoutePath("get_book", "book_id")
 
     @router.post(
         "/books",
@@ -61,8 +68,8 @@ def create_router(queries: BookQueries, service: Callable[[], BookService]) -> A
         """Add a book crediting existing authors (safe to retry with an Idempotency-Key)."""
 
         def respond(view: BookView) -> StoredResponse:
-            location = request.url_for("get_book", book_id=view.book.id).path
-            return created(BookOut.of(view), location=location, version=view.book.version)
+            location = book_path(request, view.book.id)
+            return created(book_document(view), location=location, version=view.book.version)
 
         command = AddBook(**body.values())
         once = idempotency(request, idempotency_key, body, respond)
@@ -97,11 +104,13 @@ def create_router(queries: BookQueries, service: Callable[[], BookService]) -> A
         "/books/{book_id}",
         response_model=BookOut,
         responses={**NOT_MODIFIED, **problem_responses(404, 422, 503)},
+        openapi_extra=GET_PARAMETERS.openapi_extra,
     )
-    async def get_book(book_id: uuid.UUID, if_none_match: IfNoneMatchHeader = None) -> Response:
+    async def get_book(request: Request) -> Response:
         """One book with its authors in credit order; its ETag is its version."""
-        book = await queries.get_book(book_id)
-        unchanged = not_modified(if_none_match, book["version"])
+        params = GET_PARAMETERS.parse(request)
+        book = await queries.get_book(params["book_id"])
+        unchanged = not_modified(params["if_none_match"], book["version"])
         if unchanged is not None:
             return unchanged
         return JsonResponse(book, headers={"ETag": etag(book["version"])})

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from library.books.application.queries import BookFilter, BookSort, ListBooks
+from library.books.application.queries import BookFilter, BookRead, BookSort, ListBooks
 from library.books.application.services import BookView
 from library.books.domain.model import (
     LANGUAGE_MAX_LENGTH,
@@ -128,6 +128,22 @@ class BookOut(BaseModel):
             updated_at=book.updated_at,
             version=book.version,
         )
+
+
+def book_document(view: BookView) -> BookRead:
+    """A written book as the reads show it (a plain dict for orjson): the JSON of BookOut."""
+    book = view.book
+    return {
+        "id": str(book.id),
+        "title": book.title,
+        "authors": [{"id": str(a.id), "name": a.name} for a in view.authors],
+        "isbn13": book.isbn13,
+        "publication_year": book.publication_year,
+        "language": book.language,
+        "created_at": book.created_at,
+        "updated_at": book.updated_at,
+        "version": book.version,
+    }
 
 
 class BookListParams(BaseModel):
