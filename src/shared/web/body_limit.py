@@ -7,6 +7,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.web.problems import PROBLEM_MEDIA_TYPE, http_problem_body
 
+_FRAMED_BY_HEADERS = frozenset({"1.0", "1.1"})
+
 
 class BodyLimitMiddleware:
     """Answers 413 to a body over ``max_bytes``, announced (Content-Length) or streamed (chunked).
@@ -25,9 +27,14 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared, chunked = _framing(scope)
         if declared is not None and declared > self.max_bytes:
             await self._refuse(scope, send)
+            return
+        if not chunked and scope.get("http_version") in _FRAMED_BY_HEADERS:
+            # HTTP/1.x: without Transfer-Encoding, a request's body is what Content-Length
+            # announces (checked above), or nothing at all: there is nothing to count.
+            await self.app(scope, receive, send)
             return
 
         received = 0
@@ -63,11 +70,17 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-def _content_length(scope: Scope) -> int | None:
+def _framing(scope: Scope) -> tuple[int | None, bool]:
+    """The announced Content-Length (None if absent or unreadable), and whether the body is
+    sent in chunks (Transfer-Encoding)."""
+    declared: int | None = None
+    chunked = False
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
-                return int(value)
+                declared = int(value)
             except ValueError:
-                return None
-    return None
+                declared = None
+        elif name == b"transfer-encoding":
+            chunked = True
+    return declared, chunked

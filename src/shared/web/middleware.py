@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,7 +29,8 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
 
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        # 128 random bits as 32 hex digits (uuid4().hex's form, without building a UUID).
+        request_id = _incoming_request_id(scope) or os.urandom(16).hex()
         status: int | None = None  # set once the response has started
         started = time.perf_counter()
 
@@ -42,7 +43,9 @@ class RequestContextMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        # Bound and reset by hand: bound_contextvars is a generator-based context manager.
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
             try:
                 await self.app(scope, receive, send_with_request_id)
             except Exception:
@@ -70,6 +73,8 @@ class RequestContextMiddleware:
                     status=status if status is not None else 500,
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 )
+        finally:
+            structlog.contextvars.reset_contextvars(**bound)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
