@@ -143,7 +143,7 @@ async def main() -> None:
     from library.bootstrap.app import create_app
 
     app = create_app()
-    shapes, authors = await _targets(a.dsn)
+    shapes, authors = await _targets(a.dsn)  # POST's books are deleted at the end
     async with app.router.lifespan_context(app):
         for name, targets in shapes.items():
             if (a.only and name not in a.only) or (not a.only and name == "post_book"):
@@ -157,6 +157,13 @@ async def main() -> None:
                 file=sys.__stdout__,
                 flush=True,
             )
+    if not a.only or "post_book" in a.only:
+        # The bench reuses a database only while it holds exactly the books it seeded.
+        conn = await asyncpg.connect(a.dsn)
+        try:
+            await conn.execute("DELETE FROM books WHERE title LIKE 'micro-post %'")
+        finally:
+            await conn.close()
 
 
 if __name__ == "__main__":
