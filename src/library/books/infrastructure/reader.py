@@ -146,7 +146,7 @@ def _book(row: Any) -> BookRead:
     ids = row[8]
     names = row[9]
     # Equal lengths are checked once here, not by zip(strict=True): its keyword argument made
-    # this function three times dearer (measured on a page of 50). One author is most books.
+    # this function two to three times dearer (measured on a page of 50). One author is most books.
     if len(ids) != len(names):
         raise ValueError(f"book {row[0]}: {len(ids)} credited ids but {len(names)} names")
     authors: list[CreditRead]
