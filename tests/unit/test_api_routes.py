@@ -387,6 +387,23 @@ async def test_a_malformed_uuid_in_the_path_is_a_422_problem(api: Api) -> None:
         assert ["path", param] in error_locs(assert_problem(response, 422)), (method, path)
 
 
+async def test_an_if_none_match_over_1000_characters_is_a_422_naming_the_header(
+    api: Api,
+) -> None:
+    for path in (f"{API}/books/{uuid.uuid4()}", f"{API}/authors/{uuid.uuid4()}"):
+        response = await api.client.get(path, headers={"If-None-Match": '"' + "1" * 1000 + '"'})
+        assert ["header", "If-None-Match"] in error_locs(assert_problem(response, 422)), path
+
+
+async def test_an_id_in_any_form_pydantic_reads_as_a_uuid_is_accepted(api: Api) -> None:
+    """The ids are validated as FastAPI validates them: hyphens optional, a urn:uuid: prefix."""
+    some_id = uuid.uuid4()
+    for written in (some_id.hex, f"urn:uuid:{some_id}"):
+        for path in (f"{API}/books/{written}", f"{API}/authors/{written}"):
+            response = await api.client.get(path)
+            assert str(some_id) in assert_problem(response, 404)["detail"], path
+
+
 async def test_a_page_larger_than_100_is_a_422_problem(api: Api) -> None:
     for path in (f"{API}/authors", f"{API}/books"):
         assert (await api.client.get(path, params={"limit": 100})).status_code == 200, path

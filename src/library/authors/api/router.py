@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import AfterValidator, Field
 
 from library.authors.api.schemas import AuthorCreate, AuthorOut, AuthorPatch
@@ -15,7 +15,7 @@ from shared.kernel.idempotency import StoredResponse
 from shared.kernel.pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
 from shared.kernel.preconditions import IfMatch
 from shared.kernel.values import search_text
-from shared.web.api import DIGITS_ONLY, PageOut, domain_rule
+from shared.web.api import DIGITS_ONLY, PageOut, RouteParameters, domain_rule
 from shared.web.http import (
     NOT_MODIFIED,
     IdempotencyKeyHeader,
@@ -33,6 +33,12 @@ from shared.web.responses import JsonResponse
 
 IfMatchParam = Annotated[IfMatch, Depends(parse_if_match)]
 PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), DIGITS_ONLY]
+
+
+# GET one author: the id and If-None-Match read in one pass, as GET one book's (RouteParameters).
+GET_PARAMETERS = RouteParameters(
+    "/{author_id}", author_id=Annotated[uuid.UUID, Path()], if_none_match=IfNoneMatchHeader
+)
 
 
 def create_router(queries: AuthorQueries, service: Callable[[], AuthorService]) -> APIRouter:
@@ -92,11 +98,13 @@ def create_router(queries: AuthorQueries, service: Callable[[], AuthorService]) 
         "/{author_id}",
         response_model=AuthorOut,
         responses={**NOT_MODIFIED, **problem_responses(404, 422, 503)},
+        openapi_extra=GET_PARAMETERS.openapi_extra,
     )
-    async def get_author(author_id: uuid.UUID, if_none_match: IfNoneMatchHeader = None) -> Response:
+    async def get_author(request: Request) -> Response:
         """One author; their ETag is their version."""
-        author = await queries.get_author(author_id)
-        unchanged = not_modified(if_none_match, author["version"])
+        params = GET_PARAMETERS.parse(request)
+        author = await queries.get_author(params["author_id"])
+        unchanged = not_modified(params["if_none_match"], author["version"])
         if unchanged is not None:
             return unchanged
         return JsonResponse(author, headers={"ETag": etag(author["version"])})
