@@ -9,6 +9,10 @@ UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 # Use the machine's Python (>= 3.11); never download one.
 export UV_PYTHON_DOWNLOADS ?= never
+# Compile the dependencies' bytecode at install: where PYTHONDONTWRITEBYTECODE is set (as on
+# this kind of machine) nothing else ever writes it, and every `library` command, server and
+# test subprocess would compile SQLAlchemy, FastAPI and pydantic from source again (seconds).
+export UV_COMPILE_BYTECODE ?= 1
 export UV_PYTHON ?= $(PYTHON)
 RUN := $(UV) run --frozen
 
