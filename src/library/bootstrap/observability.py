@@ -81,7 +81,9 @@ class Observability:
     @property
     def log_processors(self) -> tuple[Processor, ...]:
         """What every log line gets: the trace and span ids, when tracing is on."""
-        return (add_trace_ids,) if self.tracing is not None else ()
+        # Always: without a span it is one context-variable read per line, and loggers cache
+        # their processors on first use (a later switch could not reach them).
+        return (add_trace_ids,)
 
     @property
     def metrics_port(self) -> int | None:
