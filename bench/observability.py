@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     driver = Driver(cfg, run_dir, dsn)
     try:
         for server in servers.values():
-            server.wait_until_serving("/health/ready")
+            server.wait_until_serving("/health/ready", timeout=300)  # five start at once
         for scenario in scenarios:
             print(f"\n{scenario.title} ({scenario.note})", flush=True)
             for server in servers.values():
