@@ -150,9 +150,9 @@ async def test_counts_match_the_requests_sent_under_route_templates(settings: Se
     assert writes("books", "deleted") == 1
     assert value(samples, "library_idempotent_replays_total", resource="authors") == 1
     assert value(samples, "library_idempotent_replays_total", resource="books") == 0
-    for status, count in (("304", 2), ("412", 1), ("428", 1), ("429", 0)):
-        got = value(samples, "library_http_responses_total", http_response_status_code=status)
-        assert got == count, status
+    for code, count in (("304", 2), ("412", 1), ("428", 1), ("429", 0)):
+        answered = value(samples, "library_http_responses_total", http_response_status_code=code)
+        assert answered == count, code
 
     # Every read is one statement on the read pool (an author's books two: the author must
     # exist): 3 books, 2 cached copies, a page, an unknown book, an author's books.

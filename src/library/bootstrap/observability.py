@@ -104,7 +104,8 @@ class Observability:
         tracer = tracing.tracer("library") if tracing is not None else None
         if metrics is None and tracer is None:
             return
-        books, authors = container.books, container.authors
+        books: Any = container.books  # a sub-container: its providers are typed as Provider
+        authors: Any = container.authors
         books.service.set_provides(
             instrument_use_cases(BookService, "books", tracer, book_outcomes(metrics))
         )

@@ -126,7 +126,7 @@ class Metrics:
 
     def __init__(self, *, version: str, commit: str, multiprocess_path: str | None = None) -> None:
         self.multiprocess_path = multiprocess_path
-        disable_created_metrics()  # no *_created series: Prometheus does not need them
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
         self.registry = registry = CollectorRegistry(auto_describe=True)
         if multiprocess_path is None:
             # Process figures only make sense per process; multiprocess mode cannot sum them.
@@ -304,7 +304,9 @@ class Metrics:
             self._sampler.join()
             self._sampler = None
         if self.multiprocess_path is not None:
-            multiprocess.mark_process_dead(os.getpid(), self.multiprocess_path)
+            multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
+                os.getpid(), self.multiprocess_path
+            )
 
     # Rendering ------------------------------------------------------------------------------
 
@@ -314,7 +316,9 @@ class Metrics:
         if self.multiprocess_path is None:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=self.multiprocess_path)
+        multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+            registry, path=self.multiprocess_path
+        )
         return generate_latest(registry)
 
 

@@ -101,26 +101,26 @@ class Tracing:
             # One span per request, not three: the ASGI messages are not worth a span each.
             exclude_spans=["receive", "send"],
         )
-        set_global_response_propagator(TraceparentResponsePropagator())
+        set_global_response_propagator(TraceparentResponsePropagator())  # type: ignore[no-untyped-call]
 
     def instrument_engine(self, engine: Engine) -> None:
         """A span per statement of the SQLAlchemy ``engine`` (the write side)."""
-        from opentelemetry.instrumentation.sqlalchemy import __version__ as version
         from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+        from opentelemetry.instrumentation.sqlalchemy.version import __version__ as version
 
         tracer = self.provider.get_tracer("opentelemetry.instrumentation.sqlalchemy", version)
         usage = self._meters.get_meter("sqlalchemy").create_up_down_counter("unused")
         # EngineTracer keeps every engine's listeners in one class-wide list: remember ours.
         registered = EngineTracer._remove_event_listener_params
         first = len(registered)
-        EngineTracer(tracer, engine, usage)
+        EngineTracer(tracer, engine, usage)  # type: ignore[no-untyped-call]
         self._engine_listeners.extend(registered[first:])
 
     def instrument_asyncpg(self) -> None:
         """A span per statement asyncpg runs (the read pool; the driver under SQLAlchemy)."""
         from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
-        instrumentor = AsyncPGInstrumentor(capture_parameters=False)
+        instrumentor = AsyncPGInstrumentor(capture_parameters=False)  # type: ignore[no-untyped-call]
         if instrumentor.is_instrumented_by_opentelemetry:
             return  # another app of this process did (tests): the driver is patched once
         instrumentor.instrument(tracer_provider=self.provider)
@@ -149,7 +149,8 @@ class TraceparentResponsePropagator(ResponsePropagator):
     ) -> None:
         span_context = get_current_span(context).get_span_context()
         # The instrumentation offers every ASGI message; only the first carries headers.
-        if not span_context.is_valid or carrier.get("type") != "http.response.start":
+        message: Any = carrier
+        if not span_context.is_valid or message.get("type") != "http.response.start":
             return
         setter.set(
             carrier,
