@@ -19,7 +19,7 @@ RUN := $(UV) run --frozen
 BOOKS ?= 1000000
 SEED ?= 1
 
-.PHONY: help install run migrate import bench-import seed-large test test-unit test-integration lint audit fmt bench bench-quick docker-build clean
+.PHONY: help install run migrate import bench-import seed-large test test-unit test-integration lint audit fmt bench bench-quick bench-observability docker-build clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -79,6 +79,9 @@ BENCH_BOOKS ?= 1000000
 
 bench: install ## Benchmark the app against a raw asyncpg baseline and pgbench (needs wrk, pgbench, PostgreSQL)
 	$(RUN) python -m bench --books $(BENCH_BOOKS)
+
+bench-observability: install ## GET with metrics and tracing on against the same build with both off (100k books)
+	$(RUN) python -m bench.observability --books $(or $(OBS_BOOKS),100000)
 
 bench-quick: install ## A short benchmark on 100,000 books (2 rounds of 4 s)
 	$(RUN) python -m bench --books 100000 --rounds 2 --duration 4 --warmup 2

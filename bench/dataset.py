@@ -61,9 +61,10 @@ async def _reusable(dsn: str, books: int) -> str | None:
         await conn.close()
 
 
-async def ensure(server_dsn: str, books: int, seed: int) -> str:
-    """The DSN of a database holding ``books`` seeded books at the head revision."""
-    name = database_name(books)
+async def ensure(server_dsn: str, books: int, seed: int, name: str | None = None) -> str:
+    """The DSN of a database (``name``, by default make bench's) holding ``books`` seeded books
+    at the head revision."""
+    name = name or database_name(books)
     dsn = f"{server_dsn.rstrip('/')}/{name}"
     why = await _reusable(dsn, books)
     if why is None:

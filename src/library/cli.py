@@ -35,7 +35,10 @@ def serve() -> None:
     """Serve the API with uvicorn (uvloop + httptools), as production does."""
     import uvicorn
 
+    from shared.observability.multiprocess import prepare_multiprocess_dir
+
     settings = Settings()
+    prepare_multiprocess_dir()  # metrics of several workers: a clean folder before they start
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it; exit 0 (and run the
     # clean-up handlers, e.g. stopping the embedded database) instead of dying by the signal.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -17,14 +18,21 @@ import structlog
 from structlog.typing import Processor
 
 
-def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
-    """Configure structlog and the standard library (uvicorn, sqlalchemy) to log the same way."""
+def configure_logging(
+    level: str = "INFO", fmt: str = "auto", extra: Sequence[Processor] = ()
+) -> None:
+    """Configure structlog and the standard library (uvicorn, sqlalchemy) to log the same way.
+
+    ``extra`` processors run on every line, ours and other libraries' (the trace ids, when
+    tracing is on).
+    """
     json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        *extra,
     ]
     renderer: Processor = (
         structlog.processors.JSONRenderer(serializer=_json)

@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     # author's 10,000-character bio written entirely as JSON escapes.
     max_request_body_bytes: int = Field(default=256 * 1024, ge=1024)
 
+    # Prometheus metrics (README "Operations"): on by default, at /metrics of the API unless a
+    # port of their own is given (then only there, off the public API). Tracing is configured
+    # by the standard OTEL_* variables, not here.
+    metrics_enabled: bool = True
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str | None = None  # default: LIBRARY_HOST
+    # The commit being served (library_build_info); set by the image build, else asked of git.
+    build_commit: str | None = Field(default=None, max_length=64)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 

@@ -33,13 +33,15 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
     if settings is not None:
         container.settings.override(settings)
     settings = container.settings()
-    configure_logging(settings.log_level, settings.log_format)
+    observability = container.observability()
+    configure_logging(settings.log_level, settings.log_format, observability.log_processors)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         engine = container.engine()  # created here, at start-up, and disposed at shutdown
         read_pool = container.read_pool()
         await read_pool.open()
+        await observability.start(engine, read_pool)
         # What start-up allocated lives as long as the process: keep it out of every later
         # garbage collection (a full collection over it was the p99 of a request).
         gc.collect()
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
         try:
             yield
         finally:
+            observability.stop()
             await read_pool.close()
             await engine.dispose()
             container.engine.reset()
@@ -81,4 +84,6 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
         authors_router(container.authors.queries(), container.authors.service), prefix=API_PREFIX
     )
     app.include_router(health_router(container.health))
+    # Metrics and tracing (README "Operations"): nothing is installed for what is off.
+    observability.install(app, container)
     return app

@@ -21,7 +21,12 @@ from rich.progress import (
 )
 
 from library.books.importing.goodbooks import GoodbooksReader
-from library.books.importing.runner import DEFAULT_BATCH_SIZE, ImportSummary, Report, run_import
+from library.books.importing.runner import (
+    DEFAULT_BATCH_SIZE,
+    ImportSummary,
+    Report,
+    run_import,
+)
 from library.bootstrap.container import RootContainer
 from shared.kernel.values import utc_now
 
@@ -66,6 +71,9 @@ async def import_goodbooks(options: ImportOptions, console: Console) -> ImportSu
 
     container = RootContainer()
     engine = container.engine()
+    # The rows' outcomes are counted (library_import_rows_total): a server sharing this
+    # process's PROMETHEUS_MULTIPROC_DIR shows them on its /metrics.
+    observability = container.observability()
     try:
         await container.health().check()
         importer = container.books.importer()
@@ -73,15 +81,25 @@ async def import_goodbooks(options: ImportOptions, console: Console) -> ImportSu
             options.report_path.open("w", encoding="utf-8", newline="") as stream,
             _progress(reader, console) as on_batch,
         ):
+            counted = ImportSummary()
+
+            def after_batch(summary: ImportSummary) -> None:
+                if not options.dry_run:
+                    observability.count_import(counted, summary)
+                counted.imported, counted.rejected = summary.imported, summary.rejected
+                counted.present = summary.present
+                on_batch(summary)
+
             return await run_import(
                 source,
                 importer,
                 Report(stream),
                 batch_size=options.batch_size,
                 dry_run=options.dry_run,
-                on_batch=on_batch,
+                on_batch=after_batch,
             )
     finally:
+        observability.stop()
         await engine.dispose()
 
 

@@ -8,6 +8,9 @@ from library.authors.container import AuthorsContainer
 from library.books.container import BooksContainer
 from library.bootstrap.adapters import AuthorDirectoryAdapter, BookCatalogAdapter
 from library.bootstrap.health import HealthCheck
+from library.bootstrap.observability import Observability
+from shared.observability.metrics import package_version
+from shared.observability.tracing import tracer_provider_from_env
 from shared.persistence.db import (
     create_engine,
     create_read_session_factory,
@@ -45,3 +48,10 @@ class RootContainer(containers.DeclarativeContainer):
     authors.book_catalog.override(providers.Factory(BookCatalogAdapter, books=books.facade))
 
     health = providers.Singleton(HealthCheck, engine=engine, settings=settings)
+
+    # Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT is set (None: off); tests override it with
+    # an in-memory exporter's provider.
+    tracer_provider = providers.Singleton(tracer_provider_from_env, package_version())
+    observability = providers.Singleton(
+        Observability.from_settings, settings=settings, tracer_provider=tracer_provider
+    )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from time import perf_counter
 from typing import Any
 
 import asyncpg
@@ -28,6 +29,7 @@ from shared.settings import Settings
 log = structlog.get_logger("library.db")
 
 QueryLogger = Callable[[Any], None]
+QueryTimer = Callable[[str, float], None]
 
 # What a connection that died under us raises when it is used.
 _DEAD_CONNECTION = (
@@ -96,6 +98,10 @@ class ReadPool:
         self._server_settings = server_settings
         self._pool: asyncpg.Pool | None = None
         self._query_loggers: list[QueryLogger] = []
+        # Observability hooks, set by the composition root: a statement's duration, and how
+        # many reads wait for a connection right now (asyncpg does not say).
+        self.on_query: QueryTimer | None = None
+        self.waiting = 0
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -138,6 +144,14 @@ class ReadPool:
         if self._pool is not None:
             await self._pool.expire_connections()
 
+    def usage(self) -> tuple[int, int, int, int] | None:
+        """(used, idle, max, waiting) connections, or None before the pool is open."""
+        pool = self._pool
+        if pool is None:
+            return None
+        idle = pool.get_idle_size()
+        return pool.get_size() - idle, idle, pool.get_max_size(), self.waiting
+
     async def _init_connection(self, connection: asyncpg.Connection) -> None:
         # Nothing is sent here: a connection opened for a request costs only its handshake.
         for logger in self._query_loggers:
@@ -162,32 +176,42 @@ class ReadPool:
     async def _fetch(self, sql: str, args: tuple[Any, ...]) -> Sequence[asyncpg.Record]:
         pool = self.pool
         connection = await self._acquire(pool)
+        started = perf_counter()
         try:
             rows: Sequence[asyncpg.Record] = await connection.fetch(sql, *args)
         except BaseException as exc:
             _discard_if_interrupted(connection, exc)
             raise
         finally:
+            if self.on_query is not None:
+                self.on_query(sql, perf_counter() - started)
             await pool.release(connection)
         return rows
 
     async def _fetchrow(self, sql: str, args: tuple[Any, ...]) -> asyncpg.Record | None:
         pool = self.pool
         connection = await self._acquire(pool)
+        started = perf_counter()
         try:
             row: asyncpg.Record | None = await connection.fetchrow(sql, *args)
         except BaseException as exc:
             _discard_if_interrupted(connection, exc)
             raise
         finally:
+            if self.on_query is not None:
+                self.on_query(sql, perf_counter() - started)
             await pool.release(connection)
         return row
 
     async def _acquire(self, pool: asyncpg.Pool) -> Any:
         # asyncio.timeout, not acquire(timeout=...): asyncpg runs a timed acquire through
         # wait_for, a task of its own per request.
-        async with asyncio.timeout(self._settings.db_pool_timeout_seconds):
-            return await pool.acquire()
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(self._settings.db_pool_timeout_seconds):
+                return await pool.acquire()
+        finally:
+            self.waiting -= 1
 
     async def _retry(self, read: Any, sql: str, args: tuple[Any, ...]) -> Any:
         # The connection died while idle (or the server restarted): every connection opened

@@ -15,6 +15,19 @@ from shared.persistence.idempotency_store import SqlAlchemyIdempotencyStore
 log = structlog.get_logger("library.db")
 
 
+class ConnectionWaits:
+    """Units of work waiting for a write connection right now (SQLAlchemy's pool does not say)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+# One per process: the metrics report it as the write pool's pending requests.
+write_connection_waits = ConnectionWaits()
+
+
 class SqlAlchemyUnitOfWork(ABC):
     """Opens a session on enter, binds the context's repositories to it, closes it on exit.
 
@@ -66,11 +79,14 @@ class SqlAlchemyUnitOfWork(ABC):
             session = self._session_factory()
             if self._read_only:
                 return session
+            write_connection_waits.count += 1
             try:
                 connection = await session.connection()
             except BaseException:
                 await session.close()
                 raise
+            finally:
+                write_connection_waits.count -= 1
             try:
                 raw = await connection.get_raw_connection()
                 # The asyncpg adapter begins its transaction lazily, before the first statement;

@@ -1,0 +1,300 @@
+"""`make bench-observability`: what metrics and tracing cost, app against app.
+
+The same build is served several times side by side, each with one observability set-up
+(``--variants``): ``off`` (metrics and tracing off: the reference), ``metrics``, ``tracing``,
+``on`` (both; every request traced) and ``on-sampled`` (both, 1% of new traces sampled through
+the standard ``OTEL_TRACES_SAMPLER``). Tracing exports over OTLP/HTTP to a local sink in this
+process that accepts every batch (so spans are really encoded and sent). wrk drives each server
+in interleaved rounds (the variants' order rotates every round); the figure is the median over
+the rounds of each variant's req/s over ``off``'s in the same round. Uses bench/run.py's
+servers, driver and workload, and bench/dataset.py's database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench import dataset, workload
+from bench.run import RESULTS, ROOT, Config, Driver, Server, _git_commit
+
+TARGET = 0.95
+SAMPLED_RATIO = "0.01"
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    name: str
+    metrics: bool
+    tracing: bool
+    sampler_ratio: str | None = None
+
+
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant("off", metrics=False, tracing=False),
+        Variant("metrics", metrics=True, tracing=False),
+        Variant("tracing", metrics=False, tracing=True),
+        Variant("on", metrics=True, tracing=True),
+        Variant("on-sampled", metrics=True, tracing=True, sampler_ratio=SAMPLED_RATIO),
+    )
+}
+
+
+class OtlpSink:
+    """A local OTLP/HTTP endpoint that accepts every export (an empty, successful response)."""
+
+    def __init__(self) -> None:
+        sink = self
+        self.requests = 0
+        self.bytes = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                self.rfile.read(length)
+                sink.requests += 1
+                sink.bytes += length
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
+    env = os.environ.get
+    p = argparse.ArgumentParser(prog="python -m bench.observability", description=__doc__)
+    p.add_argument("--books", type=int, default=int(env("BENCH_BOOKS", "100000")))
+    p.add_argument("--seed", type=int, default=int(env("BENCH_SEED", "1")))
+    p.add_argument("--rounds", type=int, default=int(env("BENCH_ROUNDS", "5")))
+    p.add_argument("--duration", type=int, default=int(env("BENCH_DURATION", "8")))
+    p.add_argument("--warmup", type=int, default=int(env("BENCH_WARMUP", "3")))
+    p.add_argument("--connections", type=int, default=int(env("BENCH_CONNECTIONS", "16")))
+    p.add_argument("--threads", type=int, default=int(env("BENCH_THREADS", "1")))
+    p.add_argument("--server", default=env("BENCH_SERVER", "postgresql://postgres@127.0.0.1:5432"))
+    p.add_argument(
+        "--database-name",
+        default=env("BENCH_DATABASE_NAME"),
+        help="the seeded database to use or create (default: make bench's for --books)",
+    )
+    p.add_argument("--database-url", default=env("BENCH_DATABASE_URL"))
+    p.add_argument("--port", type=int, default=int(env("BENCH_OBS_PORT", "8050")))
+    p.add_argument(
+        "--variants",
+        default=env("BENCH_OBS_VARIANTS", "off,on,metrics,tracing,on-sampled"),
+        help=f"comma-separated, 'off' first; from {', '.join(VARIANTS)}",
+    )
+    p.add_argument("--scenarios", default=env("BENCH_OBS_SCENARIOS", "get_book"))
+    a = p.parse_args(argv)
+    cfg = Config(
+        a.books, a.seed, a.rounds, a.duration, a.warmup, a.connections, a.threads, a.server,
+        a.database_url, a.port, a.port, False,
+    )  # fmt: skip
+    return cfg, a
+
+
+async def _prepare(
+    cfg: Config, name: str | None, wanted: list[str]
+) -> tuple[str, int, list[workload.Scenario]]:
+    dsn = cfg.database_url or await dataset.ensure(cfg.server, cfg.books, cfg.seed, name=name)
+    dsn = dsn.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        total = int(await conn.fetchval("SELECT count(*) FROM books"))
+        scenarios = [s for s in await workload.build(conn, total) if s.name in wanted]
+    finally:
+        await conn.close()
+    return dsn, total, scenarios
+
+
+def _environment(variant: Variant, dsn: str, port: int, sink: OtlpSink) -> dict[str, str]:
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("LIBRARY_", "OTEL_", "PROMETHEUS"))
+    }
+    env = {
+        **base,
+        "DATABASE_URL": dsn,
+        "LIBRARY_HOST": "127.0.0.1",
+        "LIBRARY_PORT": str(port),
+        "LIBRARY_ENVIRONMENT": "production",
+        "LIBRARY_LOG_FORMAT": "json",
+        "LIBRARY_METRICS_ENABLED": "true" if variant.metrics else "false",
+    }
+    if variant.tracing:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{sink.port}"
+        env["OTEL_SERVICE_NAME"] = f"library-bench-{variant.name}"
+    if variant.sampler_ratio is not None:
+        env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+        env["OTEL_TRACES_SAMPLER_ARG"] = variant.sampler_ratio
+    return env
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg, args = _args(argv)
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if not names or names[0] != "off" or any(n not in VARIANTS for n in names):
+        raise SystemExit(f"--variants: 'off' first, then any of {', '.join(VARIANTS)}")
+    variants = [VARIANTS[n] for n in names]
+    started = datetime.now(UTC)
+    run_dir = RESULTS / f"observability-{started:%Y%m%d-%H%M%S}"
+    run_dir.mkdir(parents=True)
+    dsn, total, scenarios = asyncio.run(
+        _prepare(cfg, args.database_name, args.scenarios.split(","))
+    )
+    sink = OtlpSink()
+    library = str(Path(sys.executable).with_name("library"))
+    servers = {
+        v.name: Server(
+            v.name,
+            [library, "serve"],
+            _environment(v, dsn, cfg.app_port + i, sink),
+            run_dir / f"app-{v.name}.log",
+            cfg.app_port + i,
+        )
+        for i, v in enumerate(variants)
+    }
+    load_start = os.getloadavg()
+    results: dict[str, Any] = {
+        "started": started.isoformat(timespec="seconds"),
+        "config": {
+            "books": total,
+            "rounds": cfg.rounds,
+            "duration_s": cfg.duration,
+            "warmup_s": cfg.warmup,
+            "connections": cfg.connections,
+            "wrk_threads": cfg.threads,
+            "cpus": os.cpu_count(),
+            "load_average_at_start": load_start,
+            "commit": _git_commit(),
+            "variants": {
+                v.name: {
+                    "metrics": v.metrics,
+                    "tracing": v.tracing,
+                    "sampler_ratio": v.sampler_ratio or ("1" if v.tracing else None),
+                }
+                for v in variants
+            },
+            "target": TARGET,
+        },
+        "scenarios": {},
+    }
+    driver = Driver(cfg, run_dir, dsn)
+    try:
+        for server in servers.values():
+            server.wait_until_serving("/health/ready", timeout=300)  # five start at once
+        for scenario in scenarios:
+            print(f"\n{scenario.title} ({scenario.note})", flush=True)
+            for server in servers.values():
+                warm = driver.measure(server, scenario, cfg.warmup)
+                print(f"  warm-up {server.name:10} {warm['rps']:8.0f} req/s", flush=True)
+            rounds: list[dict[str, Any]] = []
+            for index in range(cfg.rounds):
+                order = variants[index % len(variants) :] + variants[: index % len(variants)]
+                measured = {
+                    v.name: driver.measure(servers[v.name], scenario, cfg.duration) for v in order
+                }
+                off = measured["off"]["rps"]
+                ratios = {n: (m["rps"] / off if off else 0.0) for n, m in measured.items()}
+                rounds.append(
+                    {"order": [v.name for v in order], "runs": measured, "ratios": ratios}
+                )
+                print(
+                    f"  round {index + 1}: "
+                    + ", ".join(f"{n} {measured[n]['rps']:.0f}/s ({ratios[n]:.3f})" for n in names),
+                    flush=True,
+                )
+            summary = {}
+            for name in names:
+                runs = [r["runs"][name] for r in rounds]
+                ratios_of = [r["ratios"][name] for r in rounds]
+                summary[name] = {
+                    "rps_median": statistics.median(r["rps"] for r in runs),
+                    "ratio_median": statistics.median(ratios_of),
+                    "ratios": ratios_of,
+                    "p50_ms_median": statistics.median(r["p50_ms"] for r in runs),
+                    "p99_ms_median": statistics.median(r["p99_ms"] for r in runs),
+                    "cpu_ms_per_request_median": statistics.median(
+                        r["cpu_ms_per_request"] for r in runs
+                    ),
+                    "errors": sum(r["errors"] for r in runs),
+                }
+            results["scenarios"][scenario.name] = {
+                "title": scenario.title,
+                "rounds": rounds,
+                "variants": summary,
+            }
+    finally:
+        for server in servers.values():
+            server.stop()
+        sink.close()
+    results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["load_average_at_end"] = os.getloadavg()
+    results["otlp_sink"] = {"export_requests": sink.requests, "bytes": sink.bytes}
+    text = table(results)
+    results["table"] = text
+    payload = json.dumps(results, indent=2) + "\n"
+    (run_dir / "observability.json").write_text(payload)
+    (RESULTS / "observability.json").write_text(payload)
+    print("\n" + text)
+    print(
+        f"\nJSON and logs: {run_dir.relative_to(ROOT)}/; summary: bench/results/observability.json"
+    )
+
+
+def table(results: dict[str, Any]) -> str:
+    cfg = results["config"]
+    lines = [
+        f"{cfg['books']:,} books; {cfg['rounds']} rounds of {cfg['duration_s']} s per variant, "
+        f"interleaved (order rotating); wrk {cfg['wrk_threads']} thread(s), "
+        f"{cfg['connections']} connections; {cfg['cpus']} CPUs shared (load average "
+        f"{cfg['load_average_at_start'][0]:.1f} at start, {results['load_average_at_end'][0]:.1f} "
+        f"at end); commit {cfg['commit']}; spans exported to a local OTLP sink "
+        f"({results['otlp_sink']['export_requests']:,} exports).",
+        "",
+        "| Scenario | Variant | req/s | vs off: median (rounds) | p50 / p99 ms | CPU ms/req |",
+        "| --- | --- | ---: | --- | --- | ---: |",
+    ]
+    for s in results["scenarios"].values():
+        for name, v in s["variants"].items():
+            rounds = ", ".join(f"{r:.2f}" for r in v["ratios"])
+            verdict = ""
+            if name != "off":
+                verdict = " met" if v["ratio_median"] >= cfg["target"] else " **not met**"
+            lines.append(
+                f"| {s['title']} | {name} | {v['rps_median']:,.0f} "
+                f"| **{v['ratio_median']:.3f}** ({rounds}){verdict} "
+                f"| {v['p50_ms_median']:.1f} / {v['p99_ms_median']:.1f} "
+                f"| {v['cpu_ms_per_request_median']:.3f} |"
+            )
+    lines.append("")
+    lines.append(f"Target: each variant >= {cfg['target']}x 'off' (median ratio of the rounds).")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,419 @@
+"""Prometheus metrics under OpenTelemetry's semantic-convention names, cheap on the request path.
+
+Every metric is created once, at start-up, and the label combinations a request uses are bound
+once and kept (``labels()`` resolves them through a lock and a dict each time): a request costs
+two clock reads, a few dict look-ups and the increments themselves. Pool gauges are not touched
+per request at all: they are read from the pools when the metrics are rendered (and, with
+several processes, every second, so that each process's file stays current).
+
+Several processes (``PROMETHEUS_MULTIPROC_DIR`` set before the first metric is made, as
+prometheus-client requires): each process writes its values to files in that folder and any
+of them renders the sum. Gauges of the processes still running are added up (``livesum``);
+a process that stops removes its gauges (:meth:`Metrics.close`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from time import perf_counter
+from typing import Any, Final
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from fastapi.routing import iter_route_contexts
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+
+# OpenTelemetry's advice for http.server.request.duration, with 1 and 2.5 ms added: most reads
+# here take a few milliseconds, and a p99 needs buckets where the requests are.
+HTTP_BUCKETS: Final = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+DB_BUCKETS: Final = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+# Methods outside this set are one label value, as the semantic conventions say: a client cannot
+# create series by inventing methods.
+_METHODS: Final = frozenset(
+    ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"]
+)
+# The answers the domain counters follow: cached copies still current, lost and missing If-Match,
+# and rate limiting.
+COUNTED_STATUSES: Final = (304, 412, 428, 429)
+_OPERATIONS: Final = frozenset(
+    ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "BEGIN", "COMMIT", "ROLLBACK", "COPY"]
+)
+_DB_SYSTEM: Final = "postgresql"
+_MAX_STATEMENTS: Final = 2_000  # statements whose label set is kept (SQL text is finite here)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolUsage:
+    """A connection pool at one moment."""
+
+    used: int
+    idle: int
+    max: int
+    pending: int
+
+
+PoolSampler = Callable[[], PoolUsage | None]
+QueryObserver = Callable[[str, float], None]
+
+
+def multiprocess_dir() -> str | None:
+    """The folder of multiprocess mode, when it is on (prometheus-client reads the same)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("library")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "unknown"
+
+
+def source_commit(configured: str | None = None) -> str:
+    """The commit being served: ``configured`` (set at build time), else git's, else unknown."""
+    if configured:
+        return configured
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],  # noqa: S607 (git from PATH, fixed args)
+            capture_output=True,
+            text=True,
+            timeout=2,
+            check=False,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def operation_name(sql: str) -> str:
+    """The statement's first keyword (``SELECT``, ``INSERT`` ...), or ``OTHER``."""
+    words = sql.lstrip(" \n\t(").split(None, 1)
+    word = words[0].upper() if words else ""
+    return word if word in _OPERATIONS else "OTHER"
+
+
+class Metrics:
+    """The service's metrics, their pre-bound label sets, and how to render them."""
+
+    def __init__(self, *, version: str, commit: str, multiprocess_path: str | None = None) -> None:
+        self.multiprocess_path = multiprocess_path
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        if multiprocess_path is None:
+            # Process figures only make sense per process; multiprocess mode cannot sum them.
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
+        self.http_duration = Histogram(
+            "http_server_request_duration_seconds",
+            "Duration of HTTP server requests.",
+            ["http_request_method", "http_route", "http_response_status_code"],
+            buckets=HTTP_BUCKETS,
+            registry=registry,
+        )
+        self.http_active = Gauge(
+            "http_server_active_requests",
+            "Number of active HTTP server requests.",
+            ["http_request_method"],
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        pool = ["db_client_connection_pool_name"]
+        self.pool_usage = Gauge(
+            "db_client_connections_usage",
+            "Connections of the pool that are currently in the state described by 'state'.",
+            [*pool, "state"],
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.pool_max = Gauge(
+            "db_client_connections_max",
+            "The maximum number of open connections allowed.",
+            pool,
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.pool_pending = Gauge(
+            "db_client_connections_pending_requests",
+            "Requests waiting for an open connection of the pool.",
+            pool,
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.db_duration = Histogram(
+            "db_client_operation_duration_seconds",
+            "Duration of database client operations.",
+            ["db_system_name", "db_client_connection_pool_name", "db_operation_name"],
+            buckets=DB_BUCKETS,
+            registry=registry,
+        )
+        self.catalog_writes = Counter(
+            "library_catalog_writes",
+            "Books and authors created, updated and deleted.",
+            ["resource", "operation"],
+            registry=registry,
+        )
+        self.idempotent_replays = Counter(
+            "library_idempotent_replays",
+            "POSTs answered with the stored response of their Idempotency-Key.",
+            ["resource"],
+            registry=registry,
+        )
+        self.responses = Counter(
+            "library_http_responses",
+            "Responses with status 304, 412, 428 or 429 (cache hits, lost updates, "
+            "missing If-Match, rate limiting).",
+            ["http_response_status_code"],
+            registry=registry,
+        )
+        self.import_rows = Counter(
+            "library_import_rows",
+            "Rows of catalog imports, by outcome (imported, rejected, present).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.build_info = Gauge(
+            "library_build_info",
+            "The version and commit being served (always 1).",
+            ["version", "commit"],
+            multiprocess_mode="max",
+            registry=registry,
+        )
+        self.build_info.labels(version, commit).set(1)
+
+        self._requests: dict[tuple[str, str, int], Any] = {}
+        self._active = {m: self.http_active.labels(m) for m in (*_METHODS, "_OTHER")}
+        self._responses = {s: self.responses.labels(str(s)) for s in COUNTED_STATUSES}
+        # Route objects (not hashable) by id: they live as long as the app.
+        self._routes: dict[int, str] = {}
+        self._pools: dict[str, PoolSampler] = {}
+        self._sampler: threading.Thread | None = None
+        self._stopped = threading.Event()
+
+    # The request path ---------------------------------------------------------------------
+
+    def active(self, method: str) -> Any:
+        """The active-requests gauge of ``method`` (unknown methods share one)."""
+        return self._active.get(method) or self._active["_OTHER"]
+
+    def record_request(self, scope: Scope, method: str, status: int, seconds: float) -> None:
+        """One finished request: its duration under its route template, method and status."""
+        route = scope.get("route")
+        template = "" if route is None else self._routes.get(id(route))
+        if template is None:
+            template = self._template(scope, route)
+        key = (method, template, status)
+        child = self._requests.get(key)
+        if child is None:
+            label = method if method in _METHODS else "_OTHER"
+            child = self._requests[key] = self.http_duration.labels(label, template, str(status))
+        child.observe(seconds)
+        counted = self._responses.get(status)
+        if counted is not None:
+            counted.inc()
+
+    def _template(self, scope: Scope, route: object) -> str:
+        """The full path template of a matched route (routers' prefixes included)."""
+        app = scope.get("app")
+        for context in iter_route_contexts(getattr(app, "routes", [])):
+            if context.original_route is route and context.path:
+                self._routes[id(route)] = context.path
+                return context.path
+        template = str(getattr(route, "path", ""))
+        self._routes[id(route)] = template
+        return template
+
+    def query_observer(self, pool_name: str) -> QueryObserver:
+        """A callback timing each statement of the pool ``pool_name`` (SQL text -> label set)."""
+        children: dict[str, Any] = {}
+        histogram = self.db_duration
+
+        def observe(sql: str, seconds: float) -> None:
+            child = children.get(sql)
+            if child is None:
+                child = histogram.labels(_DB_SYSTEM, pool_name, operation_name(sql))
+                if len(children) < _MAX_STATEMENTS:
+                    children[sql] = child
+            child.observe(seconds)
+
+        return observe
+
+    # Pools ----------------------------------------------------------------------------------
+
+    def watch_pool(self, name: str, sampler: PoolSampler) -> None:
+        """Report the pool ``name`` as ``sampler`` describes it (None: not open yet)."""
+        self._pools[name] = sampler
+        self.refresh_pools()
+
+    def refresh_pools(self) -> None:
+        for name, sampler in self._pools.items():
+            usage = sampler()
+            if usage is None:
+                continue
+            self.pool_usage.labels(name, "used").set(usage.used)
+            self.pool_usage.labels(name, "idle").set(usage.idle)
+            self.pool_max.labels(name).set(usage.max)
+            self.pool_pending.labels(name).set(usage.pending)
+
+    def start(self, interval: float = 1.0) -> None:
+        """With several processes, keep this process's pool gauges current in its file."""
+        if self.multiprocess_path is None or self._sampler is not None:
+            return
+        self._stopped.clear()
+
+        def sample() -> None:
+            while not self._stopped.wait(interval):
+                self.refresh_pools()
+
+        self._sampler = threading.Thread(target=sample, name="pool-metrics", daemon=True)
+        self._sampler.start()
+
+    def close(self) -> None:
+        """Stop sampling; in multiprocess mode, drop this process's live gauges."""
+        self._stopped.set()
+        if self._sampler is not None:
+            self._sampler.join()
+            self._sampler = None
+        if self.multiprocess_path is not None:
+            multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
+                os.getpid(), self.multiprocess_path
+            )
+
+    # Rendering ------------------------------------------------------------------------------
+
+    def render(self) -> bytes:
+        """The metrics in the Prometheus text format (every process's, in multiprocess mode)."""
+        self.refresh_pools()
+        if self.multiprocess_path is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+            registry, path=self.multiprocess_path
+        )
+        return generate_latest(registry)
+
+
+class HttpMetricsMiddleware:
+    """Pure ASGI: times each HTTP request and counts it under its route template."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method: str = scope["method"]
+        status = 0
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        active = self._metrics.active(method)
+        active.inc()
+        started = perf_counter()
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            seconds = perf_counter() - started
+            active.dec()
+            # No response started: the app failed (the server answers 500) or the client left.
+            self._metrics.record_request(scope, method, status or 500, seconds)
+
+
+def watch_engine(engine: Engine, observe: QueryObserver) -> None:
+    """Time every statement the SQLAlchemy ``engine`` runs (its cursor executions)."""
+
+    def before(_conn: Any, _cursor: Any, _sql: str, _params: Any, context: Any, _many: Any) -> None:
+        context._library_started = perf_counter()
+
+    def after(_conn: Any, _cursor: Any, sql: str, _params: Any, context: Any, _many: Any) -> None:
+        observe(sql, perf_counter() - context._library_started)
+
+    def failed(exception_context: Any) -> None:
+        context = exception_context.execution_context
+        started = getattr(context, "_library_started", None)
+        if started is not None and exception_context.statement is not None:
+            observe(exception_context.statement, perf_counter() - started)
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    event.listen(engine, "handle_error", failed)
+
+
+class _ReusePortServer(ThreadingMixIn, WSGIServer):
+    """One port for every worker process (SO_REUSEPORT); any of them renders every process's."""
+
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        if hasattr(socket, "SO_REUSEPORT"):
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not logged."""
+
+
+class MetricsServer:
+    """``/metrics`` on a port of its own, off the public API, served by a daemon thread."""
+
+    def __init__(self, metrics: Metrics, host: str, port: int) -> None:
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") not in ("/metrics", "/"):
+                start_response("404 Not Found", [("Content-Type", "text/plain")])
+                return [b"not found: try /metrics\n"]
+            body = metrics.render()
+            start_response(
+                "200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))]
+            )
+            return [body]
+
+        self._server = make_server(
+            host, port, app, server_class=_ReusePortServer, handler_class=_QuietHandler
+        )
+        self.port = self._server.server_port
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="metrics-server", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()

@@ -1,0 +1,161 @@
+"""OpenTelemetry traces: on when an OTLP endpoint is configured, and absent otherwise.
+
+Configured through the standard ``OTEL_*`` variables only: ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
+``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) turns tracing on, and the SDK and exporter read the rest
+themselves (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER`` and its
+argument, ``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_BSP_*`` ...). Without an endpoint nothing is
+installed: no middleware, no event listener, no patched driver method, and this module does not
+even import the SDK.
+
+When on, the kept contrib instrumentations do the work: FastAPI's (the server span, W3C trace
+context read from ``traceparent``), SQLAlchemy's (a span per statement of the write side) and
+asyncpg's (a span per statement of the read side, and under SQLAlchemy's for writes). Statements
+are recorded as sent, with placeholders: parameter values are never captured. Responses carry
+``traceparent`` naming the server span; every log line of a traced request carries
+``trace_id`` and ``span_id``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.instrumentation.propagators import ResponsePropagator
+from opentelemetry.propagators.textmap import CarrierT, Setter, default_setter
+from opentelemetry.trace import get_current_span
+from structlog.typing import EventDict, WrappedLogger
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Tracer
+    from sqlalchemy.engine import Engine
+
+_ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
+
+def tracing_configured(environ: Mapping[str, str] = os.environ) -> bool:
+    """True when an OTLP endpoint is set and neither the SDK nor trace export is turned off."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    if environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
+        return False
+    return any(environ.get(name, "").strip() for name in _ENDPOINTS)
+
+
+def tracer_provider_from_env(version: str) -> TracerProvider | None:
+    """A tracer provider exporting over OTLP (HTTP/protobuf) as ``OTEL_*`` say, or None (off)."""
+    if not tracing_configured():
+        return None
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    attributes: dict[str, str] = {"service.version": version}
+    named = os.environ.get("OTEL_SERVICE_NAME") or "service.name=" in os.environ.get(
+        "OTEL_RESOURCE_ATTRIBUTES", ""
+    )
+    if not named:
+        attributes["service.name"] = "library"
+    provider = TracerProvider(resource=Resource.create(attributes))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return provider
+
+
+def add_trace_ids(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
+    """structlog processor: the current span's ``trace_id`` and ``span_id``, when there is one."""
+    context = get_current_span().get_span_context()
+    if context.is_valid:
+        event["trace_id"] = format(context.trace_id, "032x")
+        event["span_id"] = format(context.span_id, "016x")
+    return event
+
+
+class Tracing:
+    """Installs the instrumentations on one app, its engine and the asyncpg driver."""
+
+    def __init__(self, provider: TracerProvider) -> None:
+        from opentelemetry.metrics import NoOpMeterProvider
+
+        self.provider = provider
+        # The metrics are Prometheus's (shared.observability.metrics): the instrumentations'
+        # own OpenTelemetry metrics are not recorded at all.
+        self._meters = NoOpMeterProvider()
+        self._engine_listeners: list[tuple[Any, str, Any]] = []
+        self._asyncpg: Any = None
+
+    def tracer(self, name: str) -> Tracer:
+        return self.provider.get_tracer(name)
+
+    def instrument_app(self, app: FastAPI) -> None:
+        """The server span of each request; ``traceparent`` read in and written out."""
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+        from opentelemetry.instrumentation.propagators import set_global_response_propagator
+
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=self.provider,
+            meter_provider=self._meters,
+            # One span per request, not three: the ASGI messages are not worth a span each.
+            exclude_spans=["receive", "send"],
+        )
+        set_global_response_propagator(TraceparentResponsePropagator())  # type: ignore[no-untyped-call]
+
+    def instrument_engine(self, engine: Engine) -> None:
+        """A span per statement of the SQLAlchemy ``engine`` (the write side)."""
+        from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+        from opentelemetry.instrumentation.sqlalchemy.version import __version__ as version
+
+        tracer = self.provider.get_tracer("opentelemetry.instrumentation.sqlalchemy", version)
+        usage = self._meters.get_meter("sqlalchemy").create_up_down_counter("unused")
+        # EngineTracer keeps every engine's listeners in one class-wide list: remember ours.
+        registered = EngineTracer._remove_event_listener_params
+        first = len(registered)
+        EngineTracer(tracer, engine, usage)  # type: ignore[no-untyped-call]
+        self._engine_listeners.extend(registered[first:])
+
+    def instrument_asyncpg(self) -> None:
+        """A span per statement asyncpg runs (the read pool; the driver under SQLAlchemy)."""
+        from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+        instrumentor = AsyncPGInstrumentor(capture_parameters=False)  # type: ignore[no-untyped-call]
+        if instrumentor.is_instrumented_by_opentelemetry:
+            return  # another app of this process did (tests): the driver is patched once
+        instrumentor.instrument(tracer_provider=self.provider)
+        self._asyncpg = instrumentor
+
+    def shutdown(self) -> None:
+        """Remove what was installed on the driver and the engine; flush the spans left."""
+        if self._asyncpg is not None:
+            self._asyncpg.uninstrument()
+            self._asyncpg = None
+        from sqlalchemy import event
+
+        for target_ref, name, listener in self._engine_listeners:
+            target = target_ref()
+            if target is not None and event.contains(target, name, listener):
+                event.remove(target, name, listener)
+        self._engine_listeners.clear()
+        self.provider.force_flush()
+
+
+class TraceparentResponsePropagator(ResponsePropagator):
+    """Writes the server span's W3C ``traceparent`` into the response's headers."""
+
+    def inject(
+        self, carrier: CarrierT, context: Any = None, setter: Setter[CarrierT] = default_setter
+    ) -> None:
+        span_context = get_current_span(context).get_span_context()
+        # The instrumentation offers every ASGI message; only the first carries headers.
+        message: Any = carrier
+        if not span_context.is_valid or message.get("type") != "http.response.start":
+            return
+        setter.set(
+            carrier,
+            "traceparent",
+            f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
+            f"{span_context.trace_flags:02x}",
+        )
+        setter.set(carrier, "access-control-expose-headers", "traceparent")
