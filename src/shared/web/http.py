@@ -20,6 +20,7 @@ T = TypeVar("T")
 
 # One entity tag of a list: "123", or W/"123" (weak); anything else matches nothing.
 _ENTITY_TAG = re.compile(r'^(W/)?"([^"]*)"$')
+_VERSION = re.compile(r"[0-9]{1,10}\Z")
 
 IfMatchHeader = Annotated[
     str,
@@ -88,7 +89,10 @@ def parse_if_match(if_match: IfMatchHeader) -> IfMatch:
     if if_match.strip() == "*":
         return ANY_VERSION
     # If-Match compares strongly (RFC 9110 13.1.1): weak tags never match.
-    versions = {int(tag) for weak, tag in _entity_tags(if_match) if not weak and tag.isdigit()}
+    # Only ASCII digits are a version: str.isdigit() also accepts superscripts, which int() refuses.
+    versions = {
+        int(tag) for weak, tag in _entity_tags(if_match) if not weak and _VERSION.match(tag)
+    }
     return IfMatch(versions=frozenset(v for v in versions if v < 2**31))
 
 
