@@ -15,7 +15,7 @@ RUN := $(UV) run --frozen
 BOOKS ?= 1000000
 SEED ?= 1
 
-.PHONY: help install run migrate import bench-import seed-large test test-unit test-integration lint audit fmt bench bench-quick docker-build clean
+.PHONY: help install run token migrate import bench-import seed-large test test-unit test-integration lint audit fmt bench bench-quick docker-build clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,10 @@ install: .venv/.installed ## Create .venv with every dependency from uv.lock
 
 run: install ## Serve on http://127.0.0.1:8000 (embedded PostgreSQL unless DATABASE_URL is set)
 	$(RUN) library dev
+
+SCOPE ?= catalog:write catalog:admin
+token: install ## Print a development access token (make -s token SCOPE="catalog:write"); make run verifies it
+	@$(RUN) library token --scope "$(SCOPE)"
 
 migrate: install ## Upgrade the database to the latest schema (embedded dev database unless DATABASE_URL is set)
 	$(RUN) library migrate --embedded-if-unset

@@ -13,6 +13,10 @@ from shared.settings import Settings
 
 DEV_DATA_DIR = Path(".pgdata/dev")
 DEV_DATABASE = "library"
+# The development signing key, beside the embedded database (ignored by git).
+DEV_KEY_DIR = Path(".pgdata/dev-auth")
+DEV_SCOPES = "catalog:read catalog:write catalog:admin"
+DEV_TOKEN_TTL_SECONDS = 8 * 3600
 
 
 def migrate(revision: str = "head") -> None:
@@ -50,6 +54,8 @@ def serve() -> None:
         access_log=False,  # our middleware logs each request once
         log_config=None,  # logging is configured by the app (structlog)
         proxy_headers=True,
+        # Only these proxies' X-Forwarded-For is believed (the client address of limits and logs).
+        forwarded_allow_ips=settings.trusted_proxies,
         timeout_graceful_shutdown=20,
     )
 
@@ -64,6 +70,36 @@ def use_embedded_database() -> None:
     os.environ["LIBRARY_DATABASE_URL"] = devdb.url(socket_dir, user, DEV_DATABASE)
 
 
+def use_development_key() -> None:
+    """Verify tokens with the development key pair (created once in DEV_KEY_DIR) unless a key
+    set is configured."""
+    from shared import devauth
+
+    settings = Settings()
+    if settings.auth_jwks_file is not None or settings.auth_jwks_url is not None:
+        return
+    key = devauth.ensure_key_pair(DEV_KEY_DIR.resolve())
+    os.environ["LIBRARY_AUTH_JWKS_FILE"] = str(key.jwks_file)
+    os.environ.setdefault("LIBRARY_AUTH_ISSUER", devauth.DEV_ISSUER)
+    os.environ.setdefault("LIBRARY_AUTH_AUDIENCE", devauth.DEV_AUDIENCE)
+
+
+def development_token(scopes: str, *, ttl: int, sub: str) -> str:
+    """A token signed with this checkout's development key, for the configured issuer and
+    audience (the development ones by default)."""
+    from shared import devauth
+
+    settings = Settings()
+    key = devauth.ensure_key_pair(DEV_KEY_DIR.resolve())
+    return key.sign(
+        scopes,
+        sub=sub,
+        ttl=ttl,
+        issuer=settings.auth_issuer or devauth.DEV_ISSUER,
+        audience=settings.auth_audience or devauth.DEV_AUDIENCE,
+    )
+
+
 def dev() -> None:
     """Serve for development: an embedded PostgreSQL unless DATABASE_URL is set, migrated first."""
     settings = Settings()
@@ -73,9 +109,17 @@ def dev() -> None:
     else:
         print("Using the database in DATABASE_URL.", flush=True)
     migrate()
+    use_development_key()
+    token = development_token(DEV_SCOPES, ttl=DEV_TOKEN_TTL_SECONDS, sub="developer")
     base = f"http://{settings.host}:{settings.port}"
     print(f"\n  API:  {base}/api/v1/books  and  {base}/api/v1/authors", flush=True)
-    print(f"  Docs: {base}/docs\n  Press Ctrl-C to stop.\n", flush=True)
+    print(f"  Docs: {base}/docs\n", flush=True)
+    print(
+        f"  A token for writes ({DEV_SCOPES}, 8 hours; `make -s token` for another):\n"
+        f"  export TOKEN={token}\n",
+        flush=True,
+    )
+    print("  Press Ctrl-C to stop.\n", flush=True)
     serve()
 
 
@@ -206,6 +250,21 @@ def main(argv: list[str] | None = None) -> None:
         help="without a configured DATABASE_URL, migrate the embedded development database",
     )
     commands.add_parser("dev", help="migrate and serve, with an embedded PostgreSQL if needed")
+    token_parser = commands.add_parser(
+        "token",
+        help="print a development access token (signed with this checkout's development key)",
+        description="Print one access token on stdout, signed with the development key that "
+        "`library dev` (make run) verifies tokens with.",
+    )
+    token_parser.add_argument(
+        "--scope",
+        default="catalog:write catalog:admin",
+        help='space-separated scopes (default: "catalog:write catalog:admin")',
+    )
+    token_parser.add_argument(
+        "--ttl", type=_positive, default=3600, help="seconds until it expires (default 3600)"
+    )
+    token_parser.add_argument("--sub", default="developer", help="the subject (default developer)")
     import_parser = commands.add_parser(
         "import",
         help="import a catalog export (goodbooks books.csv)",
@@ -257,6 +316,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "import":
         raise SystemExit(import_catalog(args))
+    if args.command == "token":
+        print(development_token(args.scope, ttl=args.ttl, sub=args.sub))
+        return
     try:
         if args.command == "serve":
             serve()

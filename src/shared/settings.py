@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
@@ -60,6 +61,71 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
 
     alembic_config: str = "alembic.ini"
+
+    # Bearer tokens (README "Who may change the catalog"). The verification keys: a JWKS file
+    # or URL (RS256, ES256 or EdDSA keys, each with a kid); HS256 (a shared secret as an
+    # "oct" key) only in development. Outside development the server refuses to start without
+    # keys, an issuer and an audience.
+    auth_jwks_file: Path | None = None
+    auth_jwks_url: str | None = None
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    # public: anyone may read; required: reads need catalog:read too.
+    auth_reads: Literal["public", "required"] = "public"
+    # Development only (refused elsewhere): no token needed at all (to measure what auth costs).
+    auth_disabled: bool = False
+
+    # HTTP hardening (README "HTTP hardening"). Comma-separated lists.
+    # CORS is off unless origins are listed (e.g. "https://app.example,https://admin.example").
+    cors_origins: str = ""
+    # Host headers accepted ("*": any); others get 400.
+    trusted_hosts: str = "*"
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (uvicorn's
+    # forwarded_allow_ips): the client address of rate limits and audit lines comes from them.
+    trusted_proxies: str = "127.0.0.1"
+    # Serve /docs, /redoc and /openapi.json (switch off in production if the API is private).
+    docs_enabled: bool = True
+
+    # Rate limits per client (README "Limits per client"), in the notation of the `limits`
+    # library ("100/second", "1000/minute;50/second"): per token sub, or per client address.
+    rate_limit_enabled: bool = True
+    rate_limit_anonymous: str = "50/second;1000/minute"
+    rate_limit_authenticated: str = "200/second;6000/minute"
+    # Counters in this process by default; in Redis (shared by every process) when set.
+    redis_url: str | None = None
+    # Prefix of the counters' keys (processes sharing it share the limits).
+    rate_limit_namespace: str = "library"
+    # At most this many searches (requests with q) run at once per process; others wait up to
+    # search_queue_seconds, then get 503. Keeps a burst of searches from taking every connection.
+    search_concurrency: int = Field(default=8, ge=1, le=200)
+    search_queue_seconds: float = Field(default=2.0, gt=0, le=60)
+
+    @staticmethod
+    def listed(value: str) -> list[str]:
+        """The items of a comma-separated setting."""
+        return [item.strip() for item in value.split(",") if item.strip()]
+
+    def auth_configured(self) -> bool:
+        """Whether keys, an issuer and an audience are all set."""
+        has_keys = self.auth_jwks_file is not None or self.auth_jwks_url is not None
+        return has_keys and bool(self.auth_issuer) and bool(self.auth_audience)
+
+    def check_auth(self) -> None:
+        """RuntimeError unless the auth settings are complete (or, in development, off)."""
+        if self.auth_disabled:
+            if self.environment != "development":
+                raise RuntimeError(
+                    "LIBRARY_AUTH_DISABLED is honoured only with LIBRARY_ENVIRONMENT=development"
+                )
+            return
+        if self.auth_jwks_file is not None and self.auth_jwks_url is not None:
+            raise RuntimeError("set LIBRARY_AUTH_JWKS_FILE or LIBRARY_AUTH_JWKS_URL, not both")
+        if not self.auth_configured():
+            raise RuntimeError(
+                "No token verification configured: set LIBRARY_AUTH_JWKS_FILE (or "
+                "LIBRARY_AUTH_JWKS_URL), LIBRARY_AUTH_ISSUER and LIBRARY_AUTH_AUDIENCE "
+                "(`make run` does it for development)"
+            )
 
     @field_validator("database_url", mode="after")
     @classmethod

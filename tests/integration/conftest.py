@@ -17,6 +17,7 @@ from library.bootstrap.container import RootContainer
 from shared.persistence.db import create_engine, create_session_factory, server_settings
 from shared.persistence.reads import ReadPool
 from shared.settings import Settings
+from tests.auth import AUTH_SETTINGS, bearer
 from tests.integration.postgres import Server, provide_server
 
 TABLES = ("book_authors", "books", "authors", "idempotency_keys")
@@ -70,6 +71,7 @@ def settings(database_url: str) -> Settings:
         db_pool_size=25,
         db_max_overflow=30,
         db_pool_timeout_seconds=15,
+        **AUTH_SETTINGS,
     )
 
 
@@ -117,6 +119,17 @@ def _container(settings: Settings) -> RootContainer:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    # A client with a token holding every scope: the tests of auth itself use ``anonymous``.
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers=bearer()
+    ) as http:
+        yield http
+
+
+@pytest.fixture
+async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that sends no token."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from library.bootstrap.app import create_app
 from library.bootstrap.container import RootContainer
 from shared.settings import Settings
+from tests.auth import bearer
 from tests.integration.helpers import API, assert_problem, create_author
 
 
@@ -31,7 +32,9 @@ async def serving(
     app = create_app(container=container)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=bearer()
+        ) as http:
             yield app, http
 
 

@@ -6,7 +6,15 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, MetaData, Text, event, func, literal_column, text
+from sqlalchemy import (
+    ColumnElement,
+    MetaData,
+    Text,
+    event,
+    func,
+    literal_column,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -19,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.elements import SQLCoreOperations
 from sqlalchemy.types import DateTime
 from sqlalchemy.util.concurrency import await_
 
@@ -165,7 +174,7 @@ async def current_revisions(engine: AsyncEngine) -> set[str]:
 
 
 def contains_literally(
-    haystack: ColumnElement[str], needle: ColumnElement[str]
+    haystack: SQLCoreOperations[str], needle: ColumnElement[str]
 ) -> ColumnElement[bool]:
     r"""``haystack`` contains ``needle`` literally, both folded by ``search_key``.
 

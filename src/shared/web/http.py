@@ -118,18 +118,26 @@ def created(body: BaseModel, *, location: str, version: int) -> StoredResponse:
 
 
 def idempotency(
-    request: Request, key: str | None, body: RequestModel, respond: Callable[[T], StoredResponse]
+    request: Request,
+    key: str | None,
+    body: RequestModel,
+    respond: Callable[[T], StoredResponse],
+    *,
+    principal: str,
 ) -> Idempotency[T] | None:
     """The Idempotency-Key of this request with its fingerprint (None when the header is absent).
 
     The fingerprint is a hash of the validated body, so a retry that re-serialises the same
-    values (other key order, other spacing) is still the same request.
+    values (other key order, other spacing) is still the same request. The key belongs to the
+    principal (the token's ``sub``) as well as to the operation: the same key from another
+    client is another key (the scope holds a digest of ``sub``, so any ``sub`` fits in it).
     """
     if key is None:
         return None
     canonical = json.dumps(body.values(), sort_keys=True, separators=(",", ":"), default=str)
     fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
-    scope = f"{request.method} {request.url.path}"
+    owner = hashlib.sha256(principal.encode()).hexdigest()[:32]
+    scope = f"{request.method} {request.url.path} {owner}"
     return Idempotency(scope=scope, key=key, fingerprint=fingerprint, respond=respond)
 
 
