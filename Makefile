@@ -15,7 +15,7 @@ RUN := $(UV) run --frozen
 BOOKS ?= 1000000
 SEED ?= 1
 
-.PHONY: help install run token migrate import bench-import seed-large test test-unit test-integration lint audit fmt bench bench-quick docker-build clean
+.PHONY: help install run token migrate import bench-import seed-large test test-unit test-integration lint audit fmt bench bench-auth bench-quick docker-build clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -79,6 +79,11 @@ BENCH_BOOKS ?= 1000000
 
 bench: install ## Benchmark the app against a raw asyncpg baseline and pgbench (needs wrk, pgbench, PostgreSQL)
 	$(RUN) python -m bench --books $(BENCH_BOOKS)
+
+# A migrated database seeded with `library seed` (e.g. 100,000 books).
+AUTH_BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/bench_auth
+bench-auth: install ## POST with token verification vs auth disabled (and reads vs BEFORE=checkout), app vs app
+	$(RUN) python -m bench.auth_bench --database-url "$(AUTH_BENCH_DATABASE_URL)" $(if $(BEFORE),--before-checkout "$(BEFORE)")
 
 bench-quick: install ## A short benchmark on 100,000 books (2 rounds of 4 s)
 	$(RUN) python -m bench --books 100000 --rounds 2 --duration 4 --warmup 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -19,14 +19,22 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        # A refused value is not quoted in the error: it may be a URL holding a password.
+        hide_input_in_errors=True,
     )
 
     environment: Literal["development", "test", "production"] = "production"
     # DATABASE_URL is accepted without the prefix too: it is what every platform sets.
-    database_url: str | None = Field(
+    # A secret (it may hold a password): never shown in reprs, logs or validation errors.
+    database_url: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("LIBRARY_DATABASE_URL", "DATABASE_URL"),
     )
+    # Least privilege: the server connects with database_url, as a role that may only read and
+    # write rows; migrations run with this one, as the schema's owner (database_url when unset).
+    migration_database_url: SecretStr | None = None
+    # The server's role: `library migrate` grants it reading and writing rows (nothing else).
+    db_app_role: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     # The write pool (SQLAlchemy) and the read pool (asyncpg) are sized for the load, and fixed:
     # connections opened for a burst and closed after it cost more than they save.
     db_pool_size: int = Field(default=16, ge=1, le=200)
@@ -127,23 +135,25 @@ class Settings(BaseSettings):
                 "(`make run` does it for development)"
             )
 
-    @field_validator("database_url", mode="after")
+    @field_validator("database_url", "migration_database_url", mode="after")
     @classmethod
-    def _asyncpg_url(cls, value: str | None) -> str | None:
+    def _asyncpg_url(cls, secret: SecretStr | None) -> SecretStr | None:
         """Accept postgres:// and postgresql:// URLs and use the asyncpg driver for them."""
+        value = secret.get_secret_value() if secret is not None else None
         if not value:
             return None
         try:
             url = make_url(value)
-        except ArgumentError as exc:
-            raise ValueError(f"not a database URL: {exc}") from None
+        except ArgumentError:
+            # Not the parser's message: it quotes the URL, password included.
+            raise ValueError("not a database URL") from None
         if url.drivername in {"postgres", "postgresql"}:
             url = url.set(drivername="postgresql+asyncpg")
         if url.drivername != "postgresql+asyncpg":
             raise ValueError(
                 "the database URL must start with postgresql:// or postgresql+asyncpg://"
             )
-        return url.render_as_string(hide_password=False)
+        return SecretStr(url.render_as_string(hide_password=False))
 
     def asyncpg_dsn(self) -> str:
         """The database URL as asyncpg itself takes it (``postgresql://``)."""
@@ -157,4 +167,10 @@ class Settings(BaseSettings):
                 "No database configured: set DATABASE_URL (or LIBRARY_DATABASE_URL), "
                 "e.g. postgresql+asyncpg://user:password@localhost:5432/library"
             )
-        return self.database_url
+        return self.database_url.get_secret_value()
+
+    def require_migration_url(self) -> str:
+        """The URL migrations run with: the schema owner's, or the server's when not set apart."""
+        if self.migration_database_url is not None:
+            return self.migration_database_url.get_secret_value()
+        return self.require_database_url()
