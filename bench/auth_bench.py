@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Any] = {"started": started.isoformat(timespec="seconds"), "scenarios": {}}
     try:
         for server in servers:
-            server.wait_until_serving("/health/live")
+            server.wait_until_serving("/health/live", timeout=240)  # three start at once
         for scenario in scenarios:
             print(f"\n{scenario.title}", flush=True)
             # The checkout before this change has no auth: it is compared on reads only.
