@@ -19,7 +19,7 @@ RUN := $(UV) run --frozen
 BOOKS ?= 1000000
 SEED ?= 1
 
-.PHONY: help install run migrate import bench-import seed-large test test-unit test-integration lint audit fmt bench bench-quick bench-observability docker-build clean
+.PHONY: help install run token migrate import bench-import seed-large test test-unit test-integration lint audit fmt bench bench-auth bench-quick bench-observability docker-build clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,6 +36,10 @@ install: .venv/.installed ## Create .venv with every dependency from uv.lock
 
 run: install ## Serve on http://127.0.0.1:8000 (embedded PostgreSQL unless DATABASE_URL is set)
 	$(RUN) library dev
+
+SCOPE ?= catalog:write catalog:admin
+token: install ## Print a development access token (make -s token SCOPE="catalog:write"); make run verifies it
+	@$(RUN) library token --scope "$(SCOPE)"
 
 migrate: install ## Upgrade the database to the latest schema (embedded dev database unless DATABASE_URL is set)
 	$(RUN) library migrate --embedded-if-unset
@@ -82,6 +86,11 @@ bench: install ## Benchmark the app against a raw asyncpg baseline and pgbench (
 
 bench-observability: install ## GET with metrics and tracing on against the same build with both off (100k books)
 	$(RUN) python -m bench.observability --books $(or $(OBS_BOOKS),100000)
+
+# A migrated database seeded with `library seed` (e.g. 100,000 books).
+AUTH_BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/bench_auth
+bench-auth: install ## POST with token verification vs auth disabled (and reads vs BEFORE=checkout), app vs app
+	$(RUN) python -m bench.auth_bench --database-url "$(AUTH_BENCH_DATABASE_URL)" $(if $(BEFORE),--before-checkout "$(BEFORE)")
 
 bench-quick: install ## A short benchmark on 100,000 books (2 rounds of 4 s)
 	$(RUN) python -m bench --books 100000 --rounds 2 --duration 4 --warmup 2

@@ -194,7 +194,9 @@ class Driver:
             self._nonce += 1
             if self._nonce > 999:
                 raise RuntimeError("out of POST nonces for this run")
-            return ["-s", str(WRK / "post.lua"), "--", str(authors), str(self._nonce)]
+            token = self._run_dir / "token.txt"  # written when the app verifies tokens
+            extra = [str(token)] if token.exists() else []
+            return ["-s", str(WRK / "post.lua"), "--", str(authors), str(self._nonce), *extra]
         paths = self._run_dir / f"paths-{scenario.name}.txt"
         if not paths.exists():
             paths.write_text("\n".join(scenario.paths) + "\n")
@@ -321,6 +323,12 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings(database_url=dsn)
     pool_min, pool_max = settings.db_pool_size, settings.db_pool_size + settings.db_max_overflow
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("LIBRARY_")}
+    # The app verifies bearer tokens as in production: a key pair of the run's own, and a token
+    # (valid for the whole run) that the POST scenario sends.
+    from shared import devauth
+
+    key = devauth.new_key_pair(run_dir / "auth")
+    (run_dir / "token.txt").write_text(key.sign("catalog:write", sub="bench", ttl=24 * 3600))
     app = Server(
         "app",
         [str(Path(sys.executable).with_name("library")), "serve"],
@@ -331,6 +339,9 @@ def main(argv: list[str] | None = None) -> None:
             "LIBRARY_PORT": str(cfg.app_port),
             "LIBRARY_ENVIRONMENT": "production",
             "LIBRARY_LOG_FORMAT": "json",
+            "LIBRARY_AUTH_JWKS_FILE": str(key.jwks_file),
+            "LIBRARY_AUTH_ISSUER": devauth.DEV_ISSUER,
+            "LIBRARY_AUTH_AUDIENCE": devauth.DEV_AUDIENCE,
         },
         run_dir / "app.log",
         cfg.app_port,

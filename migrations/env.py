@@ -19,7 +19,7 @@ target_metadata = metadata
 
 
 def _url() -> str:
-    return config.attributes.get("database_url") or Settings().require_database_url()
+    return config.attributes.get("database_url") or Settings().require_migration_url()
 
 
 def run_migrations_offline() -> None:

@@ -1,6 +1,8 @@
 -- POST a book with a unique title and ISBN per request, crediting two authors from a file.
--- Usage: wrk -s post.lua URL -- AUTHORS_FILE NONCE   (NONCE: 3 digits, unique per wrk run)
+-- Usage: wrk -s post.lua URL -- AUTHORS_FILE NONCE [TOKEN_FILE]
+-- (NONCE: 3 digits, unique per wrk run; TOKEN_FILE: a bearer token sent with every request)
 local authors = {}
+local headers = {["Content-Type"] = "application/json"}
 local nonce = "100"
 local counter = 0
 local next_id = 1
@@ -15,6 +17,11 @@ function init(args)
     authors[#authors + 1] = line
   end
   nonce = args[2]
+  if args[3] then
+    local file = io.open(args[3])
+    headers["Authorization"] = "Bearer " .. file:read("*l")
+    file:close()
+  end
   math.randomseed(id * 104729)
 end
 
@@ -36,7 +43,7 @@ function request()
     '"publication_year": 1987, "language": "en"}',
     nonce, id, counter, authors[first], authors[second],
     isbn13(string.format("979%s%d%05d", nonce, id % 10, counter % 100000)))
-  return wrk.format("POST", "/api/v1/books", {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", "/api/v1/books", headers, body)
 end
 
 function done(summary, latency, requests)

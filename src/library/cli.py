@@ -13,6 +13,12 @@ from shared.settings import Settings
 
 DEV_DATA_DIR = Path(".pgdata/dev")
 DEV_DATABASE = "library"
+# The role the development server connects as (reads and writes rows; no DDL).
+DEV_APP_ROLE = "library_app"
+# The development signing key, beside the embedded database (ignored by git).
+DEV_KEY_DIR = Path(".pgdata/dev-auth")
+DEV_SCOPES = "catalog:read catalog:write catalog:admin"
+DEV_TOKEN_TTL_SECONDS = 8 * 3600
 
 
 def migrate(revision: str = "head") -> None:
@@ -29,6 +35,31 @@ def migrate(revision: str = "head") -> None:
             "or set LIBRARY_ALEMBIC_CONFIG"
         )
     command.upgrade(Config(str(config_path)), revision)
+    if settings.db_app_role:
+        grant_app_role(settings.require_migration_url(), settings.db_app_role)
+
+
+def grant_app_role(owner_url: str, role: str, *, create_password: str | None = None) -> None:
+    """As the schema's owner: let the server's ``role`` read and write rows, nothing more
+    (created first, with ``create_password``, when that is given)."""
+    import asyncio
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    from shared.persistence.roles import ensure_login_role, grant_row_access
+
+    async def run() -> None:
+        url = make_url(owner_url).set(drivername="postgresql")
+        conn = await asyncpg.connect(url.render_as_string(hide_password=False))
+        try:
+            if create_password is not None:
+                await ensure_login_role(conn, role, create_password or None)
+            await grant_row_access(conn, role)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
 
 
 def serve() -> None:
@@ -53,18 +84,61 @@ def serve() -> None:
         access_log=False,  # our middleware logs each request once
         log_config=None,  # logging is configured by the app (structlog)
         proxy_headers=True,
+        # Only these proxies' X-Forwarded-For is believed (the client address of limits and logs).
+        forwarded_allow_ips=settings.trusted_proxies,
         timeout_graceful_shutdown=20,
     )
 
 
-def use_embedded_database() -> None:
-    """Start the embedded development PostgreSQL and point the settings at it."""
+def use_embedded_database(*, least_privilege: bool = False) -> None:
+    """Start the embedded development PostgreSQL and point the settings at it.
+
+    ``least_privilege`` (the server, ``make run``): migrations run as the embedded server's
+    owner, and the server connects as DEV_APP_ROLE, which may only read and write rows.
+    """
     from shared import devdb
 
     print(f"Starting the embedded PostgreSQL in {DEV_DATA_DIR}/ ...", flush=True)
     socket_dir, user = devdb.start(DEV_DATA_DIR.resolve())
     devdb.create_database(socket_dir, user, DEV_DATABASE)
-    os.environ["LIBRARY_DATABASE_URL"] = devdb.url(socket_dir, user, DEV_DATABASE)
+    owner_url = devdb.url(socket_dir, user, DEV_DATABASE)
+    os.environ["LIBRARY_DATABASE_URL"] = owner_url
+    if least_privilege:
+        # The role is created here (the embedded server is ours); `library migrate` grants it.
+        grant_app_role(owner_url, DEV_APP_ROLE, create_password="")
+        os.environ["LIBRARY_MIGRATION_DATABASE_URL"] = owner_url
+        os.environ["LIBRARY_DB_APP_ROLE"] = DEV_APP_ROLE
+        os.environ["LIBRARY_DATABASE_URL"] = devdb.url(socket_dir, DEV_APP_ROLE, DEV_DATABASE)
+
+
+def use_development_key() -> None:
+    """Verify tokens with the development key pair (created once in DEV_KEY_DIR) unless a key
+    set is configured."""
+    from shared import devauth
+
+    settings = Settings()
+    if settings.auth_jwks_file is not None or settings.auth_jwks_url is not None:
+        return
+    key = devauth.ensure_key_pair(DEV_KEY_DIR.resolve())
+    os.environ["LIBRARY_AUTH_JWKS_FILE"] = str(key.jwks_file)
+    os.environ.setdefault("LIBRARY_AUTH_ISSUER", devauth.DEV_ISSUER)
+    os.environ.setdefault("LIBRARY_AUTH_AUDIENCE", devauth.DEV_AUDIENCE)
+
+
+def development_token(scopes: str, *, ttl: int, sub: str) -> str:
+    """A token signed with this checkout's development key, for the configured issuer and
+    audience (the development ones by default)."""
+    from shared import devauth
+
+    settings = Settings()
+    key = devauth.ensure_key_pair(DEV_KEY_DIR.resolve())
+    return key.sign(
+        scopes,
+        sub=sub,
+        ttl=ttl,
+        issuer=settings.auth_issuer or devauth.DEV_ISSUER,
+        audience=settings.auth_audience or devauth.DEV_AUDIENCE,
+    )
 
 
 def dev() -> None:
@@ -72,13 +146,21 @@ def dev() -> None:
     settings = Settings()
     os.environ.setdefault("LIBRARY_ENVIRONMENT", "development")
     if settings.database_url is None:
-        use_embedded_database()
+        use_embedded_database(least_privilege=True)
     else:
         print("Using the database in DATABASE_URL.", flush=True)
     migrate()
+    use_development_key()
+    token = development_token(DEV_SCOPES, ttl=DEV_TOKEN_TTL_SECONDS, sub="developer")
     base = f"http://{settings.host}:{settings.port}"
     print(f"\n  API:  {base}/api/v1/books  and  {base}/api/v1/authors", flush=True)
-    print(f"  Docs: {base}/docs\n  Press Ctrl-C to stop.\n", flush=True)
+    print(f"  Docs: {base}/docs\n", flush=True)
+    print(
+        f"  A token for writes ({DEV_SCOPES}, 8 hours; `make -s token` for another):\n"
+        f"  export TOKEN={token}\n",
+        flush=True,
+    )
+    print("  Press Ctrl-C to stop.\n", flush=True)
     serve()
 
 
@@ -209,6 +291,21 @@ def main(argv: list[str] | None = None) -> None:
         help="without a configured DATABASE_URL, migrate the embedded development database",
     )
     commands.add_parser("dev", help="migrate and serve, with an embedded PostgreSQL if needed")
+    token_parser = commands.add_parser(
+        "token",
+        help="print a development access token (signed with this checkout's development key)",
+        description="Print one access token on stdout, signed with the development key that "
+        "`library dev` (make run) verifies tokens with.",
+    )
+    token_parser.add_argument(
+        "--scope",
+        default="catalog:write catalog:admin",
+        help='space-separated scopes (default: "catalog:write catalog:admin")',
+    )
+    token_parser.add_argument(
+        "--ttl", type=_positive, default=3600, help="seconds until it expires (default 3600)"
+    )
+    token_parser.add_argument("--sub", default="developer", help="the subject (default developer)")
     import_parser = commands.add_parser(
         "import",
         help="import a catalog export (goodbooks books.csv)",
@@ -260,6 +357,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "import":
         raise SystemExit(import_catalog(args))
+    if args.command == "token":
+        print(development_token(args.scope, ttl=args.ttl, sub=args.sub))
+        return
     try:
         if args.command == "serve":
             serve()

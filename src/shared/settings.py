@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -18,14 +19,22 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        # A refused value is not quoted in the error: it may be a URL holding a password.
+        hide_input_in_errors=True,
     )
 
     environment: Literal["development", "test", "production"] = "production"
     # DATABASE_URL is accepted without the prefix too: it is what every platform sets.
-    database_url: str | None = Field(
+    # A secret (it may hold a password): never shown in reprs, logs or validation errors.
+    database_url: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("LIBRARY_DATABASE_URL", "DATABASE_URL"),
     )
+    # Least privilege: the server connects with database_url, as a role that may only read and
+    # write rows; migrations run with this one, as the schema's owner (database_url when unset).
+    migration_database_url: SecretStr | None = None
+    # The server's role: `library migrate` grants it reading and writing rows (nothing else).
+    db_app_role: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     # The write pool (SQLAlchemy) and the read pool (asyncpg) are sized for the load, and fixed:
     # connections opened for a burst and closed after it cost more than they save.
     db_pool_size: int = Field(default=16, ge=1, le=200)
@@ -70,23 +79,90 @@ class Settings(BaseSettings):
 
     alembic_config: str = "alembic.ini"
 
-    @field_validator("database_url", mode="after")
+    # Bearer tokens (README "Who may change the catalog"). The verification keys: a JWKS file
+    # or URL (RS256, ES256 or EdDSA keys, each with a kid); HS256 (a shared secret as an
+    # "oct" key) only in development. Outside development the server refuses to start without
+    # keys, an issuer and an audience.
+    auth_jwks_file: Path | None = None
+    auth_jwks_url: str | None = None
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    # public: anyone may read; required: reads need catalog:read too.
+    auth_reads: Literal["public", "required"] = "public"
+    # Development only (refused elsewhere): no token needed at all (to measure what auth costs).
+    auth_disabled: bool = False
+
+    # HTTP hardening (README "HTTP hardening"). Comma-separated lists.
+    # CORS is off unless origins are listed (e.g. "https://app.example,https://admin.example").
+    cors_origins: str = ""
+    # Host headers accepted ("*": any); others get 400.
+    trusted_hosts: str = "*"
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (uvicorn's
+    # forwarded_allow_ips): the client address of rate limits and audit lines comes from them.
+    trusted_proxies: str = "127.0.0.1"
+    # Serve /docs, /redoc and /openapi.json (switch off in production if the API is private).
+    docs_enabled: bool = True
+
+    # Rate limits per client (README "Limits per client"), in the notation of the `limits`
+    # library ("100/second", "1000/minute;50/second"): per token sub, or per client address.
+    rate_limit_enabled: bool = True
+    rate_limit_anonymous: str = "50/second;1000/minute"
+    rate_limit_authenticated: str = "200/second;6000/minute"
+    # Counters in this process by default; in Redis (shared by every process) when set.
+    redis_url: str | None = None
+    # Prefix of the counters' keys (processes sharing it share the limits).
+    rate_limit_namespace: str = "library"
+    # At most this many searches (requests with q) run at once per process; others wait up to
+    # search_queue_seconds, then get 503. Keeps a burst of searches from taking every connection.
+    search_concurrency: int = Field(default=8, ge=1, le=200)
+    search_queue_seconds: float = Field(default=2.0, gt=0, le=60)
+
+    @staticmethod
+    def listed(value: str) -> list[str]:
+        """The items of a comma-separated setting."""
+        return [item.strip() for item in value.split(",") if item.strip()]
+
+    def auth_configured(self) -> bool:
+        """Whether keys, an issuer and an audience are all set."""
+        has_keys = self.auth_jwks_file is not None or self.auth_jwks_url is not None
+        return has_keys and bool(self.auth_issuer) and bool(self.auth_audience)
+
+    def check_auth(self) -> None:
+        """RuntimeError unless the auth settings are complete (or, in development, off)."""
+        if self.auth_disabled:
+            if self.environment != "development":
+                raise RuntimeError(
+                    "LIBRARY_AUTH_DISABLED is honoured only with LIBRARY_ENVIRONMENT=development"
+                )
+            return
+        if self.auth_jwks_file is not None and self.auth_jwks_url is not None:
+            raise RuntimeError("set LIBRARY_AUTH_JWKS_FILE or LIBRARY_AUTH_JWKS_URL, not both")
+        if not self.auth_configured():
+            raise RuntimeError(
+                "No token verification configured: set LIBRARY_AUTH_JWKS_FILE (or "
+                "LIBRARY_AUTH_JWKS_URL), LIBRARY_AUTH_ISSUER and LIBRARY_AUTH_AUDIENCE "
+                "(`make run` does it for development)"
+            )
+
+    @field_validator("database_url", "migration_database_url", mode="after")
     @classmethod
-    def _asyncpg_url(cls, value: str | None) -> str | None:
+    def _asyncpg_url(cls, secret: SecretStr | None) -> SecretStr | None:
         """Accept postgres:// and postgresql:// URLs and use the asyncpg driver for them."""
+        value = secret.get_secret_value() if secret is not None else None
         if not value:
             return None
         try:
             url = make_url(value)
-        except ArgumentError as exc:
-            raise ValueError(f"not a database URL: {exc}") from None
+        except ArgumentError:
+            # Not the parser's message: it quotes the URL, password included.
+            raise ValueError("not a database URL") from None
         if url.drivername in {"postgres", "postgresql"}:
             url = url.set(drivername="postgresql+asyncpg")
         if url.drivername != "postgresql+asyncpg":
             raise ValueError(
                 "the database URL must start with postgresql:// or postgresql+asyncpg://"
             )
-        return url.render_as_string(hide_password=False)
+        return SecretStr(url.render_as_string(hide_password=False))
 
     def asyncpg_dsn(self) -> str:
         """The database URL as asyncpg itself takes it (``postgresql://``)."""
@@ -100,4 +176,10 @@ class Settings(BaseSettings):
                 "No database configured: set DATABASE_URL (or LIBRARY_DATABASE_URL), "
                 "e.g. postgresql+asyncpg://user:password@localhost:5432/library"
             )
-        return self.database_url
+        return self.database_url.get_secret_value()
+
+    def require_migration_url(self) -> str:
+        """The URL migrations run with: the schema owner's, or the server's when not set apart."""
+        if self.migration_database_url is not None:
+            return self.migration_database_url.get_secret_value()
+        return self.require_database_url()

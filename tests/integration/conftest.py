@@ -9,14 +9,18 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from library.bootstrap.app import create_app
 from library.bootstrap.container import RootContainer
+from library.cli import grant_app_role
 from shared.persistence.db import create_engine, create_session_factory, server_settings
 from shared.persistence.reads import ReadPool
 from shared.settings import Settings
+from tests.auth import AUTH_SETTINGS, bearer
 from tests.integration.postgres import Server, provide_server
 
 TABLES = ("book_authors", "books", "authors", "idempotency_keys")
@@ -58,10 +62,25 @@ def database_url(postgres_server: Server) -> str:
     return url
 
 
+APP_ROLE_PASSWORD = "library-test-app"
+
+
 @pytest.fixture(scope="session")
-def settings(database_url: str) -> Settings:
+def app_database_url(postgres_server: Server, database_url: str) -> str:
+    """The test database as the server's role sees it: it may read and write rows, no more
+    (README "Least privilege"). Named after the database, so that runs sharing a server
+    (other checkouts, CI) never share a role."""
+    role = f"{postgres_server.app_database}_app"
+    grant_app_role(database_url, role, create_password=APP_ROLE_PASSWORD)
+    url = make_url(database_url).set(username=role, password=APP_ROLE_PASSWORD)
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def settings(app_database_url: str) -> Settings:
+    """The app's settings: it connects as the least-privileged role."""
     return Settings(
-        database_url=database_url,
+        database_url=app_database_url,
         environment="test",
         log_format="json",
         # The race tests send 50 requests at once: the pool holds them all (and waits long on
@@ -70,19 +89,21 @@ def settings(database_url: str) -> Settings:
         db_pool_size=25,
         db_max_overflow=30,
         db_pool_timeout_seconds=15,
+        **AUTH_SETTINGS,
     )
 
 
 @pytest.fixture(scope="session")
-async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(settings)
+async def engine(settings: Settings, database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The tests' own engine, as the schema's owner (it empties tables, reads plans...)."""
+    engine = create_engine(settings.model_copy(update={"database_url": SecretStr(database_url)}))
     yield engine
     await engine.dispose()
 
 
 @pytest.fixture(scope="session")
 async def read_pool(settings: Settings) -> AsyncIterator[ReadPool]:
-    """The read side's pool on the test database, as the app builds it."""
+    """The read side's pool on the test database, as the app builds it (the app's role)."""
     pool = ReadPool(settings, server_settings(settings))
     await pool.open()
     yield pool
@@ -117,6 +138,17 @@ def _container(settings: Settings) -> RootContainer:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    # A client with a token holding every scope: the tests of auth itself use ``anonymous``.
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers=bearer()
+    ) as http:
+        yield http
+
+
+@pytest.fixture
+async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that sends no token."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http

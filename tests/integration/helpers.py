@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from library.bootstrap.app import create_app
 from library.bootstrap.container import RootContainer
 from shared.settings import Settings
+from tests.auth import bearer
 
 API = "/api/v1"
 
@@ -72,5 +73,7 @@ async def running_app(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.
     app = create_app(container=container)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=bearer()
+        ) as http:
             yield app, http

@@ -21,10 +21,14 @@ from schemathesis.python import asgi
 from library.bootstrap.app import create_app
 from library.bootstrap.container import RootContainer
 from shared.settings import Settings
+from tests.auth import token
 
 pytestmark = pytest.mark.fuzz
 
 CONFIG = {
+    # Every operation runs with a token holding every scope (the 401/403 paths have their own
+    # tests in test_auth.py).
+    "headers": {"Authorization": f"Bearer {token(ttl=3 * 3600)}"},
     "seed": 20261127,
     "workers": 1,
     "generation": {"mode": "all", "max-examples": 25, "deterministic": True, "database": "none"},

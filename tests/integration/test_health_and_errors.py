@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.settings import Settings
+from tests.auth import AUTH_SETTINGS
 from tests.integration.helpers import API, assert_problem, running_app
 from tests.integration.postgres import Server
 
@@ -31,7 +32,9 @@ async def test_not_ready_on_an_unmigrated_database(postgres_server: Server) -> N
     empty = postgres_server.migrations_database
     await asyncio.to_thread(postgres_server.recreate_database, empty)
     try:
-        response = await _ready_with(Settings(database_url=postgres_server.database_url(empty)))
+        response = await _ready_with(
+            Settings(database_url=postgres_server.database_url(empty), **AUTH_SETTINGS)
+        )
     finally:
         await asyncio.to_thread(postgres_server.drop_database, empty)
     body = assert_problem(response, 503, "not-ready")
@@ -41,7 +44,9 @@ async def test_not_ready_on_an_unmigrated_database(postgres_server: Server) -> N
 
 async def test_not_ready_when_the_database_does_not_answer() -> None:
     unreachable = Settings(
-        database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none", db_connect_timeout_seconds=1
+        database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none",
+        db_connect_timeout_seconds=1,
+        **AUTH_SETTINGS,
     )
     response = await _ready_with(unreachable)
     assert_problem(response, 503, "not-ready")

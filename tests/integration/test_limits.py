@@ -12,12 +12,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from library.bootstrap.app import create_app
 from library.bootstrap.container import RootContainer
 from shared.settings import Settings
+from tests.auth import bearer
 from tests.integration.helpers import API, assert_problem, create_author
 
 
@@ -31,7 +33,9 @@ async def serving(
     app = create_app(container=container)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=bearer()
+        ) as http:
             yield app, http
 
 
@@ -138,7 +142,8 @@ async def test_an_exhausted_pool_is_a_quick_503(settings: Settings, clean_databa
 
 async def test_a_database_that_does_not_answer_is_503(settings: Settings) -> None:
     down = "postgresql+asyncpg://nobody@127.0.0.1:9/none"
-    async with serving(settings, database_url=down, db_connect_timeout_seconds=1) as (_, client):
+    unreachable = {"database_url": SecretStr(down), "db_connect_timeout_seconds": 1}
+    async with serving(settings, **unreachable) as (_, client):
         for response in (
             await client.get(f"{API}/authors"),
             await client.post(f"{API}/authors", json={"name": "Lost"}),

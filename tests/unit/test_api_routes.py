@@ -27,6 +27,7 @@ from library.books.application.services import BookService
 from library.bootstrap.app import create_app
 from library.bootstrap.container import RootContainer
 from shared.settings import Settings
+from tests.auth import AUTH_SETTINGS, bearer
 from tests.fakes import (
     FakeAuthorDirectory,
     FakeAuthorReader,
@@ -97,7 +98,11 @@ async def api() -> AsyncIterator[Api]:
     container = RootContainer()
     container.settings.override(
         providers.Object(
-            Settings(database_url="postgresql+asyncpg://unused@localhost/unused", log_format="json")
+            Settings(
+                database_url="postgresql+asyncpg://unused@localhost/unused",
+                log_format="json",
+                **AUTH_SETTINGS,
+            )
         )
     )
     container.authors.service.override(
@@ -127,7 +132,7 @@ async def api() -> AsyncIterator[Api]:
     app = create_app(container=container)
     try:
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://test"
+            transport=httpx.ASGITransport(app=app), base_url="http://test", headers=bearer()
         ) as client:
             yield Api(client=client, authors=authors_uow, books=books_uow)
     finally:

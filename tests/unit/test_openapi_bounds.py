@@ -10,10 +10,15 @@ from fastapi import FastAPI, Query
 from library.books.api.schemas import BookListParams, BookSearchParams
 from library.bootstrap.app import create_app
 from shared.settings import Settings
+from tests.auth import AUTH_SETTINGS
 
 
 def _spec() -> dict[str, Any]:
-    app = create_app(Settings(database_url="postgresql+asyncpg://u@localhost/u", log_format="json"))
+    app = create_app(
+        Settings(
+            database_url="postgresql+asyncpg://u@localhost/u", log_format="json", **AUTH_SETTINGS
+        )
+    )
     return app.openapi()
 
 

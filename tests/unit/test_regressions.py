@@ -18,6 +18,7 @@ from library.bootstrap.container import RootContainer
 from shared.kernel.errors import InvalidCursorError
 from shared.kernel.pagination import decode_cursor
 from shared.settings import Settings
+from tests.auth import AUTH_SETTINGS, bearer
 from tests.fakes import FakeAuthorsUnitOfWork, FakeBookCatalog
 
 
@@ -31,7 +32,11 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     container = RootContainer()
     container.settings.override(
         providers.Object(
-            Settings(database_url="postgresql+asyncpg://u@localhost/u", log_format="json")
+            Settings(
+                database_url="postgresql+asyncpg://u@localhost/u",
+                log_format="json",
+                **AUTH_SETTINGS,
+            )
         )
     )
     container.authors.service.override(
@@ -43,7 +48,9 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     )
     app = create_app(container=container)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=bearer()
+    ) as c:
         yield c
 
 
@@ -120,6 +127,6 @@ def test_the_app_is_built_without_touching_the_database() -> None:
     """The engine and the read pool belong to the lifespan: building the app (as the OpenAPI
     export and the unit tests do) needs no database, not even a configured one."""
     container = RootContainer()
-    container.settings.override(providers.Object(Settings(database_url=None)))
+    container.settings.override(providers.Object(Settings(database_url=None, **AUTH_SETTINGS)))
     app = create_app(container=container)
     assert "/api/v1/books/{book_id}" in app.openapi()["paths"]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from starlette.middleware.cors import CORSMiddleware
 
 from library.authors.api.router import create_router as authors_router
 from library.books.api.router import QUERY_SCHEMAS as BOOKS_QUERY_SCHEMAS
@@ -18,11 +20,33 @@ from library.bootstrap.errors import install_driver_error_handlers
 from library.bootstrap.health import create_router as health_router
 from shared.logging import configure_logging
 from shared.settings import Settings
+from shared.web.audit import AuditLogMiddleware
+from shared.web.auth import Authorization, authenticator_from, install_auth_handlers
 from shared.web.body_limit import BodyLimitMiddleware
 from shared.web.middleware import RequestContextMiddleware
 from shared.web.problems import install_problem_handlers
+from shared.web.rate_limit import RateLimiter, RateLimitMiddleware, SearchCapMiddleware
+from shared.web.security_headers import SecurityHeadersMiddleware, TrustedHostsMiddleware
 
 API_PREFIX = "/api/v1"
+# What a browser client may send and read across origins (when LIBRARY_CORS_ORIGINS is set).
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "If-None-Match",
+    "Idempotency-Key",
+    "X-Request-ID",
+]
+CORS_EXPOSED_HEADERS = [
+    "ETag",
+    "Location",
+    "X-Request-ID",
+    "Idempotent-Replayed",
+    "Retry-After",
+    "RateLimit",
+    "RateLimit-Policy",
+]
 
 log = structlog.stdlib.get_logger("library")
 
@@ -35,6 +59,9 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
     settings = container.settings()
     observability = container.observability()
     configure_logging(settings.log_level, settings.log_format, observability.log_processors)
+    # Outside development the server does not start without token verification.
+    authenticator = authenticator_from(settings)
+    auth = Authorization.of(authenticator, reads_required=settings.auth_reads == "required")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -42,6 +69,8 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
         read_pool = container.read_pool()
         await read_pool.open()
         await observability.start(engine, read_pool)
+        if authenticator is not None:
+            await authenticator.start()  # a JWKS URL is fetched once here, then cached
         # What start-up allocated lives as long as the process: keep it out of every later
         # garbage collection (a full collection over it was the p99 of a request).
         gc.collect()
@@ -60,28 +89,62 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
             container.read_session_factory.reset()
             log.info("stopped")
 
-    # Docs (Swagger UI and ReDoc) are served from the package, not from a CDN.
-    app = FastAPIOffline(
-        title="library",
-        version="1.0.0",
-        summary="A catalog of authors and books.",
-        lifespan=lifespan,
+    options: dict[str, Any] = {
+        "title": "library",
+        "version": "1.0.0",
+        "summary": "A catalog of authors and books.",
+        "lifespan": lifespan,
         # FastAPI's built-in OpenTelemetry stays off until the service configures it: off, it
         # costs nothing per request (on but unconfigured, it checks the global providers).
-        telemetry={"tracing": False, "metrics": False, "logs": False},
+        "telemetry": {"tracing": False, "metrics": False, "logs": False},
+    }
+    # Docs (Swagger UI and ReDoc) are served from the package, not from a CDN; production may
+    # switch them and the OpenAPI document off (LIBRARY_DOCS_ENABLED=false).
+    app = (
+        FastAPIOffline(**options)
+        if settings.docs_enabled
+        else FastAPI(**options, docs_url=None, redoc_url=None, openapi_url=None)
     )
     app.state.container = container
     install_problem_handlers(app, schemas=BOOKS_QUERY_SCHEMAS)
     install_driver_error_handlers(app)
+    install_auth_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(
+        SearchCapMiddleware,
+        limit=settings.search_concurrency,
+        wait_seconds=settings.search_queue_seconds,
+    )
+    if settings.rate_limit_enabled:
+        limiter = RateLimiter(
+            anonymous=settings.rate_limit_anonymous,
+            authenticated=settings.rate_limit_authenticated,
+            redis_url=settings.redis_url,
+            namespace=settings.rate_limit_namespace,
+        )
+        app.add_middleware(RateLimitMiddleware, limiter=limiter, authenticator=authenticator)
+    app.add_middleware(AuditLogMiddleware)  # inside the request id, so its lines carry it
+    app.add_middleware(SecurityHeadersMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.listed(settings.cors_origins),
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=600,
+        )
+    if settings.trusted_hosts.strip() != "*":
+        app.add_middleware(TrustedHostsMiddleware, allowed=settings.listed(settings.trusted_hosts))
     app.add_middleware(RequestContextMiddleware)  # outermost: even a 413 carries a request id
     # Routes close over what is built once (queries, readers, service factories): nothing is
     # resolved per request. The books routes come first: they are the busiest to match.
     app.include_router(
-        books_router(container.books.queries(), container.books.service), prefix=API_PREFIX
+        books_router(container.books.queries(), container.books.service, auth), prefix=API_PREFIX
     )
     app.include_router(
-        authors_router(container.authors.queries(), container.authors.service), prefix=API_PREFIX
+        authors_router(container.authors.queries(), container.authors.service, auth),
+        prefix=API_PREFIX,
     )
     app.include_router(health_router(container.health))
     # Metrics and tracing (README "Operations"): nothing is installed for what is off.

@@ -20,6 +20,9 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 # Room for the longest key: a 500-character title of 4-byte characters, base64-encoded.
 MAX_CURSOR_LENGTH = 4096
+# The range of PostgreSQL's real (float4): beyond it a score cannot be compared.
+_REAL_LARGEST = 3.4e38
+_REAL_SMALLEST = 1.2e-38
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +71,14 @@ def key_uuid(raw: object) -> uuid.UUID:
 
 
 def key_str(raw: object) -> str:
-    """A string read back from a cursor key (no NUL: PostgreSQL text cannot hold one)."""
+    """A string read back from a cursor key: text PostgreSQL can hold (no NUL, and no lone
+    surrogate, which JSON can escape but UTF-8 cannot encode)."""
     if not isinstance(raw, str) or "\x00" in raw:
         raise _invalid("the cursor is not one this service issued")
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _invalid("the cursor is not one this service issued") from None
     return raw
 
 
@@ -84,8 +92,14 @@ def key_optional_int(raw: object) -> int | None:
 
 
 def key_float(raw: object) -> float:
-    """A finite number read back from a cursor key (a relevance or similarity score)."""
-    if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw):
+    """A number read back from a cursor key (a relevance or similarity score): one a ``real``
+    (float4) can hold, since the score is compared as one."""
+    if (
+        isinstance(raw, int | float)
+        and not isinstance(raw, bool)
+        and math.isfinite(raw)
+        and (raw == 0 or _REAL_SMALLEST <= abs(raw) <= _REAL_LARGEST)
+    ):
         return float(raw)
     raise _invalid("the cursor is not one this service issued")
 

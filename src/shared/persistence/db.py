@@ -6,7 +6,15 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import MetaData, event, text
+from sqlalchemy import (
+    ColumnElement,
+    MetaData,
+    Text,
+    event,
+    func,
+    literal_column,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -19,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.elements import SQLCoreOperations
 from sqlalchemy.types import DateTime
 from sqlalchemy.util.concurrency import await_
 
@@ -164,7 +173,26 @@ async def current_revisions(engine: AsyncEngine) -> set[str]:
         return set(rows)
 
 
-def like_pattern(text: str) -> str:
-    r"""A LIKE pattern matching ``text`` literally anywhere (``%``, ``_`` and ``\`` escaped)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+def contains_literally(
+    haystack: SQLCoreOperations[str], needle: ColumnElement[str]
+) -> ColumnElement[bool]:
+    r"""``haystack`` contains ``needle`` literally, both folded by ``search_key``.
+
+    The needle is folded first and escaped after (``\``, ``%`` and ``_``), in the statement
+    itself: folding can turn a compatibility form (U+FF05 fullwidth
+    percent, U+FE6A small percent, U+FF3C fullwidth reverse solidus...)
+    into a wildcard or the escape character, so escaping before folding is not enough.
+    The pattern is still a constant when the plan is made (every function in it is immutable),
+    so the trigram index serves it.
+    """
+    escaped = func.search_key(needle)
+    for special in ("\\", "%", "_"):
+        escaped = func.replace(escaped, _sql_text(special), _sql_text("\\" + special))
+    pattern = _sql_text("%").op("||")(escaped).op("||")(_sql_text("%"))
+    return func.search_key(haystack).like(pattern, escape="\\")
+
+
+def _sql_text(value: str) -> ColumnElement[str]:
+    """A string constant written into the SQL (not a parameter: the statements' parameters are
+    the request's values, bound by name)."""
+    return literal_column("'" + value.replace("'", "''") + "'", Text)

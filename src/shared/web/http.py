@@ -21,6 +21,7 @@ T = TypeVar("T")
 
 # One entity tag of a list: "123", or W/"123" (weak); anything else matches nothing.
 _ENTITY_TAG = re.compile(r'^(W/)?"([^"]*)"$')
+_VERSION = re.compile(r"[0-9]{1,10}\Z")
 
 IfMatchHeader = Annotated[
     str,
@@ -89,7 +90,10 @@ def parse_if_match(if_match: IfMatchHeader) -> IfMatch:
     if if_match.strip() == "*":
         return ANY_VERSION
     # If-Match compares strongly (RFC 9110 13.1.1): weak tags never match.
-    versions = {int(tag) for weak, tag in _entity_tags(if_match) if not weak and tag.isdigit()}
+    # Only ASCII digits are a version: str.isdigit() also accepts superscripts, which int() refuses.
+    versions = {
+        int(tag) for weak, tag in _entity_tags(if_match) if not weak and _VERSION.match(tag)
+    }
     return IfMatch(versions=frozenset(v for v in versions if v < 2**31))
 
 
@@ -140,18 +144,26 @@ class RoutePath:
 
 
 def idempotency(
-    request: Request, key: str | None, body: RequestModel, respond: Callable[[T], StoredResponse]
+    request: Request,
+    key: str | None,
+    body: RequestModel,
+    respond: Callable[[T], StoredResponse],
+    *,
+    principal: str,
 ) -> Idempotency[T] | None:
     """The Idempotency-Key of this request with its fingerprint (None when the header is absent).
 
     The fingerprint is a hash of the validated body, so a retry that re-serialises the same
-    values (other key order, other spacing) is still the same request.
+    values (other key order, other spacing) is still the same request. The key belongs to the
+    principal (the token's ``sub``) as well as to the operation: the same key from another
+    client is another key (the scope holds a digest of ``sub``, so any ``sub`` fits in it).
     """
     if key is None:
         return None
     canonical = json.dumps(body.values(), sort_keys=True, separators=(",", ":"), default=str)
     fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
-    scope = f"{request.method} {request.url.path}"
+    owner = hashlib.sha256(principal.encode()).hexdigest()[:32]
+    scope = f"{request.method} {request.url.path} {owner}"
     return Idempotency(scope=scope, key=key, fingerprint=fingerprint, respond=respond)
 
 

@@ -67,11 +67,14 @@ _STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
 ]
 
 _DESCRIPTIONS = {
+    401: "No bearer token, or an invalid or expired one (see WWW-Authenticate)",
+    403: "The token lacks the scope this operation needs (see WWW-Authenticate)",
     404: "Not found",
     409: "Conflict with the current state",
     412: "Precondition failed: If-Match does not name the current version; nothing changed",
     413: "The request body is larger than the configured limit",
     422: "Validation error",
+    429: "Too many requests from this client; retry after Retry-After seconds",
     428: "Precondition required: send If-Match with the ETag you read; nothing changed",
     503: "The database is unavailable; retry later",
 }

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Message, Receive, Scope, Send
 
+from tests.auth import bearer
 from tests.integration.helpers import (
     API,
     assert_problem,
@@ -59,7 +60,9 @@ async def test_commit_happens_before_the_response_starts(app: FastAPI, engine: A
         await app(scope, receive, checking_send)
 
     transport = httpx.ASGITransport(app=probe)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers=bearer()
+    ) as http:
         response = await http.post(f"{API}/authors", json={"name": "Committed First"})
     assert response.status_code == 201
     assert visible_at_response_start == [1]

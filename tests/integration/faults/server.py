@@ -15,6 +15,8 @@ from typing import IO, Self
 
 import httpx
 
+from tests.auth import AUTH_SETTINGS
+
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -43,6 +45,10 @@ class ServerProcess:
             "LIBRARY_WORKERS": "1",
             "LIBRARY_ENVIRONMENT": "test",
             "LIBRARY_LOG_FORMAT": "json",
+            "LIBRARY_AUTH_JWKS_FILE": str(AUTH_SETTINGS["auth_jwks_file"]),
+            "LIBRARY_AUTH_ISSUER": AUTH_SETTINGS["auth_issuer"],
+            "LIBRARY_AUTH_AUDIENCE": AUTH_SETTINGS["auth_audience"],
+            "LIBRARY_RATE_LIMIT_ENABLED": "false",
         }
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from shared.settings import Settings
+from tests.auth import AUTH_SETTINGS
 from tests.integration.faults.common import (
     connect,
     sessions,
@@ -148,6 +149,7 @@ async def test_the_app_serves_again_after_postgresql_restarts(
         log_format="json",
         db_application_name=name,
         db_connect_timeout_seconds=2,
+        **AUTH_SETTINGS,
     )
     async with running_app(app_settings) as (_, client):
         await warm_up(client)
@@ -175,7 +177,9 @@ async def test_a_database_that_refuses_the_app_is_a_logged_503_not_a_500(
     # A connection refused by PostgreSQL itself (here: no such database) is not wrapped by
     # SQLAlchemy; it used to reach the client as a 500.
     missing = postgres_server.database_url("library_no_such_database")
-    app_settings = Settings(database_url=missing, environment="test", log_format="json")
+    app_settings = Settings(
+        database_url=missing, environment="test", log_format="json", **AUTH_SETTINGS
+    )
     async with running_app(app_settings) as (_, client):
         response = await client.get(f"{API}/authors")
     assert_unavailable(response)

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.auth import bearer
 from tests.integration.faults.common import connect, unique_application_name, wait_for
 from tests.integration.faults.server import ServerProcess
 from tests.integration.helpers import API
@@ -63,7 +64,10 @@ async def test_acknowledged_creates_survive_sigkill_exactly_once(
     rng = random.Random(4)
     attempts, in_flight = [0], [0]
     acknowledged: dict[str, dict[str, Any]] = {}  # the unique title or name -> the resource
-    async with server, httpx.AsyncClient(base_url=server.base_url, timeout=20) as client:
+    async with (
+        server,
+        httpx.AsyncClient(base_url=server.base_url, headers=bearer(), timeout=20) as client,
+    ):
         author = (await client.post(f"{API}/authors", json={"name": "Credited"})).json()
 
         async def one_client(number: int) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.auth import bearer
 from tests.integration.faults.common import connect, sessions, unique_application_name, wait_for
 from tests.integration.faults.server import ServerProcess
 from tests.integration.helpers import API
@@ -25,7 +26,7 @@ async def test_sigterm_finishes_the_request_in_flight_then_exits_0(
     try:
         async with (
             ServerProcess(database_url, name, tmp_path / "server.log") as server,
-            httpx.AsyncClient(base_url=server.base_url, timeout=30) as client,
+            httpx.AsyncClient(base_url=server.base_url, headers=bearer(), timeout=30) as client,
         ):
             author = (await client.post(f"{API}/authors", json={"name": "Slow"})).json()
             # The test locks the author's row: the app's INSERT INTO book_authors waits for it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import unicodedata
 from datetime import UTC, datetime
@@ -264,3 +265,14 @@ async def test_a_dry_run_counts_an_author_to_register_once_across_batches(
     rows = [row(n, draft(n, f"Book {n}", "Bob", f"Ann {n % 2}")) for n in range(1, 6)]
     summary = await run_import(rows, importer, Report(io.StringIO()), batch_size=2, dry_run=True)
     assert (summary.imported, summary.authors_registered) == (5, 3)
+
+
+@pytest.mark.parametrize("formula", ["=1+2", "+SUM(A1)", "-2+3", "@HYPERLINK(x)", "\t=1", "\r=1"])
+def test_no_report_cell_runs_as_a_spreadsheet_formula(formula: str) -> None:
+    """A cell that starts like a formula (OWASP CSV injection) is written with a leading
+    apostrophe, which spreadsheets show as text; the rest of the cell is kept as it was."""
+    stream = io.StringIO()
+    hostile = SourceRow(number=1, line=2, raw=formula, draft=None, rejection=formula, warnings=())
+    Report(stream).add(hostile, ImportStatus.REJECTED, "rejected", formula)
+    cells = list(csv.reader(io.StringIO(stream.getvalue(), newline="")))[1]
+    assert cells[4:] == [f"'{formula}", f"'{formula}"]

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security, status
 from pydantic import AfterValidator, Field
 
 from library.authors.api.schemas import AuthorCreate, AuthorOut, AuthorPatch
@@ -16,6 +16,7 @@ from shared.kernel.pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_P
 from shared.kernel.preconditions import IfMatch
 from shared.kernel.values import search_text
 from shared.web.api import DIGITS_ONLY, PageOut, RouteParameters, domain_rule
+from shared.web.auth import ADMIN, READ, WRITE, Authorization, Principal
 from shared.web.http import (
     NOT_MODIFIED,
     IdempotencyKeyHeader,
@@ -41,8 +42,13 @@ GET_PARAMETERS = RouteParameters(
 )
 
 
-def create_router(queries: AuthorQueries, service: Callable[[], AuthorService]) -> APIRouter:
+def create_router(
+    queries: AuthorQueries, service: Callable[[], AuthorService], auth: Authorization
+) -> APIRouter:
     """The authors routes, answered by ``queries`` (reads) and a fresh ``service()`` (writes)."""
+    # Writes need a token with the operation's scope; reads only when so configured.
+    reader = [] if auth.read is None else [Security(auth.read, scopes=[READ])]
+    read_statuses = () if auth.read is None else (401, 403)
     router = APIRouter(prefix="/authors", tags=["authors"])
     author_path = RoutePath("get_author", "author_id")
 
@@ -50,9 +56,10 @@ def create_router(queries: AuthorQueries, service: Callable[[], AuthorService]) 
         "",
         status_code=status.HTTP_201_CREATED,
         response_model=AuthorOut,
-        responses=problem_responses(409, 413, 422, 503),
+        responses=problem_responses(401, 403, 409, 413, 422, 503),
     )
     async def create_author(
+        principal: Annotated[Principal, Security(auth.write, scopes=[WRITE])],
         body: AuthorCreate,
         request: Request,
         idempotency_key: IdempotencyKeyHeader = None,
@@ -66,12 +73,17 @@ def create_router(queries: AuthorQueries, service: Callable[[], AuthorService]) 
             )
 
         command = RegisterAuthor(**body.values())
-        once = idempotency(request, idempotency_key, body, respond)
+        once = idempotency(request, idempotency_key, body, respond, principal=principal.sub)
         if once is None:
             return send(respond(await service().register_author(command)))
         return send(await service().register_author(command, once))
 
-    @router.get("", response_model=PageOut[AuthorOut], responses=problem_responses(422, 503))
+    @router.get(
+        "",
+        response_model=PageOut[AuthorOut],
+        responses=problem_responses(*read_statuses, 422, 503),
+        dependencies=reader,
+    )
     async def list_authors(
         q: Annotated[
             str | None,
@@ -97,7 +109,8 @@ def create_router(queries: AuthorQueries, service: Callable[[], AuthorService]) 
     @router.get(
         "/{author_id}",
         response_model=AuthorOut,
-        responses={**NOT_MODIFIED, **problem_responses(404, 422, 503)},
+        responses={**NOT_MODIFIED, **problem_responses(*read_statuses, 404, 422, 503)},
+        dependencies=reader,
         openapi_extra=GET_PARAMETERS.openapi_extra,
     )
     async def get_author(request: Request) -> Response:
@@ -112,9 +125,10 @@ def create_router(queries: AuthorQueries, service: Callable[[], AuthorService]) 
     @router.patch(
         "/{author_id}",
         response_model=AuthorOut,
-        responses=problem_responses(404, 409, 412, 413, 422, 428, 503),
+        responses=problem_responses(401, 403, 404, 409, 412, 413, 422, 428, 503),
     )
     async def update_author(
+        principal: Annotated[Principal, Security(auth.write, scopes=[WRITE])],
         author_id: uuid.UUID,
         body: AuthorPatch,
         response: Response,
@@ -128,9 +142,13 @@ def create_router(queries: AuthorQueries, service: Callable[[], AuthorService]) 
     @router.delete(
         "/{author_id}",
         status_code=status.HTTP_204_NO_CONTENT,
-        responses=problem_responses(404, 409, 412, 422, 428, 503),
+        responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
     )
-    async def delete_author(author_id: uuid.UUID, if_match: IfMatchParam) -> Response:
+    async def delete_author(
+        principal: Annotated[Principal, Security(auth.admin, scopes=[ADMIN])],
+        author_id: uuid.UUID,
+        if_match: IfMatchParam,
+    ) -> Response:
         """Remove an author who is credited on no book (If-Match required)."""
         await service().delete_author(author_id, if_match)
         return Response(status_code=status.HTTP_204_NO_CONTENT)

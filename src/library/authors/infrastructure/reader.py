@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import (
     REAL,
-    ColumnElement,
     Integer,
     Text,
     Uuid,
@@ -34,7 +33,7 @@ from library.authors.application.queries import (
     ScoredAuthor,
 )
 from library.authors.infrastructure.models import AuthorRow
-from shared.persistence.db import like_pattern
+from shared.persistence.db import contains_literally
 from shared.persistence.reads import ReadPool, Statement
 
 _COLUMNS = (
@@ -70,7 +69,7 @@ class AsyncpgAuthorReader:
         statement = _page_statement(
             None if not q else len(q.strip()) >= TYPO_MIN_LENGTH, query.after is not None
         )
-        values: dict[str, Any] = {"q": q, "q_like": None if q is None else like_pattern(q)}
+        values: dict[str, Any] = {"q": q}
         values["limit"] = query.limit
         if query.after is not None:
             values["after_name"], values["after_id"] = query.after
@@ -119,8 +118,7 @@ def _page_statement(typos: bool | None, after: bool) -> Statement:
     name_key = func.search_key(AuthorRow.name)
     q_key = func.search_key(bindparam("q", type_=Text))
     score = func.word_similarity(q_key, name_key)
-    pattern = func.search_key(bindparam("q_like", type_=Text))
-    match: ColumnElement[bool] = name_key.like(pattern, escape="\\")
+    match = contains_literally(AuthorRow.name, bindparam("q", type_=Text))
     if typos:
         match = or_(match, q_key.bool_op("<%")(name_key))
     searched = select(*_COLUMNS, score.label("score")).where(match)

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, Security, status
 
 from library.books.api.schemas import (
     BookCreate,
@@ -24,6 +24,7 @@ from library.books.application.services import AddBook, BookService, BookView, R
 from shared.kernel.idempotency import StoredResponse
 from shared.kernel.preconditions import IfMatch
 from shared.web.api import PageOut, QueryModel, RouteParameters
+from shared.web.auth import ADMIN, READ, WRITE, Authorization, Principal
 from shared.web.http import (
     NOT_MODIFIED,
     IdempotencyKeyHeader,
@@ -51,8 +52,13 @@ GET_PARAMETERS = RouteParameters(
 )
 
 
-def create_router(queries: BookQueries, service: Callable[[], BookService]) -> APIRouter:
+def create_router(
+    queries: BookQueries, service: Callable[[], BookService], auth: Authorization
+) -> APIRouter:
     """The books routes, answered by ``queries`` (reads) and a fresh ``service()`` (writes)."""
+    # Writes need a token with the operation's scope; reads only when so configured.
+    reader = [] if auth.read is None else [Security(auth.read, scopes=[READ])]
+    read_statuses = () if auth.read is None else (401, 403)
     router = APIRouter(tags=["books"])
     book_path = RoutePath("get_book", "book_id")
 
@@ -60,10 +66,13 @@ def create_router(queries: BookQueries, service: Callable[[], BookService]) -> A
         "/books",
         status_code=status.HTTP_201_CREATED,
         response_model=BookOut,
-        responses=problem_responses(409, 413, 422, 503),
+        responses=problem_responses(401, 403, 409, 413, 422, 503),
     )
     async def create_book(
-        body: BookCreate, request: Request, idempotency_key: IdempotencyKeyHeader = None
+        principal: Annotated[Principal, Security(auth.write, scopes=[WRITE])],
+        body: BookCreate,
+        request: Request,
+        idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response:
         """Add a book crediting existing authors (safe to retry with an Idempotency-Key)."""
 
@@ -72,7 +81,7 @@ def create_router(queries: BookQueries, service: Callable[[], BookService]) -> A
             return created(book_document(view), location=location, version=view.book.version)
 
         command = AddBook(**body.values())
-        once = idempotency(request, idempotency_key, body, respond)
+        once = idempotency(request, idempotency_key, body, respond, principal=principal.sub)
         if once is None:
             return send(respond(await service().add_book(command)))
         return send(await service().add_book(command, once))
@@ -80,7 +89,8 @@ def create_router(queries: BookQueries, service: Callable[[], BookService]) -> A
     @router.get(
         "/books",
         response_model=PageOut[BookOut],
-        responses=problem_responses(422, 503),
+        responses=problem_responses(*read_statuses, 422, 503),
+        dependencies=reader,
         openapi_extra=LIST_QUERY.openapi_extra,
     )
     async def list_books(request: Request) -> Response:
@@ -91,7 +101,8 @@ def create_router(queries: BookQueries, service: Callable[[], BookService]) -> A
     @router.get(
         "/authors/{author_id}/books",
         response_model=PageOut[BookOut],
-        responses=problem_responses(404, 422, 503),
+        responses=problem_responses(*read_statuses, 404, 422, 503),
+        dependencies=reader,
         tags=["authors"],
         openapi_extra=AUTHOR_BOOKS_QUERY.openapi_extra,
     )
@@ -103,7 +114,8 @@ def create_router(queries: BookQueries, service: Callable[[], BookService]) -> A
     @router.get(
         "/books/{book_id}",
         response_model=BookOut,
-        responses={**NOT_MODIFIED, **problem_responses(404, 422, 503)},
+        responses={**NOT_MODIFIED, **problem_responses(*read_statuses, 404, 422, 503)},
+        dependencies=reader,
         openapi_extra=GET_PARAMETERS.openapi_extra,
     )
     async def get_book(request: Request) -> Response:
@@ -118,10 +130,14 @@ def create_router(queries: BookQueries, service: Callable[[], BookService]) -> A
     @router.patch(
         "/books/{book_id}",
         response_model=BookOut,
-        responses=problem_responses(404, 409, 412, 413, 422, 428, 503),
+        responses=problem_responses(401, 403, 404, 409, 412, 413, 422, 428, 503),
     )
     async def update_book(
-        book_id: uuid.UUID, body: BookPatch, response: Response, if_match: IfMatchParam
+        principal: Annotated[Principal, Security(auth.write, scopes=[WRITE])],
+        book_id: uuid.UUID,
+        body: BookPatch,
+        response: Response,
+        if_match: IfMatchParam,
     ) -> BookOut:
         """Change some of a book's fields (If-Match required); author_ids replaces the credit list."""  # noqa: E501
         view = await service().revise_book(book_id, ReviseBook(**body.given()), if_match)
@@ -131,9 +147,13 @@ def create_router(queries: BookQueries, service: Callable[[], BookService]) -> A
     @router.delete(
         "/books/{book_id}",
         status_code=status.HTTP_204_NO_CONTENT,
-        responses=problem_responses(404, 409, 412, 422, 428, 503),
+        responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
     )
-    async def delete_book(book_id: uuid.UUID, if_match: IfMatchParam) -> Response:
+    async def delete_book(
+        principal: Annotated[Principal, Security(auth.admin, scopes=[ADMIN])],
+        book_id: uuid.UUID,
+        if_match: IfMatchParam,
+    ) -> Response:
         """Remove a book and its credits (If-Match required)."""
         await service().delete_book(book_id, if_match)
         return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -42,11 +42,22 @@ class Report:
         self.lines = 0
 
     def add(self, row: SourceRow, status: ImportStatus, problem: str, reason: str) -> None:
-        self._writer.writerow((row.number, row.line, status.value, problem, reason, row.raw))
+        self._writer.writerow(
+            (row.number, row.line, status.value, problem, _as_text(reason), _as_text(row.raw))
+        )
         self.lines += 1
 
     def flush(self) -> None:
         self._stream.flush()
+
+
+# What makes a spreadsheet read a cell as a formula (OWASP "CSV injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _as_text(cell: str) -> str:
+    """``cell``, with an apostrophe in front when a spreadsheet would run it as a formula."""
+    return f"'{cell}" if cell.startswith(_FORMULA_STARTS) else cell
 
 
 def _batches(rows: Iterable[SourceRow], size: int) -> Iterator[list[SourceRow]]:

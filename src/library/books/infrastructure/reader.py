@@ -51,7 +51,7 @@ from library.books.infrastructure.models import (
     BookAuthorRow,
     BookRow,
 )
-from shared.persistence.db import like_pattern
+from shared.persistence.db import contains_literally
 from shared.persistence.reads import ReadPool, Statement
 
 # Ids leave the database as text (uuid_out in C), ready for JSON: no UUID objects to build and
@@ -114,7 +114,6 @@ class AsyncpgBookReader:
             )
         values: dict[str, Any] = {
             "q": f.q,
-            "q_like": None if f.q is None else like_pattern(f.q),
             "author_id": f.author_id,
             "language": f.language,
             "year_from": f.year_from,
@@ -355,8 +354,7 @@ def _words() -> ColumnElement[bool]:
 def _inside_title() -> ColumnElement[bool]:
     """``q`` is inside the title, literally (trigram GIN index; only for a query of
     SUBSTRING_MIN_LENGTH characters or more, which trigrams can serve)."""
-    pattern = func.search_key(bindparam("q_like", type_=Text))
-    return func.search_key(BookRow.title).like(pattern, escape="\\")
+    return contains_literally(BookRow.title, bindparam("q", type_=Text))
 
 
 def _matches(*, substring: bool) -> ColumnElement[bool]:

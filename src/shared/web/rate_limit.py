@@ -1,0 +1,185 @@
+"""Pure ASGI middleware: limits per client (rate, by ``limits``) and a cap on concurrent searches.
+
+A client is the token's ``sub`` when the request carries a valid token, otherwise its address
+(as the trusted proxies report it). The counters are the ``limits`` library's sliding-window
+counters, in this process or, with ``LIBRARY_REDIS_URL``, in Redis (shared by every process).
+A client over its limit gets 429 problem+json with ``Retry-After`` and the IETF
+``RateLimit-Policy`` / ``RateLimit`` headers (draft-ietf-httpapi-ratelimit-headers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from urllib.parse import parse_qs
+
+import structlog
+from limits import RateLimitItem, parse_many
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.storage import storage_from_string
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shared.web.auth import Authenticator, AuthError, principal_of
+from shared.web.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_PREFIX, RETRY_AFTER_SECONDS
+from shared.web.responses import json_bytes
+
+log = structlog.stdlib.get_logger("library.limits")
+
+_API_PREFIX = "/api/"
+
+
+class RateLimiter:
+    """The limits of anonymous and authenticated clients, on one ``limits`` storage."""
+
+    def __init__(
+        self, *, anonymous: str, authenticated: str, redis_url: str | None, namespace: str
+    ) -> None:
+        self.policies: dict[str, list[RateLimitItem]] = {
+            "anonymous": parse_many(anonymous),
+            "authenticated": parse_many(authenticated),
+        }
+        self.backend = "redis" if redis_url else "memory"
+        uri = f"async+{redis_url}" if redis_url else "async+memory://"
+        self._storage = storage_from_string(uri, key_prefix=namespace)
+        self._limiter = SlidingWindowCounterRateLimiter(self._storage)
+
+    async def refused(self, kind: str, client: str) -> tuple[RateLimitItem, float] | None:
+        """None if ``client`` may go on; else the limit it hit and the seconds until it may.
+
+        A storage that does not answer (Redis down) lets the request through: a broken counter
+        is not a reason to refuse every client.
+        """
+        for item in self.policies[kind]:
+            try:
+                if not await self._limiter.hit(item, kind, client):
+                    stats = await self._limiter.get_window_stats(item, kind, client)
+                    return item, max(0.0, stats.reset_time - time.time())
+            except Exception as exc:  # the storage's own errors vary by backend
+                log.warning("rate limit storage unavailable", error=repr(exc))
+                return None
+        return None
+
+    def policy_header(self, kind: str) -> str:
+        return ", ".join(
+            f'"{kind}-{i}";q={item.amount};w={item.get_expiry()}'
+            for i, item in enumerate(self.policies[kind])
+        )
+
+
+class RateLimitMiddleware:
+    """429 for a client over its rate (only ``/api/`` routes: health checks and docs are free)."""
+
+    def __init__(
+        self, app: ASGIApp, limiter: RateLimiter, authenticator: Authenticator | None
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(_API_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        kind, client = "anonymous", _address(scope)
+        if self.authenticator is not None and any(
+            name == b"authorization" for name, _ in scope["headers"]
+        ):
+            try:
+                principal = await principal_of(scope, self.authenticator)
+            except AuthError:
+                principal = None  # counted by address; the route answers 401 if it needs one
+            if principal is not None:
+                kind, client = "authenticated", principal.sub
+        refused = await self.limiter.refused(kind, client)
+        if refused is None:
+            await self.app(scope, receive, send)
+            return
+        item, wait = refused
+        seconds = max(1, math.ceil(wait))
+        index = self.limiter.policies[kind].index(item)
+        body = json_bytes(
+            {
+                "type": f"{PROBLEM_TYPE_PREFIX}rate-limited",
+                "title": "Too many requests",
+                "status": 429,
+                "detail": f"This client is over its limit of {item}; retry in {seconds} s.",
+                "instance": scope["path"],
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", str(seconds).encode()),
+                    (b"ratelimit-policy", self.limiter.policy_header(kind).encode()),
+                    (b"ratelimit", f'"{kind}-{index}";r=0;t={seconds}'.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+class SearchCapMiddleware:
+    """At most ``limit`` searches (list requests with a non-empty ``q``) run at once; the others
+    wait up to ``wait_seconds`` for a turn, then get 503 with Retry-After. A burst of
+    expensive queries then leaves the rest of the pool to every other request."""
+
+    def __init__(self, app: ASGIApp, limit: int, wait_seconds: float) -> None:
+        self.app = app
+        self.slots = asyncio.Semaphore(limit)
+        self.wait_seconds = wait_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_search(scope):
+            await self.app(scope, receive, send)
+            return
+        try:
+            await asyncio.wait_for(self.slots.acquire(), self.wait_seconds)
+        except TimeoutError:
+            await _busy(scope, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.slots.release()
+
+
+def _is_search(scope: Scope) -> bool:
+    query: bytes = scope.get("query_string", b"")
+    if b"q=" not in query or scope["method"] != "GET":
+        return False
+    values = parse_qs(query.decode("latin-1")).get("q", [])
+    return any(value.strip() for value in values)
+
+
+async def _busy(scope: Scope, send: Send) -> None:
+    body = json_bytes(
+        {
+            "type": f"{PROBLEM_TYPE_PREFIX}database-unavailable",
+            "title": "Service unavailable",
+            "status": 503,
+            "detail": "Too many searches are running; retry shortly.",
+            "instance": scope["path"],
+        }
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", RETRY_AFTER_SECONDS.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
