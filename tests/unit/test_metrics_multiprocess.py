@@ -20,9 +20,14 @@ import asyncio, sys
 import httpx
 from library.bootstrap.app import create_app
 from shared.settings import Settings
+from tests.auth import AUTH_SETTINGS
 
 requests = int(sys.argv[1])
-app = create_app(Settings(database_url="postgresql://nobody@127.0.0.1:9/none", log_level="ERROR"))
+app = create_app(
+    Settings(
+        database_url="postgresql://nobody@127.0.0.1:9/none", log_level="ERROR", **AUTH_SETTINGS
+    )
+)
 
 async def main() -> None:
     transport = httpx.ASGITransport(app=app)
