@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from library.authors.api.router import create_router as authors_router
+from library.books.api.router import EXCEPTION_HANDLERS as BOOKS_EXCEPTION_HANDLERS
 from library.books.api.router import QUERY_SCHEMAS as BOOKS_QUERY_SCHEMAS
 from library.books.api.router import create_router as books_router
 from library.bootstrap.container import RootContainer
@@ -73,6 +74,8 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
     app.state.container = container
     install_problem_handlers(app, schemas=BOOKS_QUERY_SCHEMAS)
     install_driver_error_handlers(app)
+    for error_type, handler in BOOKS_EXCEPTION_HANDLERS.items():
+        app.add_exception_handler(error_type, handler)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware)  # outermost: even a 413 carries a request id
     # Routes close over what is built once (queries, readers, service factories): nothing is

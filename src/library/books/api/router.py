@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi.responses import JSONResponse
 
 from library.books.api.schemas import (
     BookCreate,
@@ -21,6 +22,7 @@ from library.books.api.schemas import (
 )
 from library.books.application.queries import BookQueries
 from library.books.application.services import AddBook, BookService, BookView, ReviseBook
+from library.books.domain.errors import DuplicateIsbnError
 from shared.kernel.idempotency import StoredResponse
 from shared.kernel.preconditions import IfMatch
 from shared.web.api import PageOut, QueryModel, RouteParameters
@@ -36,7 +38,7 @@ from shared.web.http import (
     parse_if_match,
     send,
 )
-from shared.web.problems import problem_responses
+from shared.web.problems import domain_problem, problem_responses
 from shared.web.responses import JsonResponse
 
 IfMatchParam = Annotated[IfMatch, Depends(parse_if_match)]
@@ -49,6 +51,22 @@ QUERY_SCHEMAS = {**LIST_QUERY.schemas, **AUTHOR_BOOKS_QUERY.schemas}
 GET_PARAMETERS = RouteParameters(
     "/books/{book_id}", book_id=Annotated[uuid.UUID, Path()], if_none_match=IfNoneMatchHeader
 )
+
+
+async def duplicate_isbn_problem(request: Request, exc: Exception) -> JSONResponse:
+    """The 409 of a taken ISBN, naming the book that holds it: ``existing_id`` and its path,
+    ``existing`` (when the holder is known: it may have been removed since)."""
+    if not isinstance(exc, DuplicateIsbnError):  # pragma: no cover - registered for this type
+        raise exc
+    if exc.existing_id is None:
+        return domain_problem(request, exc)
+    path = request.app.url_path_for("get_book", book_id=str(exc.existing_id))
+    existing = f"{request.scope.get('root_path', '')}{path}"
+    return domain_problem(request, exc, {"existing_id": str(exc.existing_id), "existing": existing})
+
+
+# Problems this context's API words itself (the composition root registers them on the app).
+EXCEPTION_HANDLERS = {DuplicateIsbnError: duplicate_isbn_problem}
 
 
 def create_router(queries: BookQueries, service: Callable[[], BookService]) -> APIRouter:
