@@ -19,7 +19,7 @@ RUN := $(UV) run --frozen
 BOOKS ?= 1000000
 SEED ?= 1
 
-.PHONY: help install run migrate import bench-import seed-large test test-unit test-integration lint audit fmt bench bench-quick bench-observability docker-build clean
+.PHONY: help install run migrate import bench-import seed-large test test-unit test-integration lint audit fmt bench bench-quick bench-observability docker-build clean openapi
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -69,6 +69,9 @@ lint: install ## ruff check, ruff format --check, mypy --strict, import-linter, 
 audit: install ## bandit over src; pip-audit of uv.lock (AUDIT_STRICT=1: unaudited packages fail too)
 	$(RUN) bandit -q -r src scripts
 	UV=$(UV) $(RUN) python scripts/audit_lock.py
+
+openapi: install ## Regenerate openapi.json (make test fails while the committed one is not current)
+	$(RUN) python -m library.bootstrap.openapi openapi.json
 
 fmt: install ## Format and auto-fix
 	$(RUN) ruff format .

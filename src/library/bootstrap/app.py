@@ -5,9 +5,11 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 
 import structlog
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
 from library.authors.api.router import create_router as authors_router
@@ -24,6 +26,13 @@ from shared.web.middleware import RequestContextMiddleware
 from shared.web.problems import install_problem_handlers
 
 API_PREFIX = "/api/v1"
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operationId: its function's name (``list_books``, ``get_book``...),
+    stable and readable for generated clients (FastAPI's default appends path and method)."""
+    return route.name
+
 
 log = structlog.stdlib.get_logger("library")
 
@@ -64,9 +73,10 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
     # Docs (Swagger UI and ReDoc) are served from the package, not from a CDN.
     app = FastAPIOffline(
         title="library",
-        version="1.0.0",
+        version=version("library"),  # the package's own version (pyproject.toml)
         summary="A catalog of authors and books.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
         # FastAPI's built-in OpenTelemetry stays off until the service configures it: off, it
         # costs nothing per request (on but unconfigured, it checks the global providers).
         telemetry={"tracing": False, "metrics": False, "logs": False},

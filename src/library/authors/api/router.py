@@ -17,6 +17,7 @@ from shared.kernel.preconditions import IfMatch
 from shared.kernel.values import search_text
 from shared.web.api import DIGITS_ONLY, PageOut, RouteParameters, domain_rule
 from shared.web.http import (
+    NEXT_PAGE,
     NOT_MODIFIED,
     IdempotencyKeyHeader,
     IfNoneMatchHeader,
@@ -25,6 +26,7 @@ from shared.web.http import (
     etag,
     idempotency,
     not_modified,
+    page_response,
     parse_if_match,
     send,
 )
@@ -71,8 +73,13 @@ def create_router(queries: AuthorQueries, service: Callable[[], AuthorService]) 
             return send(respond(await service().register_author(command)))
         return send(await service().register_author(command, once))
 
-    @router.get("", response_model=PageOut[AuthorOut], responses=problem_responses(422, 503))
+    @router.get(
+        "",
+        response_model=PageOut[AuthorOut],
+        responses={200: {"headers": NEXT_PAGE}, **problem_responses(422, 503)},
+    )
     async def list_authors(
+        request: Request,
         q: Annotated[
             str | None,
             Query(
@@ -92,7 +99,7 @@ def create_router(queries: AuthorQueries, service: Callable[[], AuthorService]) 
         ] = None,
     ) -> Response:
         """A page of authors: in name order, or best match first with q."""
-        return JsonResponse(await queries.list_authors(q=q, limit=limit, cursor=cursor))
+        return page_response(request, await queries.list_authors(q=q, limit=limit, cursor=cursor))
 
     @router.get(
         "/{author_id}",

@@ -27,6 +27,7 @@ from shared.kernel.idempotency import StoredResponse
 from shared.kernel.preconditions import IfMatch
 from shared.web.api import PageOut, QueryModel, RouteParameters
 from shared.web.http import (
+    NEXT_PAGE,
     NOT_MODIFIED,
     IdempotencyKeyHeader,
     IfNoneMatchHeader,
@@ -35,6 +36,7 @@ from shared.web.http import (
     etag,
     idempotency,
     not_modified,
+    page_response,
     parse_if_match,
     send,
 )
@@ -98,25 +100,26 @@ def create_router(queries: BookQueries, service: Callable[[], BookService]) -> A
     @router.get(
         "/books",
         response_model=PageOut[BookOut],
-        responses=problem_responses(422, 503),
+        responses={200: {"headers": NEXT_PAGE}, **problem_responses(422, 503)},
         openapi_extra=LIST_QUERY.openapi_extra,
     )
     async def list_books(request: Request) -> Response:
         """A page of books."""
         params = LIST_QUERY.parse(request)
-        return JsonResponse(await queries.list_books(params.to_request()))
+        return page_response(request, await queries.list_books(params.to_request()))
 
     @router.get(
         "/authors/{author_id}/books",
         response_model=PageOut[BookOut],
-        responses=problem_responses(404, 422, 503),
+        responses={200: {"headers": NEXT_PAGE}, **problem_responses(404, 422, 503)},
         tags=["authors"],
         openapi_extra=AUTHOR_BOOKS_QUERY.openapi_extra,
     )
     async def list_author_books(author_id: uuid.UUID, request: Request) -> Response:
         """A page of the books crediting this author."""
         params = AUTHOR_BOOKS_QUERY.parse(request)
-        return JsonResponse(await queries.list_author_books(author_id, params.to_request()))
+        page = await queries.list_author_books(author_id, params.to_request())
+        return page_response(request, page)
 
     @router.get(
         "/books/{book_id}",
