@@ -99,7 +99,11 @@ def import_catalog(args: argparse.Namespace) -> int:
     if Settings().database_url is None:
         use_embedded_database()
     options = ImportOptions(
-        path=path, report_path=report_path, batch_size=args.batch_size, dry_run=args.dry_run
+        path=path,
+        report_path=report_path,
+        batch_size=args.batch_size,
+        dry_run=args.dry_run,
+        format=args.format,
     )
     started = time.perf_counter()
     try:
@@ -133,6 +137,49 @@ def import_catalog(args: argparse.Namespace) -> int:
     if not summary.consistent:  # pragma: no cover - a bug, not an input problem
         print("error: the counts do not add up to the rows read", file=sys.stderr)
         return 1
+    return 0
+
+
+def export_catalog(args: argparse.Namespace) -> int:
+    """``library export``: stream the whole catalog to a file or stdout; the exit status."""
+    import asyncio
+
+    from rich.console import Console
+
+    from library.bootstrap.catalog_export import ExportOptions, export_catalog
+    from library.bootstrap.health import NotReadyError
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.is_dir():
+        print(f"error: {out} is a directory: --out needs a file name", file=sys.stderr)
+        return 2
+    if Settings().database_url is None:
+        use_embedded_database()
+    try:
+        output = sys.stdout.buffer if out is None else out.open("wb")
+    except OSError as exc:
+        print(f"error: cannot write {out}: {exc.strerror}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    try:
+        options = ExportOptions(format=args.format, out=out)
+        written = asyncio.run(export_catalog(options, output, Console(stderr=True)))
+    except NotReadyError as exc:
+        print(f"error: the database is not ready: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 1  # the reader went away (e.g. `| head`): nothing more to say
+    except KeyboardInterrupt:
+        print("\ninterrupted: the export is incomplete", file=sys.stderr)
+        return 130
+    finally:
+        if out is not None:
+            output.close()
+    elapsed = time.perf_counter() - started
+    where = "stdout" if out is None else str(out)
+    print(
+        f"exported {written:,} books to {where} ({args.format}) in {elapsed:.2f}s", file=sys.stderr
+    )
     return 0
 
 
@@ -216,8 +263,12 @@ def main(argv: list[str] | None = None) -> None:
         "development database (the one `make run` serves). Exit status: 0 done (rejected rows "
         "are in the report), 1 database not ready, 2 bad file or arguments, 130 interrupted.",
     )
-    import_parser.add_argument("format", choices=["goodbooks"], help="the export's format")
-    import_parser.add_argument("path", help="the CSV file")
+    import_parser.add_argument(
+        "format",
+        choices=["goodbooks", "jsonl", "csv"],
+        help="goodbooks: a goodbooks-10k books.csv; jsonl or csv: a `library export` file",
+    )
+    import_parser.add_argument("path", help="the file to import")
     import_parser.add_argument(
         "--batch-size",
         type=_batch_size,
@@ -232,6 +283,18 @@ def main(argv: list[str] | None = None) -> None:
         metavar="FILE",
         help="where to write rejected rows and warnings (default: <name>.import-report.csv)",
     )
+    export_parser = commands.add_parser(
+        "export",
+        help="write the whole catalog (books with their credited authors) as JSON Lines or CSV",
+        description="Stream every book, with its credited authors in order, ordered by ref. "
+        "`library import jsonl|csv FILE` reads it back. Without DATABASE_URL, from the "
+        "embedded development database. Exit status: 0 done, 1 database not ready, 2 bad "
+        "arguments, 130 interrupted.",
+    )
+    export_parser.add_argument(
+        "--format", choices=["jsonl", "csv"], default="jsonl", help="default: jsonl"
+    )
+    export_parser.add_argument("--out", metavar="FILE", help="the file to write (default: stdout)")
     seed_parser = commands.add_parser(
         "seed", help="migrate, then fill an empty catalog with N generated books"
     )
@@ -260,6 +323,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "import":
         raise SystemExit(import_catalog(args))
+    if args.command == "export":
+        raise SystemExit(export_catalog(args))
     try:
         if args.command == "serve":
             serve()
