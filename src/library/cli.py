@@ -31,14 +31,20 @@ def migrate(revision: str = "head") -> None:
     command.upgrade(Config(str(config_path)), revision)
 
 
-def serve() -> None:
-    """Serve the API with uvicorn (uvloop + httptools), as production does."""
+def serve(*, reload: bool = False) -> None:
+    """Serve the API with uvicorn (uvloop + httptools), as production does; with ``reload``
+    (development only), restart whenever a source file changes."""
     import uvicorn
 
     from shared.observability.multiprocess import prepare_multiprocess_dir
 
     settings = Settings()
     prepare_multiprocess_dir()  # metrics of several workers: a clean folder before they start
+    reloading = (
+        {"reload": True, "reload_dirs": [str(Path(__file__).resolve().parents[1])]}
+        if reload
+        else {"workers": settings.workers}
+    )
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it; exit 0 (and run the
     # clean-up handlers, e.g. stopping the embedded database) instead of dying by the signal.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -47,13 +53,13 @@ def serve() -> None:
         factory=True,
         host=settings.host,
         port=settings.port,
-        workers=settings.workers,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         http="httptools",
         access_log=False,  # our middleware logs each request once
         log_config=None,  # logging is configured by the app (structlog)
         proxy_headers=True,
         timeout_graceful_shutdown=20,
+        **reloading,  # type: ignore[arg-type]
     )
 
 
@@ -67,8 +73,22 @@ def use_embedded_database() -> None:
     os.environ["LIBRARY_DATABASE_URL"] = devdb.url(socket_dir, user, DEV_DATABASE)
 
 
-def dev() -> None:
-    """Serve for development: an embedded PostgreSQL unless DATABASE_URL is set, migrated first."""
+def psql_url(database_url: str) -> str:
+    """The libpq URL of a database URL (for psql), its password hidden."""
+    from urllib.parse import quote
+
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url).set(drivername="postgresql")
+    text = url.set(query={}).render_as_string(hide_password=True)
+    # libpq decodes %XX in a URI's parameters, but not "+" (as SQLAlchemy writes a space).
+    query = "&".join(f"{k}={quote(str(v), safe='/')}" for k, v in url.query.items())
+    return f"{text}?{query}" if query else text
+
+
+def dev(*, reload: bool = False) -> None:
+    """Serve for development: an embedded PostgreSQL unless DATABASE_URL is set, migrated first;
+    with ``reload``, restarted on every change to the source."""
     settings = Settings()
     os.environ.setdefault("LIBRARY_ENVIRONMENT", "development")
     if settings.database_url is None:
@@ -78,8 +98,29 @@ def dev() -> None:
     migrate()
     base = f"http://{settings.host}:{settings.port}"
     print(f"\n  API:  {base}/api/v1/books  and  {base}/api/v1/authors", flush=True)
-    print(f"  Docs: {base}/docs\n  Press Ctrl-C to stop.\n", flush=True)
-    serve()
+    print(f"  Docs: {base}/docs", flush=True)
+    print(f'  psql: psql "{psql_url(Settings().require_database_url())}"', flush=True)
+    if reload:
+        print("  Reloading on every change under src/.", flush=True)
+    print("  Press Ctrl-C to stop.\n", flush=True)
+    serve(reload=reload)
+
+
+def revision(message: str, script_location: str | None = None) -> None:
+    """Autogenerate a migration from the models' difference with the migrated database (which
+    is upgraded to head first): review the file it writes in migrations/versions/."""
+    from alembic import command
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    migrate()
+    config = Config(Settings().alembic_config)
+    if script_location is not None:
+        config.set_main_option("script_location", script_location)
+    # Revisions are numbered (0001, 0002, ...): the next one after the head.
+    head = ScriptDirectory.from_config(config).get_current_head()
+    rev_id = f"{int(head) + 1:04d}" if head is not None and head.isdigit() else None
+    command.revision(config, message=message, autogenerate=True, rev_id=rev_id)
 
 
 def import_catalog(args: argparse.Namespace) -> int:
@@ -255,7 +296,17 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="without a configured DATABASE_URL, migrate the embedded development database",
     )
-    commands.add_parser("dev", help="migrate and serve, with an embedded PostgreSQL if needed")
+    dev_parser = commands.add_parser(
+        "dev", help="migrate and serve, with an embedded PostgreSQL if needed"
+    )
+    dev_parser.add_argument(
+        "--reload", action="store_true", help="restart the server whenever a source file changes"
+    )
+    revision_parser = commands.add_parser(
+        "revision",
+        help="autogenerate a migration (embedded dev database unless DATABASE_URL is set)",
+    )
+    revision_parser.add_argument("message", help="what the migration does")
     import_parser = commands.add_parser(
         "import",
         help="import a catalog export (goodbooks books.csv)",
@@ -332,12 +383,16 @@ def main(argv: list[str] | None = None) -> None:
             if args.embedded_if_unset and Settings().database_url is None:
                 use_embedded_database()
             migrate(args.revision)
+        elif args.command == "revision":
+            if Settings().database_url is None:
+                use_embedded_database()
+            revision(args.message)
         elif args.command == "seed":
             if args.embedded_if_unset and Settings().database_url is None:
                 use_embedded_database()
             seed(books=args.books, seed=args.seed, replace=args.replace, source=args.source)
         else:
-            dev()
+            dev(reload=args.reload)
     except RuntimeError as exc:
         raise SystemExit(f"error: {exc}") from None
 

@@ -49,6 +49,7 @@ def fresh_database(postgres_server: Server, clean_database: None) -> str:
     return url
 
 
+@pytest.mark.slow
 async def test_the_full_goodbooks_catalog_round_trips_through_an_export(
     database_url: str,
     fresh_database: str,
