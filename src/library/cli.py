@@ -59,7 +59,7 @@ def serve(*, reload: bool = False) -> None:
         log_config=None,  # logging is configured by the app (structlog)
         proxy_headers=True,
         timeout_graceful_shutdown=20,
-        **reloading,  # type: ignore[arg-type]
+        **reloading,
     )
 
 
