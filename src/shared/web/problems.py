@@ -55,6 +55,14 @@ class Problem(BaseModel):
     errors: list[ProblemFieldError] | None = Field(
         default=None, description="Present on validation errors: one entry per broken rule."
     )
+    existing_id: str | None = Field(
+        default=None,
+        description="Present on a conflict with another resource (duplicate-isbn): its id.",
+    )
+    existing: str | None = Field(
+        default=None,
+        description="Present with existing_id: that resource's path (e.g. /api/v1/books/<id>).",
+    )
 
 
 _STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
