@@ -15,11 +15,13 @@ export UV_PYTHON_DOWNLOADS ?= never
 export UV_COMPILE_BYTECODE ?= 1
 export UV_PYTHON ?= $(PYTHON)
 RUN := $(UV) run --frozen
+# The benchmark tools (group "bench") are installed by the bench targets only, on first use.
+BENCH_RUN := $(UV) run --frozen --group bench
 
 BOOKS ?= 1000000
 SEED ?= 1
 
-.PHONY: help install run token migrate import bench-import seed-large test test-unit test-integration lint audit fmt bench bench-auth bench-quick bench-observability docker-build clean
+.PHONY: help install run token migrate revision import bench-import seed-large test test-quick test-unit test-integration lint audit fmt bench bench-auth bench-quick bench-observability docker-build clean openapi
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,8 +36,8 @@ $(CURDIR)/.tools/bin/uv:
 
 install: .venv/.installed ## Create .venv with every dependency from uv.lock
 
-run: install ## Serve on http://127.0.0.1:8000 (embedded PostgreSQL unless DATABASE_URL is set)
-	$(RUN) library dev
+run: install ## Serve on http://127.0.0.1:8000 (embedded PostgreSQL unless DATABASE_URL is set; RELOAD=1 restarts on changes)
+	$(RUN) library dev $(if $(RELOAD),--reload)
 
 SCOPE ?= catalog:write catalog:admin
 token: install ## Print a development access token (make -s token SCOPE="catalog:write"); make run verifies it
@@ -44,18 +46,27 @@ token: install ## Print a development access token (make -s token SCOPE="catalog
 migrate: install ## Upgrade the database to the latest schema (embedded dev database unless DATABASE_URL is set)
 	$(RUN) library migrate --embedded-if-unset
 
+revision: install ## Autogenerate a migration from the models: make revision m="what it does" (review the file)
+	@test -n "$(m)" || { echo 'usage: make revision m="what the migration does"' >&2; exit 2; }
+	$(RUN) library revision "$(m)"
+
 FILE ?= ../shared/data/goodbooks-10k/books.csv
 import: install ## Import a goodbooks books.csv (FILE=..., default the shared goodbooks-10k) into the dev database
 	$(RUN) library import goodbooks "$(FILE)"
 
 bench-import: install ## Benchmark the import against a raw asyncpg COPY of the same rows (10k and 100k rows)
-	$(RUN) python bench/import_bench.py
+	$(BENCH_RUN) python bench/import_bench.py
 
 seed-large: install ## Replace the catalog with BOOKS generated books (default 1,000,000; SEED=1)
 	$(RUN) library seed --books $(BOOKS) --seed $(SEED) --replace --embedded-if-unset
 
 test: install ## Run the unit and integration suites (PostgreSQL: TEST_DATABASE_URL, Docker, or embedded)
 	$(RUN) pytest
+
+# The suites that take minutes (real servers killed, schemathesis, races) are left to make test.
+QUICK_MARKERS := not fault and not fuzz and not race and not slow
+test-quick: install ## Unit + integration without the fault, fuzz, race and slow suites (about a minute)
+	$(RUN) pytest -m "$(QUICK_MARKERS)" tests/unit tests/integration
 
 test-unit: install ## Run the unit suite (no database, no network)
 	$(RUN) pytest tests/unit
@@ -74,6 +85,9 @@ audit: install ## bandit over src; pip-audit of uv.lock (AUDIT_STRICT=1: unaudit
 	$(RUN) bandit -q -r src scripts
 	UV=$(UV) $(RUN) python scripts/audit_lock.py
 
+openapi: install ## Regenerate openapi.json (make test fails while the committed one is not current)
+	$(RUN) python -m library.bootstrap.openapi openapi.json
+
 fmt: install ## Format and auto-fix
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
@@ -82,18 +96,18 @@ fmt: install ## Format and auto-fix
 BENCH_BOOKS ?= 1000000
 
 bench: install ## Benchmark the app against a raw asyncpg baseline and pgbench (needs wrk, pgbench, PostgreSQL)
-	$(RUN) python -m bench --books $(BENCH_BOOKS)
+	$(BENCH_RUN) python -m bench --books $(BENCH_BOOKS)
 
 bench-observability: install ## GET with metrics and tracing on against the same build with both off (100k books)
-	$(RUN) python -m bench.observability --books $(or $(OBS_BOOKS),100000)
+	$(BENCH_RUN) python -m bench.observability --books $(or $(OBS_BOOKS),100000)
 
 # A migrated database seeded with `library seed` (e.g. 100,000 books).
 AUTH_BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/bench_auth
 bench-auth: install ## POST with token verification vs auth disabled (and reads vs BEFORE=checkout), app vs app
-	$(RUN) python -m bench.auth_bench --database-url "$(AUTH_BENCH_DATABASE_URL)" $(if $(BEFORE),--before-checkout "$(BEFORE)")
+	$(BENCH_RUN) python -m bench.auth_bench --database-url "$(AUTH_BENCH_DATABASE_URL)" $(if $(BEFORE),--before-checkout "$(BEFORE)")
 
 bench-quick: install ## A short benchmark on 100,000 books (2 rounds of 4 s)
-	$(RUN) python -m bench --books 100000 --rounds 2 --duration 4 --warmup 2
+	$(BENCH_RUN) python -m bench --books 100000 --rounds 2 --duration 4 --warmup 2
 
 docker-build: ## Build the production image (needs a Docker engine)
 	docker build -t library:latest .

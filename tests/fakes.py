@@ -232,6 +232,9 @@ class FakeBookRepository:
             },
         )
 
+    async def holder_of_isbn(self, isbn13: str) -> uuid.UUID | None:
+        return next((b.id for b in self.rows.values() if b.isbn13 == isbn13), None)
+
     async def credited_names(self, book_id: uuid.UUID) -> tuple[str, ...]:
         names = self._names()
         return tuple(names[a] for a in self.rows[book_id].author_ids)
@@ -310,6 +313,8 @@ class FakeBookReader:
             books = [b for b in books if f.author_id in b.author_ids]
         if f.language is not None:
             books = [b for b in books if b.language == f.language]
+        if f.isbn13 is not None:
+            books = [b for b in books if b.isbn13 == f.isbn13]
         if f.year_from is not None:
             books = [
                 b

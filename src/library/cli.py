@@ -62,14 +62,20 @@ def grant_app_role(owner_url: str, role: str, *, create_password: str | None = N
     asyncio.run(run())
 
 
-def serve() -> None:
-    """Serve the API with uvicorn (uvloop + httptools), as production does."""
+def serve(*, reload: bool = False) -> None:
+    """Serve the API with uvicorn (uvloop + httptools), as production does; with ``reload``
+    (development only), restart whenever a source file changes."""
     import uvicorn
 
     from shared.observability.multiprocess import prepare_multiprocess_dir
 
     settings = Settings()
     prepare_multiprocess_dir()  # metrics of several workers: a clean folder before they start
+    reloading = (
+        {"reload": True, "reload_dirs": [str(Path(__file__).resolve().parents[1])]}
+        if reload
+        else {"workers": settings.workers}
+    )
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it; exit 0 (and run the
     # clean-up handlers, e.g. stopping the embedded database) instead of dying by the signal.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -78,7 +84,6 @@ def serve() -> None:
         factory=True,
         host=settings.host,
         port=settings.port,
-        workers=settings.workers,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         http="httptools",
         access_log=False,  # our middleware logs each request once
@@ -87,6 +92,7 @@ def serve() -> None:
         # Only these proxies' X-Forwarded-For is believed (the client address of limits and logs).
         forwarded_allow_ips=settings.trusted_proxies,
         timeout_graceful_shutdown=20,
+        **reloading,
     )
 
 
@@ -141,8 +147,22 @@ def development_token(scopes: str, *, ttl: int, sub: str) -> str:
     )
 
 
-def dev() -> None:
-    """Serve for development: an embedded PostgreSQL unless DATABASE_URL is set, migrated first."""
+def psql_url(database_url: str) -> str:
+    """The libpq URL of a database URL (for psql), its password hidden."""
+    from urllib.parse import quote
+
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url).set(drivername="postgresql")
+    text = url.set(query={}).render_as_string(hide_password=True)
+    # libpq decodes %XX in a URI's parameters, but not "+" (as SQLAlchemy writes a space).
+    query = "&".join(f"{k}={quote(str(v), safe='/')}" for k, v in url.query.items())
+    return f"{text}?{query}" if query else text
+
+
+def dev(*, reload: bool = False) -> None:
+    """Serve for development: an embedded PostgreSQL unless DATABASE_URL is set, migrated first;
+    with ``reload``, restarted on every change to the source."""
     settings = Settings()
     os.environ.setdefault("LIBRARY_ENVIRONMENT", "development")
     if settings.database_url is None:
@@ -154,14 +174,34 @@ def dev() -> None:
     token = development_token(DEV_SCOPES, ttl=DEV_TOKEN_TTL_SECONDS, sub="developer")
     base = f"http://{settings.host}:{settings.port}"
     print(f"\n  API:  {base}/api/v1/books  and  {base}/api/v1/authors", flush=True)
-    print(f"  Docs: {base}/docs\n", flush=True)
+    print(f"  Docs: {base}/docs", flush=True)
+    print(f'  psql: psql "{psql_url(Settings().require_database_url())}"\n', flush=True)
     print(
         f"  A token for writes ({DEV_SCOPES}, 8 hours; `make -s token` for another):\n"
         f"  export TOKEN={token}\n",
         flush=True,
     )
+    if reload:
+        print("  Reloading on every change under src/.", flush=True)
     print("  Press Ctrl-C to stop.\n", flush=True)
-    serve()
+    serve(reload=reload)
+
+
+def revision(message: str, script_location: str | None = None) -> None:
+    """Autogenerate a migration from the models' difference with the migrated database (which
+    is upgraded to head first): review the file it writes in migrations/versions/."""
+    from alembic import command
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    migrate()
+    config = Config(Settings().alembic_config)
+    if script_location is not None:
+        config.set_main_option("script_location", script_location)
+    # Revisions are numbered (0001, 0002, ...): the next one after the head.
+    head = ScriptDirectory.from_config(config).get_current_head()
+    rev_id = f"{int(head) + 1:04d}" if head is not None and head.isdigit() else None
+    command.revision(config, message=message, autogenerate=True, rev_id=rev_id)
 
 
 def import_catalog(args: argparse.Namespace) -> int:
@@ -181,7 +221,11 @@ def import_catalog(args: argparse.Namespace) -> int:
     if Settings().database_url is None:
         use_embedded_database()
     options = ImportOptions(
-        path=path, report_path=report_path, batch_size=args.batch_size, dry_run=args.dry_run
+        path=path,
+        report_path=report_path,
+        batch_size=args.batch_size,
+        dry_run=args.dry_run,
+        format=args.format,
     )
     started = time.perf_counter()
     try:
@@ -215,6 +259,49 @@ def import_catalog(args: argparse.Namespace) -> int:
     if not summary.consistent:  # pragma: no cover - a bug, not an input problem
         print("error: the counts do not add up to the rows read", file=sys.stderr)
         return 1
+    return 0
+
+
+def export_catalog(args: argparse.Namespace) -> int:
+    """``library export``: stream the whole catalog to a file or stdout; the exit status."""
+    import asyncio
+
+    from rich.console import Console
+
+    from library.bootstrap.catalog_export import ExportOptions, export_catalog
+    from library.bootstrap.health import NotReadyError
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.is_dir():
+        print(f"error: {out} is a directory: --out needs a file name", file=sys.stderr)
+        return 2
+    if Settings().database_url is None:
+        use_embedded_database()
+    try:
+        output = sys.stdout.buffer if out is None else out.open("wb")
+    except OSError as exc:
+        print(f"error: cannot write {out}: {exc.strerror}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    try:
+        options = ExportOptions(format=args.format, out=out)
+        written = asyncio.run(export_catalog(options, output, Console(stderr=True)))
+    except NotReadyError as exc:
+        print(f"error: the database is not ready: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 1  # the reader went away (e.g. `| head`): nothing more to say
+    except KeyboardInterrupt:
+        print("\ninterrupted: the export is incomplete", file=sys.stderr)
+        return 130
+    finally:
+        if out is not None:
+            output.close()
+    elapsed = time.perf_counter() - started
+    where = "stdout" if out is None else str(out)
+    print(
+        f"exported {written:,} books to {where} ({args.format}) in {elapsed:.2f}s", file=sys.stderr
+    )
     return 0
 
 
@@ -290,7 +377,17 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="without a configured DATABASE_URL, migrate the embedded development database",
     )
-    commands.add_parser("dev", help="migrate and serve, with an embedded PostgreSQL if needed")
+    dev_parser = commands.add_parser(
+        "dev", help="migrate and serve, with an embedded PostgreSQL if needed"
+    )
+    dev_parser.add_argument(
+        "--reload", action="store_true", help="restart the server whenever a source file changes"
+    )
+    revision_parser = commands.add_parser(
+        "revision",
+        help="autogenerate a migration (embedded dev database unless DATABASE_URL is set)",
+    )
+    revision_parser.add_argument("message", help="what the migration does")
     token_parser = commands.add_parser(
         "token",
         help="print a development access token (signed with this checkout's development key)",
@@ -313,8 +410,12 @@ def main(argv: list[str] | None = None) -> None:
         "development database (the one `make run` serves). Exit status: 0 done (rejected rows "
         "are in the report), 1 database not ready, 2 bad file or arguments, 130 interrupted.",
     )
-    import_parser.add_argument("format", choices=["goodbooks"], help="the export's format")
-    import_parser.add_argument("path", help="the CSV file")
+    import_parser.add_argument(
+        "format",
+        choices=["goodbooks", "jsonl", "csv"],
+        help="goodbooks: a goodbooks-10k books.csv; jsonl or csv: a `library export` file",
+    )
+    import_parser.add_argument("path", help="the file to import")
     import_parser.add_argument(
         "--batch-size",
         type=_batch_size,
@@ -329,6 +430,18 @@ def main(argv: list[str] | None = None) -> None:
         metavar="FILE",
         help="where to write rejected rows and warnings (default: <name>.import-report.csv)",
     )
+    export_parser = commands.add_parser(
+        "export",
+        help="write the whole catalog (books with their credited authors) as JSON Lines or CSV",
+        description="Stream every book, with its credited authors in order, ordered by ref. "
+        "`library import jsonl|csv FILE` reads it back. Without DATABASE_URL, from the "
+        "embedded development database. Exit status: 0 done, 1 database not ready, 2 bad "
+        "arguments, 130 interrupted.",
+    )
+    export_parser.add_argument(
+        "--format", choices=["jsonl", "csv"], default="jsonl", help="default: jsonl"
+    )
+    export_parser.add_argument("--out", metavar="FILE", help="the file to write (default: stdout)")
     seed_parser = commands.add_parser(
         "seed", help="migrate, then fill an empty catalog with N generated books"
     )
@@ -360,6 +473,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "token":
         print(development_token(args.scope, ttl=args.ttl, sub=args.sub))
         return
+    if args.command == "export":
+        raise SystemExit(export_catalog(args))
     try:
         if args.command == "serve":
             serve()
@@ -367,12 +482,16 @@ def main(argv: list[str] | None = None) -> None:
             if args.embedded_if_unset and Settings().database_url is None:
                 use_embedded_database()
             migrate(args.revision)
+        elif args.command == "revision":
+            if Settings().database_url is None:
+                use_embedded_database()
+            revision(args.message)
         elif args.command == "seed":
             if args.embedded_if_unset and Settings().database_url is None:
                 use_embedded_database()
             seed(books=args.books, seed=args.seed, replace=args.replace, source=args.source)
         else:
-            dev()
+            dev(reload=args.reload)
     except RuntimeError as exc:
         raise SystemExit(f"error: {exc}") from None
 

@@ -176,6 +176,15 @@ class BookRepositoryContract:
             await add_all(uow, make_book("Second", author_ids[:1], isbn="0-06-051275-X"))
         assert [b["title"] for b in await walk(reader, BookSort.TITLE)] == ["First"]
 
+    async def test_the_holder_of_an_isbn_is_found(
+        self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]
+    ) -> None:
+        book = make_book("First", author_ids[:1], isbn="9780060512750")
+        await add_all(uow, book, make_book("Second", author_ids[:1]))
+        async with uow:
+            assert await uow.books.holder_of_isbn("9780060512750") == book.id
+            assert await uow.books.holder_of_isbn("9780439023481") is None
+
     async def test_an_update_replaces_credits_and_bumps_the_version(
         self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]
     ) -> None:
@@ -389,6 +398,29 @@ class BookRepositoryContract:
         assert await titles(BookFilter(year_from=2000)) == {"1000 Years", "snake_case"}
         assert await titles(BookFilter(year_from=1990, year_to=2006)) == {"1000 Years", "100% Pure"}
         assert await titles(BookFilter(language="de")) == set()
+
+    async def test_the_isbn_filter_finds_one_book_and_combines_with_the_others(
+        self, uow: BooksUnitOfWork, reader: BookReader, author_ids: list[uuid.UUID]
+    ) -> None:
+        a, b, _ = author_ids
+        await add_all(
+            uow,
+            make_book("Dune", [a], isbn="0-441-17271-7", year=1965, language="en"),
+            make_book("Dune Messiah", [a, b], isbn="9780441172696", year=1969, language="en"),
+            make_book("No ISBN", [a]),
+        )
+
+        async def titles(f: BookFilter, sort: BookSort = BookSort.CREATED_AT) -> list[str]:
+            return [book["title"] for book in await walk(reader, sort, f, size=10)]
+
+        assert await titles(BookFilter(isbn13="9780441172719")) == ["Dune"]
+        assert await titles(BookFilter(isbn13="9780441172696", author_id=b)) == ["Dune Messiah"]
+        assert await titles(BookFilter(isbn13="9780441172719", author_id=b)) == []
+        assert await titles(BookFilter(isbn13="9780441172719", year_from=1966)) == []
+        assert await titles(BookFilter(isbn13="9780441172719", q="dune")) == ["Dune"]
+        relevance = BookFilter(isbn13="9780441172696", q="dune")
+        assert await titles(relevance, BookSort.RELEVANCE) == ["Dune Messiah"]
+        assert await titles(BookFilter(isbn13="9780439023481")) == []
 
     async def test_add_many_stores_books_with_credits_and_skips_taken_keys(
         self, uow: BooksUnitOfWork, author_ids: list[uuid.UUID]

@@ -31,9 +31,13 @@ async def test_twenty_creates_racing_for_one_isbn_give_one_201(client: httpx.Asy
         )
         statuses = sorted(r.status_code for r in responses)
         assert statuses == [201] + [409] * 19
+        winner = next(r.json()["id"] for r in responses if r.status_code == 201)
         for response in responses:
             if response.status_code == 409:
-                assert_problem(response, 409, "duplicate-isbn")
+                # Each refusal names the winner, found after the unique constraint refused it.
+                body = assert_problem(response, 409, "duplicate-isbn")
+                assert body["existing_id"] == winner
+                assert body["existing"] == f"{API}/books/{winner}"
     page = (await client.get(f"{API}/books", params={"limit": 100})).json()
     assert len(page["items"]) == 3
 

@@ -162,6 +162,8 @@ async def test_no_read_scans_a_whole_table(
         {"year_from": 1900, "year_to": 1990},
         {"author_id": author_id},
         {"author_id": author_id, "language": "en", "year_to": 2000},
+        {"isbn": "0-06-051275-X"},  # served by the unique index on isbn13
+        {"isbn": "9780439023481", "author_id": author_id, "year_from": 1900},
     ]
     searches: list[dict[str, Any]] = [
         {"q": "the"},  # a common word

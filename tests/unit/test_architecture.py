@@ -65,6 +65,9 @@ def test_the_real_tree_keeps_every_contract(pristine: Path) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+# Each plant runs import-linter on a copy of the tree (seconds each): make test runs them,
+# make test-quick does not (they check the contracts, which change only with pyproject.toml).
+@pytest.mark.slow
 @pytest.mark.parametrize("contract", list(VIOLATIONS))
 def test_a_planted_violation_breaks_the_contract(contract: str, tmp_path: Path) -> None:
     src = tmp_path / "src"

@@ -5,14 +5,17 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from starlette.middleware.cors import CORSMiddleware
 
 from library.authors.api.router import create_router as authors_router
+from library.books.api.router import EXCEPTION_HANDLERS as BOOKS_EXCEPTION_HANDLERS
 from library.books.api.router import QUERY_SCHEMAS as BOOKS_QUERY_SCHEMAS
 from library.books.api.router import create_router as books_router
 from library.bootstrap.container import RootContainer
@@ -47,6 +50,13 @@ CORS_EXPOSED_HEADERS = [
     "RateLimit",
     "RateLimit-Policy",
 ]
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operationId: its function's name (``list_books``, ``get_book``...),
+    stable and readable for generated clients (FastAPI's default appends path and method)."""
+    return route.name
+
 
 log = structlog.stdlib.get_logger("library")
 
@@ -91,9 +101,10 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
 
     options: dict[str, Any] = {
         "title": "library",
-        "version": "1.0.0",
+        "version": version("library"),  # the package's own version (pyproject.toml)
         "summary": "A catalog of authors and books.",
         "lifespan": lifespan,
+        "generate_unique_id_function": operation_id,
         # FastAPI's built-in OpenTelemetry stays off until the service configures it: off, it
         # costs nothing per request (on but unconfigured, it checks the global providers).
         "telemetry": {"tracing": False, "metrics": False, "logs": False},
@@ -109,6 +120,8 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
     install_problem_handlers(app, schemas=BOOKS_QUERY_SCHEMAS)
     install_driver_error_handlers(app)
     install_auth_handlers(app)
+    for error_type, handler in BOOKS_EXCEPTION_HANDLERS.items():
+        app.add_exception_handler(error_type, handler)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(
         SearchCapMiddleware,

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from rich.console import Console
 from rich.progress import (
@@ -20,6 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from library.books.importing.catalog import CatalogReader, ExportFormat
 from library.books.importing.goodbooks import GoodbooksReader
 from library.books.importing.runner import (
     DEFAULT_BATCH_SIZE,
@@ -39,12 +41,14 @@ class ImportOptions:
     report_path: Path
     batch_size: int = DEFAULT_BATCH_SIZE
     dry_run: bool = False
+    # "goodbooks" (a goodbooks-10k books.csv) or the format of ``library export``.
+    format: ExportFormat | Literal["goodbooks"] = "goodbooks"
 
 
 class _PlainProgress:
     """Progress lines for logs and pipes: at most one every ``every`` seconds."""
 
-    def __init__(self, reader: GoodbooksReader, every: float = 2.0) -> None:
+    def __init__(self, reader: GoodbooksReader | CatalogReader, every: float = 2.0) -> None:
         self._reader = reader
         self._every = every
         self._last = time.monotonic()
@@ -64,7 +68,11 @@ async def import_goodbooks(options: ImportOptions, console: Console) -> ImportSu
     The file's encoding and header are checked before the database is touched (SourceError);
     a database that is not migrated to head stops the run before any write (NotReadyError).
     """
-    reader = GoodbooksReader(options.path, now=utc_now())
+    reader: GoodbooksReader | CatalogReader = (
+        GoodbooksReader(options.path, now=utc_now())
+        if options.format == "goodbooks"
+        else CatalogReader(options.path, options.format)
+    )
     rows = reader.rows()
     first = next(rows, None)
     source = rows if first is None else itertools.chain((first,), rows)
@@ -105,7 +113,7 @@ async def import_goodbooks(options: ImportOptions, console: Console) -> ImportSu
 
 @contextmanager
 def _progress(
-    reader: GoodbooksReader, console: Console
+    reader: GoodbooksReader | CatalogReader, console: Console
 ) -> Iterator[Callable[[ImportSummary], None]]:
     """What to call after each batch: a rich bar on a terminal, plain lines otherwise."""
     if not console.is_terminal:

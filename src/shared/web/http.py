@@ -8,14 +8,16 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
 
 from fastapi import Header, Request, Response
 from pydantic import BaseModel
 
 from shared.kernel.idempotency import KEY_MAX_LENGTH, Idempotency, StoredResponse
+from shared.kernel.pagination import Page
 from shared.kernel.preconditions import ANY_VERSION, IfMatch
 from shared.web.api import RequestModel
-from shared.web.responses import json_bytes
+from shared.web.responses import JsonResponse, json_bytes
 
 T = TypeVar("T")
 
@@ -65,6 +67,28 @@ IdempotencyKeyHeader = Annotated[
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified: the ETag in If-None-Match is current (no body)."}
 }
+
+
+NEXT_PAGE: dict[str, Any] = {
+    "Link": {
+        "description": (
+            'On every page that has a next one: `<path?...&cursor=...>; rel="next"` (RFC 8288), '
+            "the same request with next_cursor as cursor."
+        ),
+        "schema": {"type": "string"},
+    }
+}
+
+
+def page_response(request: Request, page: Page[Any]) -> Response:
+    """A page serialised once, with a ``Link: <...>; rel="next"`` header when one follows: the
+    request's own path and query with ``cursor`` set to the page's ``next_cursor``."""
+    if page.next_cursor is None:
+        return JsonResponse(page)
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    query.append(("cursor", page.next_cursor))
+    path = f"{request.scope.get('root_path', '')}{request.scope['path']}"
+    return JsonResponse(page, headers={"Link": f'<{path}?{urlencode(query)}>; rel="next"'})
 
 
 def etag(version: int) -> str:

@@ -55,6 +55,14 @@ class Problem(BaseModel):
     errors: list[ProblemFieldError] | None = Field(
         default=None, description="Present on validation errors: one entry per broken rule."
     )
+    existing_id: str | None = Field(
+        default=None,
+        description="Present on a conflict with another resource (duplicate-isbn): its id.",
+    )
+    existing: str | None = Field(
+        default=None,
+        description="Present with existing_id: that resource's path (e.g. /api/v1/books/<id>).",
+    )
 
 
 _STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
@@ -101,8 +109,10 @@ def problem(
     title: str | None = None,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    """A problem+json response for ``request``."""
+    """A problem+json response for ``request``; ``extensions`` are extension members (RFC 9457
+    3.2) added after the standard ones."""
     body: dict[str, Any] = {
         "type": f"{PROBLEM_TYPE_PREFIX}{code}" if code else "about:blank",
         "title": title or HTTPStatus(status).phrase,
@@ -112,6 +122,8 @@ def problem(
     }
     if errors is not None:
         body["errors"] = errors
+    if extensions:
+        body.update({k: v for k, v in extensions.items() if k not in body})
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
@@ -159,8 +171,11 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     return domain_problem(request, exc)
 
 
-def domain_problem(request: Request, exc: DomainError) -> JSONResponse:
-    """The problem a domain error means (its status from its base class)."""
+def domain_problem(
+    request: Request, exc: DomainError, extensions: dict[str, Any] | None = None
+) -> JSONResponse:
+    """The problem a domain error means (its status from its base class), with ``extensions``
+    (members a context's API adds, e.g. the resource a conflict is with)."""
     status = next((s for cls, s in _STATUS_BY_ERROR if isinstance(exc, cls)), 400)
     return problem(
         request,
@@ -170,6 +185,7 @@ def domain_problem(request: Request, exc: DomainError) -> JSONResponse:
         title=exc.title,
         errors=_field_errors(request, exc.errors) if exc.errors or status == 422 else None,
         headers={"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None,
+        extensions=extensions,
     )
 
 

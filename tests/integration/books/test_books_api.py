@@ -130,6 +130,28 @@ async def test_the_same_isbn_twice_is_409(
     assert_problem(patch, 409, "duplicate-isbn")
 
 
+async def test_the_duplicate_isbn_409_names_the_book_holding_it(
+    client: httpx.AsyncClient, authors: list[dict[str, Any]]
+) -> None:
+    a = [authors[0]["id"]]
+    holder = await create_book(client, "First", a, isbn="9780575048003")
+    response = await client.post(
+        f"{API}/books", json={"title": "Second", "author_ids": a, "isbn": "0-575-04800-X"}
+    )
+    body = assert_problem(response, 409, "duplicate-isbn")
+    assert body["existing_id"] == holder["id"]
+    assert body["existing"] == f"{API}/books/{holder['id']}"
+    assert (await client.get(body["existing"])).json()["title"] == "First"
+    other = await create_book(client, "Third", a)
+    patch = await client.patch(
+        f"{API}/books/{other['id']}",
+        json={"isbn": "978-0-575-04800-3"},
+        headers=await if_match(client, f"{API}/books/{other['id']}"),
+    )
+    body = assert_problem(patch, 409, "duplicate-isbn")
+    assert (body["existing_id"], body["existing"]) == (holder["id"], f"{API}/books/{holder['id']}")
+
+
 async def test_patch_replaces_authors_and_keeps_the_rest(
     client: httpx.AsyncClient, authors: list[dict[str, Any]]
 ) -> None:
@@ -252,6 +274,42 @@ async def test_filters_and_sorts(client: httpx.AsyncClient, authors: list[dict[s
     by_title = await titles(sort="title")
     assert by_title == ["Coraline", "Mort", "Stardust", "The Iliad", "Undated"]
     assert await titles(sort="-title") == list(reversed(by_title))
+
+
+async def test_a_book_is_found_by_its_isbn_in_any_accepted_form(
+    client: httpx.AsyncClient, authors: list[dict[str, Any]]
+) -> None:
+    a, b, _ = (x["id"] for x in authors)
+    wanted = await create_book(client, "Good Omens", [a, b], isbn="9780575048003", language="en")
+    await create_book(client, "Mort", [a], isbn="978-0-06-051275-0")
+    await create_book(client, "Undated", [a])
+
+    async def found(path: str = f"{API}/books", **params: Any) -> list[str]:
+        response = await client.get(path, params=params)
+        assert response.status_code == 200, response.text
+        assert response.json()["next_cursor"] is None
+        return [book["id"] for book in response.json()["items"]]
+
+    for form in (
+        "9780575048003",
+        "978-0-575-04800-3",
+        "057504800X",
+        "0-575-04800-X",
+        " 0 575 04800 x ",
+    ):
+        assert await found(isbn=form) == [wanted["id"]], form
+    # Another valid ISBN that no book has: an empty page, not a 404.
+    assert await found(isbn="9780439023481") == []
+    # With other filters, every one must hold.
+    assert await found(isbn="057504800X", author_id=b, language="eng") == [wanted["id"]]
+    assert await found(isbn="057504800X", language="fr") == []
+    assert await found(isbn="057504800X", q="omens") == [wanted["id"]]
+    assert await found(isbn="057504800X", q="mort") == []
+    assert await found(f"{API}/authors/{b}/books", isbn="0-575-04800-X") == [wanted["id"]]
+    assert await found(f"{API}/authors/{b}/books", isbn="978-0-06-051275-0") == []
+    for bad in ("0575048004", "12345", "isbn", "9" * 40):
+        body = assert_problem(await client.get(f"{API}/books", params={"isbn": bad}), 422)
+        assert error_locs(body) == [["query", "isbn"]], bad
 
 
 async def test_bad_list_parameters_are_422(client: httpx.AsyncClient) -> None:

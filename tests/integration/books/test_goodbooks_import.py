@@ -245,6 +245,7 @@ def distinct_normalised_names(path: Path) -> int:
         )
 
 
+@pytest.mark.slow
 async def test_the_full_goodbooks_file_counts_add_up_and_a_second_run_imports_nothing(
     database_url: str, engine: AsyncEngine, tmp_path: Path
 ) -> None:
@@ -279,6 +280,7 @@ async def test_the_full_goodbooks_file_counts_add_up_and_a_second_run_imports_no
     assert await scalar(engine, "SELECT count(*) FROM authors") == authors
 
 
+@pytest.mark.slow
 async def test_an_import_killed_mid_way_is_consistent_and_a_rerun_finishes_it(
     database_url: str, engine: AsyncEngine, tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ from shared.kernel.values import search_text
 from shared.web.api import DIGITS_ONLY, PageOut, RouteParameters, domain_rule
 from shared.web.auth import ADMIN, READ, WRITE, Authorization, Principal
 from shared.web.http import (
+    NEXT_PAGE,
     NOT_MODIFIED,
     IdempotencyKeyHeader,
     IfNoneMatchHeader,
@@ -26,6 +27,7 @@ from shared.web.http import (
     etag,
     idempotency,
     not_modified,
+    page_response,
     parse_if_match,
     send,
 )
@@ -81,10 +83,11 @@ def create_router(
     @router.get(
         "",
         response_model=PageOut[AuthorOut],
-        responses=problem_responses(*read_statuses, 422, 503),
+        responses={200: {"headers": NEXT_PAGE}, **problem_responses(*read_statuses, 422, 503)},
         dependencies=reader,
     )
     async def list_authors(
+        request: Request,
         q: Annotated[
             str | None,
             Query(
@@ -104,7 +107,7 @@ def create_router(
         ] = None,
     ) -> Response:
         """A page of authors: in name order, or best match first with q."""
-        return JsonResponse(await queries.list_authors(q=q, limit=limit, cursor=cursor))
+        return page_response(request, await queries.list_authors(q=q, limit=limit, cursor=cursor))
 
     @router.get(
         "/{author_id}",

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response, Security, status
+from fastapi.responses import JSONResponse
 
 from library.books.api.schemas import (
     BookCreate,
@@ -21,11 +22,13 @@ from library.books.api.schemas import (
 )
 from library.books.application.queries import BookQueries
 from library.books.application.services import AddBook, BookService, BookView, ReviseBook
+from library.books.domain.errors import DuplicateIsbnError
 from shared.kernel.idempotency import StoredResponse
 from shared.kernel.preconditions import IfMatch
 from shared.web.api import PageOut, QueryModel, RouteParameters
 from shared.web.auth import ADMIN, READ, WRITE, Authorization, Principal
 from shared.web.http import (
+    NEXT_PAGE,
     NOT_MODIFIED,
     IdempotencyKeyHeader,
     IfNoneMatchHeader,
@@ -34,10 +37,11 @@ from shared.web.http import (
     etag,
     idempotency,
     not_modified,
+    page_response,
     parse_if_match,
     send,
 )
-from shared.web.problems import problem_responses
+from shared.web.problems import domain_problem, problem_responses
 from shared.web.responses import JsonResponse
 
 IfMatchParam = Annotated[IfMatch, Depends(parse_if_match)]
@@ -50,6 +54,22 @@ QUERY_SCHEMAS = {**LIST_QUERY.schemas, **AUTHOR_BOOKS_QUERY.schemas}
 GET_PARAMETERS = RouteParameters(
     "/books/{book_id}", book_id=Annotated[uuid.UUID, Path()], if_none_match=IfNoneMatchHeader
 )
+
+
+async def duplicate_isbn_problem(request: Request, exc: Exception) -> JSONResponse:
+    """The 409 of a taken ISBN, naming the book that holds it: ``existing_id`` and its path,
+    ``existing`` (when the holder is known: it may have been removed since)."""
+    if not isinstance(exc, DuplicateIsbnError):  # pragma: no cover - registered for this type
+        raise exc
+    if exc.existing_id is None:
+        return domain_problem(request, exc)
+    path = request.app.url_path_for("get_book", book_id=str(exc.existing_id))
+    existing = f"{request.scope.get('root_path', '')}{path}"
+    return domain_problem(request, exc, {"existing_id": str(exc.existing_id), "existing": existing})
+
+
+# Problems this context's API words itself (the composition root registers them on the app).
+EXCEPTION_HANDLERS = {DuplicateIsbnError: duplicate_isbn_problem}
 
 
 def create_router(
@@ -89,19 +109,19 @@ def create_router(
     @router.get(
         "/books",
         response_model=PageOut[BookOut],
-        responses=problem_responses(*read_statuses, 422, 503),
+        responses={200: {"headers": NEXT_PAGE}, **problem_responses(*read_statuses, 422, 503)},
         dependencies=reader,
         openapi_extra=LIST_QUERY.openapi_extra,
     )
     async def list_books(request: Request) -> Response:
         """A page of books."""
         params = LIST_QUERY.parse(request)
-        return JsonResponse(await queries.list_books(params.to_request()))
+        return page_response(request, await queries.list_books(params.to_request()))
 
     @router.get(
         "/authors/{author_id}/books",
         response_model=PageOut[BookOut],
-        responses=problem_responses(*read_statuses, 404, 422, 503),
+        responses={200: {"headers": NEXT_PAGE}, **problem_responses(*read_statuses, 404, 422, 503)},
         dependencies=reader,
         tags=["authors"],
         openapi_extra=AUTHOR_BOOKS_QUERY.openapi_extra,
@@ -109,7 +129,8 @@ def create_router(
     async def list_author_books(author_id: uuid.UUID, request: Request) -> Response:
         """A page of the books crediting this author."""
         params = AUTHOR_BOOKS_QUERY.parse(request)
-        return JsonResponse(await queries.list_author_books(author_id, params.to_request()))
+        page = await queries.list_author_books(author_id, params.to_request())
+        return page_response(request, page)
 
     @router.get(
         "/books/{book_id}",

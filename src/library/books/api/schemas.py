@@ -174,6 +174,19 @@ class BookListParams(BaseModel):
     ] = None
     year_from: QueryYear | None = None
     year_to: QueryYear | None = None
+    isbn: Annotated[
+        str | None,
+        Field(
+            max_length=32,
+            description=(
+                "The book with this ISBN (ISBN-10 or ISBN-13, hyphens and spaces allowed; "
+                "matched as its ISBN-13): a page of that book, or an empty page. Combines with "
+                "the other filters (all must hold). An invalid ISBN is 422."
+            ),
+            examples=["0-06-051275-X"],
+        ),
+        AfterValidator(domain_rule(valid_isbn)),
+    ] = None
     sort: BookSort | None = Field(
         default=None,
         description=(
@@ -194,6 +207,7 @@ class BookListParams(BaseModel):
             language=self.language,
             year_from=self.year_from,
             year_to=self.year_to,
+            isbn13=self.isbn,
         )
         return ListBooks(filter=f, sort=self.sort, limit=self.limit, cursor=self.cursor)
 

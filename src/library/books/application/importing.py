@@ -14,6 +14,12 @@ from library.books.domain.model import Book, valid_author_ids
 from shared.kernel.errors import RuleViolationError
 from shared.kernel.values import utc_now
 
+# An exported book (``library export``): ref, title, credited names in credit order, isbn13,
+# publication_year, language. No id and no timestamps: an export is the same in any database.
+ExportedBook = tuple[str, str, Sequence[str], str | None, int | None, str | None]
+# The ref of a book that came from no other catalog (created through the API): ``library:<id>``.
+LOCAL_REF_PREFIX = "library:"
+
 
 @dataclass(frozen=True, slots=True)
 class BookDraft:

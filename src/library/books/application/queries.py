@@ -63,6 +63,7 @@ class BookFilter:
     language: str | None = None
     year_from: int | None = None
     year_to: int | None = None
+    isbn13: str | None = None  # normalised: at most one book has it
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +182,7 @@ class BookQueries:
             language=f.language,
             year_from=f.year_from,
             year_to=f.year_to,
+            isbn13=f.isbn13,
         )
         return await self.list_books(
             ListBooks(filter=scoped, sort=request.sort, limit=request.limit, cursor=request.cursor)

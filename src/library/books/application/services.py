@@ -9,7 +9,11 @@ from datetime import datetime
 from typing import overload
 
 from library.books.application.ports import AuthorDirectory, BooksUnitOfWork
-from library.books.domain.errors import BookNotFoundError, UnknownAuthorsError
+from library.books.domain.errors import (
+    BookNotFoundError,
+    DuplicateIsbnError,
+    UnknownAuthorsError,
+)
 from library.books.domain.model import Book
 from shared.kernel.idempotency import Idempotency, StoredResponse, perform_once
 from shared.kernel.preconditions import ANY_VERSION, IfMatch
@@ -109,6 +113,9 @@ class BookService:
         except UnknownAuthorsError:
             await self._name_the_unknown(book.author_ids)
             raise
+        except DuplicateIsbnError as refused:
+            await self._name_the_holder(refused)
+            raise
         return result
 
     async def revise_book(
@@ -138,6 +145,9 @@ class BookService:
             if command.author_ids is not UNSET:
                 await self._name_the_unknown(command.author_ids)
             raise
+        except DuplicateIsbnError as refused:
+            await self._name_the_holder(refused)
+            raise
         return _view(book, names)
 
     async def delete_book(self, book_id: uuid.UUID, if_match: IfMatch = ANY_VERSION) -> None:
@@ -155,6 +165,20 @@ class BookService:
         unknown = [a for a in author_ids if a not in names]
         if unknown:
             raise UnknownAuthorsError(unknown) from None
+
+    async def _name_the_holder(self, refused: DuplicateIsbnError) -> None:
+        """DuplicateIsbnError naming the book that holds the ISBN (a refused write's reason).
+
+        The unique constraint refused the write; the holder is looked up after, in a new
+        transaction, where the book that won a race is committed and visible. (If it was
+        removed meanwhile, the error names no book.)
+        """
+        if refused.existing_id is not None:
+            return
+        async with self._uow as uow:
+            holder = await uow.books.holder_of_isbn(refused.isbn13)
+        if holder is not None:
+            raise DuplicateIsbnError(refused.isbn13, holder) from None
 
     @staticmethod
     async def _require(uow: BooksUnitOfWork, book_id: uuid.UUID) -> Book:

@@ -31,14 +31,16 @@ class AuthorNotFoundError(NotFoundError):
 
 
 class DuplicateIsbnError(ConflictError):
-    """Another book already has this ISBN."""
+    """Another book already has this ISBN; ``existing_id`` names it once it is known."""
 
     code = "duplicate-isbn"
     title = "ISBN already in the catalog"
 
-    def __init__(self, isbn13: str) -> None:
-        super().__init__(f"Another book already has ISBN {isbn13}.")
+    def __init__(self, isbn13: str, existing_id: uuid.UUID | None = None) -> None:
+        named = "" if existing_id is None else f" (book {existing_id})"
+        super().__init__(f"Another book{named} already has ISBN {isbn13}.")
         self.isbn13 = isbn13
+        self.existing_id = existing_id
 
 
 class UnknownAuthorsError(RuleViolationError):

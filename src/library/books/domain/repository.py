@@ -29,6 +29,10 @@ class BookRepository(Protocol):
         """Stage the deletion of a book loaded from this repository."""
         ...
 
+    async def holder_of_isbn(self, isbn13: str) -> uuid.UUID | None:
+        """The id of the book with this ISBN-13, or None."""
+        ...
+
     async def credited_names(self, book_id: uuid.UUID) -> tuple[str, ...]:
         """The names of a stored (or staged and flushed) book's authors, in credit order, as the
         database keeps them with the book."""

@@ -94,6 +94,7 @@ class AsyncpgBookReader:
             f.language is not None,
             f.year_from is not None,
             f.year_to is not None,
+            f.isbn13 is not None,
         )
         if sort is BookSort.RELEVANCE:
             if not f.q:
@@ -118,6 +119,7 @@ class AsyncpgBookReader:
             "language": f.language,
             "year_from": f.year_from,
             "year_to": f.year_to,
+            "isbn13": f.isbn13,
             "limit": query.limit + 1,  # one more than the page: do others follow it?
         }
         if query.after is not None:
@@ -176,6 +178,7 @@ class _Filters(NamedTuple):
     by_language: bool
     from_year: bool
     to_year: bool
+    by_isbn: bool
 
 
 def _filtered(stmt: _Select, filters: _Filters) -> _Select:
@@ -193,6 +196,9 @@ def _filtered(stmt: _Select, filters: _Filters) -> _Select:
         stmt = stmt.where(BookRow.publication_year >= bindparam("year_from", type_=Integer))
     if filters.to_year:
         stmt = stmt.where(BookRow.publication_year <= bindparam("year_to", type_=Integer))
+    if filters.by_isbn:
+        # The unique index on isbn13 finds the one book (or none) before any other condition.
+        stmt = stmt.where(BookRow.isbn13 == bindparam("isbn13", type_=String))
     return stmt
 
 

@@ -95,6 +95,10 @@ class SqlAlchemyBookRepository:
         row = await self._session.get(BookRow, book_id, options=[selectinload(BookRow.credits)])
         return None if row is None else _to_domain(row)
 
+    async def holder_of_isbn(self, isbn13: str) -> uuid.UUID | None:
+        found = await self._session.execute(select(BookRow.id).where(BookRow.isbn13 == isbn13))
+        return found.scalar_one_or_none()
+
     async def add(self, book: Book) -> None:
         # Two statements, no ORM flush: the book with its credits' copy (credit_copies,
         # migration 0005: written once, its authors' names returned), then the credits.
