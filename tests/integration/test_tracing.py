@@ -18,6 +18,7 @@ from opentelemetry.trace import SpanKind
 from library.bootstrap.app import create_app
 from library.bootstrap.container import RootContainer
 from shared.settings import Settings
+from tests.auth import bearer
 from tests.integration.helpers import API, create_author, create_book, running_app
 
 pytestmark = pytest.mark.usefixtures("clean_database")
@@ -45,7 +46,9 @@ async def traced(
     app = create_app(container=container)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=bearer()
+        ) as http:
             yield http
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 from library.bootstrap.app import create_app
+from shared import devauth
 from shared.settings import Settings
 
 # Building the app opens no connection: the URL is only a placeholder.
@@ -19,8 +21,19 @@ _NO_DATABASE = "postgresql+asyncpg://openapi@localhost/openapi"
 
 def openapi_text() -> str:
     """The app's OpenAPI document as JSON text (indented, ending with a newline)."""
-    app = create_app(Settings(database_url=_NO_DATABASE, log_format="json"))
-    return json.dumps(app.openapi(), indent=2, ensure_ascii=False) + "\n"
+    # The document of a production server: token verification on (with a throwaway key: the
+    # document names the scheme and the scopes, never a key).
+    with tempfile.TemporaryDirectory(prefix="library-openapi-") as folder:
+        key = devauth.new_key_pair(Path(folder))
+        settings = Settings(
+            database_url=_NO_DATABASE,
+            log_format="json",
+            auth_jwks_file=key.jwks_file,
+            auth_issuer="https://issuer.invalid/",
+            auth_audience="library",
+        )
+        app = create_app(settings)
+        return json.dumps(app.openapi(), indent=2, ensure_ascii=False) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
