@@ -75,6 +75,7 @@ def provide_restartable(notice: Notice) -> Iterator[Restartable]:
         yield RestartablePostgres()
         return
     server = RestartableContainer(image)
+    notice(f"PostgreSQL for the restart test: a container of its own ({image})")
     try:
         yield server
     finally:
