@@ -72,7 +72,7 @@ import() {  # import ROOTFS IMAGE HASH [--change ...]
 
 build_postgres() {
   local packages=postgresql-15 hash
-  hash="$(inputs_hash "$(declare -f bootstrap build_postgres)" docker/postgres/entrypoint.sh docker/postgres/Dockerfile "$SUITE" "$packages")"
+  hash="$(inputs_hash "$(declare -f bootstrap build_postgres)" images/postgres/entrypoint.sh images/postgres/Dockerfile "$SUITE" "$packages")"
   if [[ "$(current "$POSTGRES_IMAGE")" == "$hash" ]]; then log "$POSTGRES_IMAGE is current"; return; fi
   local work
   work="$(mktemp -d)"
@@ -87,7 +87,7 @@ build_postgres() {
   import "$root" "$POSTGRES_IMAGE-rootfs" "$hash"
   # The configuration import cannot set (STOPSIGNAL): a small Dockerfile on the imported root.
   DOCKER_BUILDKIT=0 "$DOCKER" build --quiet --build-arg BASE="$POSTGRES_IMAGE-rootfs" \
-    --label "$LABEL=$hash" -t "$POSTGRES_IMAGE" docker/postgres >/dev/null
+    --label "$LABEL=$hash" -t "$POSTGRES_IMAGE" images/postgres >/dev/null
   "$DOCKER" rmi "$POSTGRES_IMAGE-rootfs" >/dev/null
   log "built $POSTGRES_IMAGE"
 }
