@@ -45,6 +45,7 @@ current() {  # the inputs hash the image was built from, or nothing
 need() {  # install a Debian package when its command is missing
   command -v "$1" >/dev/null 2>&1 && return
   log "installing $2 (apt-get)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null
 }
 
