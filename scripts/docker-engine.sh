@@ -32,7 +32,11 @@ install_missing() {
 start() {
   install_missing
   if answers; then
-    log "a Docker engine answers already: using it (and leaving it running)"
+    if [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+      log "the dockerd this script started answers (stop stops it)"
+    else
+      log "a Docker engine answers already: using it (and leaving it running)"
+    fi
     return
   fi
   mkdir -p "$STATE"
