@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # The library service: a two-stage build with uv.
 #
 #   docker build -t library .
@@ -10,18 +8,26 @@
 # fails if uv.lock is out of date with pyproject.toml), the project itself as a regular
 # wheel (--no-editable), so the runtime stage needs only the virtual environment,
 # alembic.ini and migrations/, and neither uv nor the source tree.
-# Needs BuildKit (the default builder since Docker 23) for the cache mounts.
+# Needs BuildKit (the default builder since Docker 23) for the cache mounts; no `# syntax=`
+# line, so that the engine's built-in Dockerfile frontend serves and nothing is pulled for it.
+#
+# The base images are build arguments; the defaults are the official ones. Offline, build
+# equivalents from Debian's and PyPI's packages with scripts/images.sh, which passes them:
+#   --build-arg PYTHON_IMAGE=local/python:3.11-bookworm --build-arg UV_IMAGE=local/uv:0.13.9
 
-# Builder and runtime must be the same image: the venv's interpreter symlinks point at
-# /usr/local/bin/python3.12, which has to exist, at that path, in both stages.
+# Builder and runtime must be the same image: the venv's interpreter symlinks point at the
+# image's python3 (/usr/local/bin/python3.12 in the official image, /usr/bin/python3.11 in
+# Debian's), which has to exist, at that path, in both stages.
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 
 # uv comes from Astral's official distroless image, pinned to a release. Copying the static
 # binary is what the uv Docker guide recommends: no pip, no extra layer of uv's own Python
 # package, and the version is fixed here in one place. It must be at least as new as the uv
-# that wrote uv.lock (lock revision 5). A stage alias (rather than COPY --from=<image>) keeps
-# the pin visible at the top and hadolint happy (DL3022).
-FROM ghcr.io/astral-sh/uv:0.13.9 AS uv
+# that wrote uv.lock (lock revision 5). Any image with /uv and /uvx serves (the local one
+# holds the binaries of uv's PyPI wheel). A stage alias (rather than COPY --from=<image>)
+# keeps the pin visible at the top and hadolint happy (DL3022).
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
+FROM ${UV_IMAGE} AS uv
 
 
 FROM ${PYTHON_IMAGE} AS builder
@@ -40,14 +46,17 @@ WORKDIR /app
 
 # The dependencies first, in their own layer: it is rebuilt only when the lock changes.
 # (README.md is the project's readme in pyproject.toml; the build of the project reads it.)
+# --no-default-groups: runtime dependencies only. pyproject's default-groups (dev and bench,
+# for contributors) would otherwise ship; --no-dev alone drops only dev.
+# tests/unit/test_image_requirements.py exports the set these flags install and checks it.
 COPY pyproject.toml uv.lock README.md ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --locked --no-dev --no-install-project
+    uv sync --locked --no-default-groups --no-install-project
 
 # Then the project, installed as a wheel into the same venv.
 COPY src/ src/
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --locked --no-dev --no-editable
+    uv sync --locked --no-default-groups --no-editable
 
 
 FROM ${PYTHON_IMAGE} AS runtime

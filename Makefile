@@ -21,7 +21,7 @@ BENCH_RUN := $(UV) run --frozen --group bench
 BOOKS ?= 1000000
 SEED ?= 1
 
-.PHONY: help install run token migrate revision import bench-import seed-large test test-quick test-unit test-integration lint audit fmt bench bench-auth bench-quick bench-observability docker-build clean openapi
+.PHONY: help install run token migrate revision import bench-import seed-large test test-quick test-unit test-integration test-containers images lint audit fmt bench bench-auth bench-quick bench-observability docker-build clean openapi
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -73,6 +73,21 @@ test-unit: install ## Run the unit suite (no database, no network)
 
 test-integration: install ## Run the integration suite against a real PostgreSQL
 	$(RUN) pytest tests/integration
+
+# The local images scripts/images.sh builds from Debian's and PyPI's packages (no registry).
+LOCAL_POSTGRES_IMAGE ?= local/postgres:15
+LOCAL_APP_IMAGE ?= library:local
+export LOCAL_POSTGRES_IMAGE LOCAL_APP_IMAGE
+
+images: ## Build the local images (PostgreSQL 15, Python 3.11, uv, the app); skips what is current
+	scripts/images.sh all
+
+test-containers: install ## Integration suite on a PostgreSQL container + the app image's smoke test (starts dockerd if none runs)
+	trap 'scripts/docker-engine.sh stop' EXIT; \
+	scripts/docker-engine.sh start; \
+	scripts/images.sh all; \
+	TEST_REQUIRE_DOCKER=1 TEST_POSTGRES_IMAGE=$(LOCAL_POSTGRES_IMAGE) TEST_APP_IMAGE=$(LOCAL_APP_IMAGE) \
+	TESTCONTAINERS_RYUK_DISABLED=true $(RUN) pytest tests/integration tests/containers
 
 lint: install ## ruff check, ruff format --check, mypy --strict, import-linter, hadolint
 	$(RUN) ruff check .

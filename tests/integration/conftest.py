@@ -21,7 +21,7 @@ from shared.persistence.db import create_engine, create_session_factory, server_
 from shared.persistence.reads import ReadPool
 from shared.settings import Settings
 from tests.auth import AUTH_SETTINGS, bearer
-from tests.integration.postgres import Server, provide_server
+from tests.integration.postgres import Server, notice_for, provide_server
 
 TABLES = ("book_authors", "books", "authors", "idempotency_keys")
 
@@ -35,13 +35,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_server(pytestconfig: pytest.Config) -> Iterator[Server]:
-    with provide_server() as server:
+    notice = notice_for(pytestconfig)
+    with provide_server(notice) as server:
         if server.owns_app_database:
             server.recreate_database(server.app_database)
         _source.append(f"{server.source}, server {server.version()}")
-        reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"\nPostgreSQL for the integration tests: {_source[0]}")
+        notice(f"PostgreSQL for the integration tests: {_source[0]}")
         yield server
         if server.owns_app_database:
             server.drop_database(server.app_database)

@@ -52,6 +52,10 @@ class CreditCopies:
 
 async def check_credit_copies(engine: AsyncEngine) -> CreditCopies:
     async with engine.connect() as conn:
+        # Fresh statistics first: right after a bulk load, the planner may still believe the
+        # tables empty (autovacuum has not analysed them yet) and recompute every book's credits
+        # by scanning all of book_authors, past the statement timeout (seen on PostgreSQL 15).
+        await conn.execute(text("ANALYZE books, book_authors, authors"))
         counts = (await conn.execute(_COUNTS)).one()
         stale = list(await conn.scalars(_STALE))
     return CreditCopies(books=counts.books, with_coauthors=counts.with_coauthors, stale=stale)

@@ -14,7 +14,7 @@ import json
 import random
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -172,6 +172,25 @@ async def give_up_midway(
         writer.transport.abort()  # a reset, as when a client process dies
 
 
+async def mixed_batches(
+    batch: Callable[[float], Awaitable[list[bool]]], window: float, what: str
+) -> None:
+    """Run ``batch(window)`` (REQUESTS requests, each given up at a random moment in the window)
+    until some requests finished and some were given up: the moments caught every stage.
+
+    The window comes from warm requests; on a loaded machine, or a server whose new connections
+    cost more (a container behind a proxy, with password authentication), none may finish in
+    it: then it is widened, at most twice (narrowed if all finished).
+    """
+    for _ in range(3):
+        outcomes = await batch(window)
+        print(f"window {window:.3f} s: {sum(outcomes)} of {REQUESTS} {what}")
+        if 0 < sum(outcomes) < REQUESTS:
+            return
+        window = window * 4 if sum(outcomes) == 0 else window / 4
+    raise AssertionError(f"{sum(outcomes)} of {REQUESTS} {what} in every window tried")
+
+
 async def test_clients_hanging_up_over_http_leak_no_connection(
     settings: Settings, database_url: str, clean_database: None
 ) -> None:
@@ -184,16 +203,17 @@ async def test_clients_hanging_up_over_http_leak_no_connection(
             window = await typical_latency(client, author_ids) * CONCURRENCY / 2
             gate = asyncio.Semaphore(CONCURRENCY)
 
-            async def one() -> bool:
-                async with gate:
-                    return await give_up_midway(
-                        port, random_request(rng, author_ids), rng=rng, window=window
-                    )
+            async def batch(window: float) -> list[bool]:
+                async def one() -> bool:
+                    async with gate:
+                        return await give_up_midway(
+                            port, random_request(rng, author_ids), rng=rng, window=window
+                        )
 
-            answered = await asyncio.gather(*(one() for _ in range(REQUESTS)))
+                return await asyncio.gather(*(one() for _ in range(REQUESTS)))
+
             # The moments were random enough to catch requests at every stage.
-            print(f"window {window:.3f} s: {sum(answered)} of {REQUESTS} answered")
-            assert 0 < sum(answered) < REQUESTS
+            await mixed_batches(batch, window, "answered")
             await assert_nothing_leaked(app, database_url, name)
         await still_serves(client, author_ids[:2])
 
@@ -209,18 +229,19 @@ async def test_requests_cancelled_at_random_awaits_leak_no_connection(
         window = await typical_latency(client, author_ids) * CONCURRENCY / 2
         gate = asyncio.Semaphore(CONCURRENCY)
 
-        async def one() -> bool:
-            method, path, body, headers = random_request(rng, author_ids)
-            async with gate:
-                # httpx runs the app in the calling task: the timeout cancels the app itself.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(rng.uniform(0, window)):
-                        await client.request(method, path, json=body, headers=headers)
-                        return True
-                return False
+        async def batch(window: float) -> list[bool]:
+            async def one() -> bool:
+                method, path, body, headers = random_request(rng, author_ids)
+                async with gate:
+                    # httpx runs the app in the calling task: the timeout cancels the app itself.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(rng.uniform(0, window)):
+                            await client.request(method, path, json=body, headers=headers)
+                            return True
+                    return False
 
-        completed = await asyncio.gather(*(one() for _ in range(REQUESTS)))
-        print(f"window {window:.3f} s: {sum(completed)} of {REQUESTS} completed")
-        assert 0 < sum(completed) < REQUESTS
+            return await asyncio.gather(*(one() for _ in range(REQUESTS)))
+
+        await mixed_batches(batch, window, "completed")
         await assert_nothing_leaked(app, database_url, name)
         await still_serves(client, author_ids[:2])

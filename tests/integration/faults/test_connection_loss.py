@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import httpx
@@ -23,9 +23,9 @@ from tests.integration.faults.common import (
     unique_application_name,
     wait_for,
 )
-from tests.integration.faults.embedded import RestartablePostgres
+from tests.integration.faults.restartable import Restartable, provide_restartable
 from tests.integration.helpers import API, assert_problem, create_author, running_app
-from tests.integration.postgres import Server
+from tests.integration.postgres import Server, notice_for
 
 pytestmark = pytest.mark.fault
 
@@ -133,13 +133,14 @@ async def test_killing_every_connection_of_the_app_costs_only_the_requests_in_fl
 
 
 @pytest.fixture(scope="session")
-def restartable_postgres() -> RestartablePostgres:
-    """Started (and migrated) once; stopped when the test process exits."""
-    return RestartablePostgres()
+def restartable_postgres(pytestconfig: pytest.Config) -> Iterator[Restartable]:
+    """Started (and migrated) once: a container of its own, or an embedded server."""
+    with provide_restartable(notice_for(pytestconfig)) as server:
+        yield server
 
 
 async def test_the_app_serves_again_after_postgresql_restarts(
-    restartable_postgres: RestartablePostgres,
+    restartable_postgres: Restartable,
 ) -> None:
     postgres = restartable_postgres
     name = unique_application_name()
