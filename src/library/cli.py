@@ -111,7 +111,7 @@ def use_embedded_database(*, least_privilege: bool = False) -> None:
     os.environ["LIBRARY_DATABASE_URL"] = owner_url
     if least_privilege:
         # The role is created here (the embedded server is ours); `library migrate` grants it.
-        grant_app_role(owner_url, DEV_APP_ROLE, create_password="")
+        grant_app_role(owner_url, DEV_APP_ROLE, create_password="")  # nosec B106
         os.environ["LIBRARY_MIGRATION_DATABASE_URL"] = owner_url
         os.environ["LIBRARY_DB_APP_ROLE"] = DEV_APP_ROLE
         os.environ["LIBRARY_DATABASE_URL"] = devdb.url(socket_dir, DEV_APP_ROLE, DEV_DATABASE)

@@ -105,7 +105,8 @@ class KeySet:
             await self._fetch()
 
     async def _fetch(self) -> None:
-        assert self._client is not None  # noqa: S101 - only URL key sets fetch
+        if self._client is None:  # only URL key sets fetch
+            raise RuntimeError("this key set was read from a file: there is nothing to fetch")
         self._fetched_at = time.monotonic()
         document = await asyncio.to_thread(self._client.fetch_data)
         self._keys = self._usable(document)

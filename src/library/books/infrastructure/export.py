@@ -13,8 +13,9 @@ from typing import Any
 from library.books.application.importing import LOCAL_REF_PREFIX, ExportedBook
 
 # Byte order (COLLATE "C"), not the database's collation: two databases export in one order.
-_RECORDS = f"""
-    SELECT coalesce(external_ref, '{LOCAL_REF_PREFIX}' || id::text) COLLATE "C" AS ref,
+# The prefix of a book made through the API is the statement's one parameter ($1).
+_RECORDS = """
+    SELECT coalesce(external_ref, $1::text || id::text) COLLATE "C" AS ref,
            title, credited_names, isbn13, publication_year, language
     FROM books
     ORDER BY 1
@@ -39,5 +40,5 @@ class CatalogExport:
             await conn.execute("SET LOCAL statement_timeout = 0")
             await conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
             self.total = int(await conn.fetchval(_COUNT))
-            async for row in conn.cursor(_RECORDS, prefetch=PREFETCH):
+            async for row in conn.cursor(_RECORDS, LOCAL_REF_PREFIX, prefetch=PREFETCH):
                 yield (row[0], row[1], list(row[2]), row[3], row[4], row[5])
