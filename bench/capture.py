@@ -128,6 +128,11 @@ async def capture(database_url: str, scenarios: list[Scenario]) -> dict[str, Any
     """Serve every request of every scenario once; return what the app sent to PostgreSQL."""
     os.environ["LIBRARY_DATABASE_URL"] = database_url
     os.environ.setdefault("LIBRARY_LOG_LEVEL", "WARNING")
+    # Who may write changes no statement: the capture runs without tokens or rate limits
+    # (both settings honoured in development only); the served app verifies tokens.
+    os.environ["LIBRARY_ENVIRONMENT"] = "development"
+    os.environ["LIBRARY_AUTH_DISABLED"] = "true"
+    os.environ["LIBRARY_RATE_LIMIT_ENABLED"] = "false"
     from library.bootstrap.app import create_app
 
     recorder = Recorder()
