@@ -7,7 +7,8 @@ import asyncio
 import httpx
 from starlette.types import Receive, Scope, Send
 
-from shared.web.rate_limit import SearchCapMiddleware
+from shared.web.admission import AdmissionMiddleware
+from shared.web.rate_limit import SearchCap
 
 
 async def test_a_burst_of_searches_cannot_take_every_slot() -> None:
@@ -25,7 +26,7 @@ async def test_a_burst_of_searches_cannot_take_every_slot() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
-    capped = SearchCapMiddleware(app, limit=2, wait_seconds=0.3)
+    capped = AdmissionMiddleware(app, max_body_bytes=1024, search_cap=SearchCap(2, 0.3))
     transport = httpx.ASGITransport(app=capped)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         searches = [asyncio.create_task(client.get("/api/v1/books?q=tolkien")) for _ in range(2)]

@@ -14,22 +14,21 @@ from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from starlette.middleware.cors import CORSMiddleware
 
-from library.authors.api.router import create_router as authors_router
+from library.authors.api.router import add_routes as add_authors_routes
 from library.books.api.router import EXCEPTION_HANDLERS as BOOKS_EXCEPTION_HANDLERS
 from library.books.api.router import QUERY_SCHEMAS as BOOKS_QUERY_SCHEMAS
-from library.books.api.router import create_router as books_router
+from library.books.api.router import add_routes as add_books_routes
 from library.bootstrap.container import RootContainer
 from library.bootstrap.errors import install_driver_error_handlers
 from library.bootstrap.health import create_router as health_router
 from shared.logging import configure_logging
 from shared.settings import Settings
-from shared.web.audit import AuditLogMiddleware
+from shared.web.admission import AdmissionMiddleware
+from shared.web.api import LeanRoute
 from shared.web.auth import Authorization, authenticator_from, install_auth_handlers
-from shared.web.body_limit import BodyLimitMiddleware
-from shared.web.middleware import RequestContextMiddleware
+from shared.web.middleware import RequestContextMiddleware, TrustedHosts
 from shared.web.problems import install_problem_handlers
-from shared.web.rate_limit import RateLimiter, RateLimitMiddleware, SearchCapMiddleware
-from shared.web.security_headers import SecurityHeadersMiddleware, TrustedHostsMiddleware
+from shared.web.rate_limit import RateLimiter, SearchCap
 
 API_PREFIX = "/api/v1"
 # What a browser client may send and read across origins (when LIBRARY_CORS_ORIGINS is set).
@@ -122,22 +121,27 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
     install_auth_handlers(app)
     for error_type, handler in BOOKS_EXCEPTION_HANDLERS.items():
         app.add_exception_handler(error_type, handler)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
-    app.add_middleware(
-        SearchCapMiddleware,
-        limit=settings.search_concurrency,
-        wait_seconds=settings.search_queue_seconds,
-    )
-    if settings.rate_limit_enabled:
-        limiter = RateLimiter(
+    # Two pure ASGI middlewares (README "Performance"): the edge outermost (request id, logs,
+    # response headers, metrics, trusted hosts, the last-resort 500), and inside it what admits
+    # a request (its rate, a search slot, its body's size). CORS, when configured, sits
+    # between them, so that browsers can read the 429s and 413s too.
+    limiter = (
+        RateLimiter(
             anonymous=settings.rate_limit_anonymous,
             authenticated=settings.rate_limit_authenticated,
             redis_url=settings.redis_url,
             namespace=settings.rate_limit_namespace,
         )
-        app.add_middleware(RateLimitMiddleware, limiter=limiter, authenticator=authenticator)
-    app.add_middleware(AuditLogMiddleware)  # inside the request id, so its lines carry it
-    app.add_middleware(SecurityHeadersMiddleware)
+        if settings.rate_limit_enabled
+        else None
+    )
+    app.add_middleware(
+        AdmissionMiddleware,
+        max_body_bytes=settings.max_request_body_bytes,
+        limiter=limiter,
+        authenticator=authenticator,
+        search_cap=SearchCap(settings.search_concurrency, settings.search_queue_seconds),
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -147,17 +151,22 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
             expose_headers=CORS_EXPOSED_HEADERS,
             max_age=600,
         )
-    if settings.trusted_hosts.strip() != "*":
-        app.add_middleware(TrustedHostsMiddleware, allowed=settings.listed(settings.trusted_hosts))
-    app.add_middleware(RequestContextMiddleware)  # outermost: even a 413 carries a request id
-    # Routes close over what is built once (queries, readers, service factories): nothing is
-    # resolved per request. The books routes come first: they are the busiest to match.
-    app.include_router(
-        books_router(container.books.queries(), container.books.service, auth), prefix=API_PREFIX
+    trusted = settings.trusted_hosts.strip() != "*"
+    app.add_middleware(
+        RequestContextMiddleware,
+        trusted_hosts=TrustedHosts(settings.listed(settings.trusted_hosts)) if trusted else None,
+        observer=observability.metrics,
     )
-    app.include_router(
-        authors_router(container.authors.queries(), container.authors.service, auth),
-        prefix=API_PREFIX,
+    # Routes close over what is built once (queries, readers, service factories): nothing is
+    # resolved per request. They are the app's own routes, not an included router's (FastAPI
+    # matches those twice per request); a route that reads its own parameters is called
+    # directly (LeanRoute). The books routes come first: they are the busiest to match.
+    app.router.route_class = LeanRoute
+    add_books_routes(
+        app.router, API_PREFIX, container.books.queries(), container.books.service, auth
+    )
+    add_authors_routes(
+        app.router, API_PREFIX, container.authors.queries(), container.authors.service, auth
     )
     app.include_router(health_router(container.health))
     # Metrics and tracing (README "Operations"): nothing is installed for what is off.

@@ -24,7 +24,6 @@ from shared.kernel.idempotency import StoredResponse
 from shared.kernel.values import utc_now
 from shared.observability.metrics import (
     CONTENT_TYPE,
-    HttpMetricsMiddleware,
     Metrics,
     MetricsServer,
     PoolUsage,
@@ -93,14 +92,13 @@ class Observability:
     def install(self, app: FastAPI, container: RootContainer) -> None:
         """At app creation: the request metrics, ``/metrics``, the use cases, the server span."""
         metrics, tracing = self.metrics, self.tracing
-        if metrics is not None:
-            app.add_middleware(HttpMetricsMiddleware, metrics=metrics)  # outermost of ours
-            if self.settings.metrics_port is None:
+        # The request metrics: the request-context middleware reports to ``metrics``.
+        if metrics is not None and self.settings.metrics_port is None:
 
-                def scrape() -> Response:  # run in the thread pool: rendering may read files
-                    return Response(metrics.render(), media_type=CONTENT_TYPE)
+            def scrape() -> Response:  # run in the thread pool: rendering may read files
+                return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-                app.add_api_route("/metrics", scrape, methods=["GET"], include_in_schema=False)
+            app.add_api_route("/metrics", scrape, methods=["GET"], include_in_schema=False)
         tracer = tracing.tracer("library") if tracing is not None else None
         if metrics is None and tracer is None:
             return

@@ -43,7 +43,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 
@@ -222,12 +222,13 @@ class Metrics:
 
     # The request path ---------------------------------------------------------------------
 
-    def active(self, method: str) -> Any:
-        """The active-requests gauge of ``method`` (unknown methods share one)."""
-        return self._active.get(method) or self._active["_OTHER"]
+    def request_started(self, method: str) -> None:
+        """One more request in flight (the request-context middleware's observer)."""
+        (self._active.get(method) or self._active["_OTHER"]).inc()
 
-    def record_request(self, scope: Scope, method: str, status: int, seconds: float) -> None:
+    def request_finished(self, scope: Scope, method: str, status: int, seconds: float) -> None:
         """One finished request: its duration under its route template, method and status."""
+        (self._active.get(method) or self._active["_OTHER"]).dec()
         route = scope.get("route")
         template = "" if route is None else self._routes.get(id(route))
         if template is None:
@@ -321,38 +322,6 @@ class Metrics:
             registry, path=self.multiprocess_path
         )
         return generate_latest(registry)
-
-
-class HttpMetricsMiddleware:
-    """Pure ASGI: times each HTTP request and counts it under its route template."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self._metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        method: str = scope["method"]
-        status = 0
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        active = self._metrics.active(method)
-        active.inc()
-        started = perf_counter()
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            seconds = perf_counter() - started
-            active.dec()
-            # No response started: the app failed (the server answers 500) or the client left.
-            self._metrics.record_request(scope, method, status or 500, seconds)
 
 
 def watch_engine(engine: Engine, observe: QueryObserver) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import inspect
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Generic, TypeVar, get_args
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Param, ParamTypes
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
 
@@ -150,6 +151,40 @@ class RouteParameters:
         if errors:
             raise RequestValidationError(errors)
         return values
+
+
+class LeanRoute(APIRoute):
+    """A route that takes only the ``Request`` (and declares no dependency) is called directly.
+
+    For every request FastAPI's handler resolves the route's dependencies and parses its query
+    string, headers and cookies into parameters, even when the endpoint asks for none of them.
+    A hot route that reads its parameters itself (``RouteParameters``, ``QueryModel``) skips
+    that: this route class, given to ``APIRouter(route_class=LeanRoute)``, hands such an
+    endpoint the request and sends back the response it returns. Every other route (a body, a
+    declared parameter, a dependency such as a required token) keeps FastAPI's handler. The
+    route is FastAPI's all the same: matched, documented and wrapped in its exception handling.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        dependant = self.dependant
+        takes_only_the_request = (
+            dependant.request_param_name is not None
+            and not dependant.dependencies
+            and not dependant.path_params
+            and not dependant.query_params
+            and not dependant.header_params
+            and not dependant.cookie_params
+            and not dependant.body_params
+            and len(inspect.signature(self.endpoint).parameters) == 1
+        )
+        if not takes_only_the_request:
+            return super().get_route_handler()
+        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+
+        async def handler(request: Request) -> Response:
+            return await endpoint(request)
+
+        return handler
 
 
 def _documented(path: str, declared: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -18,6 +19,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from shared.kernel.errors import (
     ConflictError,
@@ -31,6 +33,7 @@ from shared.kernel.errors import (
 )
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+_PROBLEM_MEDIA_TYPE_BYTES = PROBLEM_MEDIA_TYPE.encode()
 PROBLEM_TYPE_PREFIX = "urn:library:problem:"
 RETRY_AFTER_SECONDS = "5"
 
@@ -138,6 +141,24 @@ def http_problem_body(status: int, detail: str, path: str) -> bytes:
             "instance": path,
         }
     ).encode()
+
+
+async def send_problem(
+    send: Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer a problem document from pure ASGI code (middleware), before any router."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", _PROBLEM_MEDIA_TYPE_BYTES),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def internal_error_body(path: str) -> bytes:

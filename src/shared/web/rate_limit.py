@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: limits per client (rate, by ``limits``) and a cap on concurrent searches.
+"""Limits per client (rate, by ``limits``) and a cap on concurrent searches (applied by
+``shared.web.admission``).
 
 A client is the token's ``sub`` when the request carries a valid token, otherwise its address
 (as the trusted proxies report it). The counters are the ``limits`` library's sliding-window
@@ -18,15 +19,12 @@ import structlog
 from limits import RateLimitItem, parse_many
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
-from shared.web.auth import Authenticator, AuthError, principal_of
-from shared.web.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_PREFIX, RETRY_AFTER_SECONDS
+from shared.web.problems import PROBLEM_TYPE_PREFIX
 from shared.web.responses import json_bytes
 
 log = structlog.stdlib.get_logger("library.limits")
-
-_API_PREFIX = "/api/"
 
 
 class RateLimiter:
@@ -67,93 +65,51 @@ class RateLimiter:
         )
 
 
-class RateLimitMiddleware:
-    """429 for a client over its rate (only ``/api/`` routes: health checks and docs are free)."""
-
-    def __init__(
-        self, app: ASGIApp, limiter: RateLimiter, authenticator: Authenticator | None
-    ) -> None:
-        self.app = app
-        self.limiter = limiter
-        self.authenticator = authenticator
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(_API_PREFIX):
-            await self.app(scope, receive, send)
-            return
-        kind, client = "anonymous", _address(scope)
-        if self.authenticator is not None and any(
-            name == b"authorization" for name, _ in scope["headers"]
-        ):
-            try:
-                principal = await principal_of(scope, self.authenticator)
-            except AuthError:
-                principal = None  # counted by address; the route answers 401 if it needs one
-            if principal is not None:
-                kind, client = "authenticated", principal.sub
-        refused = await self.limiter.refused(kind, client)
-        if refused is None:
-            await self.app(scope, receive, send)
-            return
-        item, wait = refused
-        seconds = max(1, math.ceil(wait))
-        index = self.limiter.policies[kind].index(item)
-        body = json_bytes(
-            {
-                "type": f"{PROBLEM_TYPE_PREFIX}rate-limited",
-                "title": "Too many requests",
-                "status": 429,
-                "detail": f"This client is over its limit of {item}; retry in {seconds} s.",
-                "instance": scope["path"],
-            }
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(seconds).encode()),
-                    (b"ratelimit-policy", self.limiter.policy_header(kind).encode()),
-                    (b"ratelimit", f'"{kind}-{index}";r=0;t={seconds}'.encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+def rate_limited(
+    limiter: RateLimiter, kind: str, item: RateLimitItem, wait: float, path: str
+) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The 429 problem of a client over ``item`` (its body, and its headers after the content
+    ones): ``Retry-After`` and the IETF ``RateLimit-Policy`` / ``RateLimit`` headers."""
+    seconds = max(1, math.ceil(wait))
+    index = limiter.policies[kind].index(item)
+    body = json_bytes(
+        {
+            "type": f"{PROBLEM_TYPE_PREFIX}rate-limited",
+            "title": "Too many requests",
+            "status": 429,
+            "detail": f"This client is over its limit of {item}; retry in {seconds} s.",
+            "instance": path,
+        }
+    )
+    return body, [
+        (b"retry-after", str(seconds).encode()),
+        (b"ratelimit-policy", limiter.policy_header(kind).encode()),
+        (b"ratelimit", f'"{kind}-{index}";r=0;t={seconds}'.encode()),
+    ]
 
 
-def _address(scope: Scope) -> str:
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
-
-
-class SearchCapMiddleware:
+class SearchCap:
     """At most ``limit`` searches (list requests with a non-empty ``q``) run at once; the others
     wait up to ``wait_seconds`` for a turn, then get 503 with Retry-After. A burst of
     expensive queries then leaves the rest of the pool to every other request."""
 
-    def __init__(self, app: ASGIApp, limit: int, wait_seconds: float) -> None:
-        self.app = app
+    def __init__(self, limit: int, wait_seconds: float) -> None:
         self.slots = asyncio.Semaphore(limit)
         self.wait_seconds = wait_seconds
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _is_search(scope):
-            await self.app(scope, receive, send)
-            return
+    async def acquire(self) -> bool:
+        """Wait for a slot: True once one is held (release it), False when none came in time."""
         try:
             await asyncio.wait_for(self.slots.acquire(), self.wait_seconds)
         except TimeoutError:
-            await _busy(scope, send)
-            return
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.slots.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        self.slots.release()
 
 
-def _is_search(scope: Scope) -> bool:
+def is_search(scope: Scope) -> bool:
     query: bytes = scope.get("query_string", b"")
     if b"q=" not in query or scope["method"] != "GET":
         return False
@@ -161,25 +117,14 @@ def _is_search(scope: Scope) -> bool:
     return any(value.strip() for value in values)
 
 
-async def _busy(scope: Scope, send: Send) -> None:
-    body = json_bytes(
+def searches_busy(path: str) -> bytes:
+    """The 503 problem of a search that found no slot (sent with ``Retry-After``)."""
+    return json_bytes(
         {
             "type": f"{PROBLEM_TYPE_PREFIX}database-unavailable",
             "title": "Service unavailable",
             "status": 503,
             "detail": "Too many searches are running; retry shortly.",
-            "instance": scope["path"],
+            "instance": path,
         }
     )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", RETRY_AFTER_SECONDS.encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

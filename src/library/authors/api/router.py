@@ -44,18 +44,24 @@ GET_PARAMETERS = RouteParameters(
 )
 
 
-def create_router(
-    queries: AuthorQueries, service: Callable[[], AuthorService], auth: Authorization
-) -> APIRouter:
-    """The authors routes, answered by ``queries`` (reads) and a fresh ``service()`` (writes)."""
+def add_routes(
+    router: APIRouter,
+    prefix: str,
+    queries: AuthorQueries,
+    service: Callable[[], AuthorService],
+    auth: Authorization,
+) -> None:
+    """Add the authors routes under ``prefix`` to ``router`` (the app's own: routes of an included
+    router are matched twice per request), answered by ``queries`` (reads) and a fresh
+    ``service()`` (writes)."""
     # Writes need a token with the operation's scope; reads only when so configured.
     reader = [] if auth.read is None else [Security(auth.read, scopes=[READ])]
     read_statuses = () if auth.read is None else (401, 403)
-    router = APIRouter(prefix="/authors", tags=["authors"])
     author_path = RoutePath("get_author", "author_id")
 
     @router.post(
-        "",
+        f"{prefix}/authors",
+        tags=["authors"],
         status_code=status.HTTP_201_CREATED,
         response_model=AuthorOut,
         responses=problem_responses(401, 403, 409, 413, 422, 503),
@@ -81,7 +87,8 @@ def create_router(
         return send(await service().register_author(command, once))
 
     @router.get(
-        "",
+        f"{prefix}/authors",
+        tags=["authors"],
         response_model=PageOut[AuthorOut],
         responses={200: {"headers": NEXT_PAGE}, **problem_responses(*read_statuses, 422, 503)},
         dependencies=reader,
@@ -110,7 +117,8 @@ def create_router(
         return page_response(request, await queries.list_authors(q=q, limit=limit, cursor=cursor))
 
     @router.get(
-        "/{author_id}",
+        f"{prefix}/authors/{{author_id}}",
+        tags=["authors"],
         response_model=AuthorOut,
         responses={**NOT_MODIFIED, **problem_responses(*read_statuses, 404, 422, 503)},
         dependencies=reader,
@@ -126,7 +134,8 @@ def create_router(
         return JsonResponse(author, headers={"ETag": etag(author["version"])})
 
     @router.patch(
-        "/{author_id}",
+        f"{prefix}/authors/{{author_id}}",
+        tags=["authors"],
         response_model=AuthorOut,
         responses=problem_responses(401, 403, 404, 409, 412, 413, 422, 428, 503),
     )
@@ -143,7 +152,8 @@ def create_router(
         return AuthorOut.model_validate(author)
 
     @router.delete(
-        "/{author_id}",
+        f"{prefix}/authors/{{author_id}}",
+        tags=["authors"],
         status_code=status.HTTP_204_NO_CONTENT,
         responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
     )
@@ -155,5 +165,3 @@ def create_router(
         """Remove an author who is credited on no book (If-Match required)."""
         await service().delete_author(author_id, if_match)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-    return router

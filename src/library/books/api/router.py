@@ -72,18 +72,24 @@ async def duplicate_isbn_problem(request: Request, exc: Exception) -> JSONRespon
 EXCEPTION_HANDLERS = {DuplicateIsbnError: duplicate_isbn_problem}
 
 
-def create_router(
-    queries: BookQueries, service: Callable[[], BookService], auth: Authorization
-) -> APIRouter:
-    """The books routes, answered by ``queries`` (reads) and a fresh ``service()`` (writes)."""
+def add_routes(
+    router: APIRouter,
+    prefix: str,
+    queries: BookQueries,
+    service: Callable[[], BookService],
+    auth: Authorization,
+) -> None:
+    """Add the books routes under ``prefix`` to ``router`` (the app's own: routes of an included
+    router are matched twice per request), answered by ``queries`` (reads) and a fresh
+    ``service()`` (writes)."""
     # Writes need a token with the operation's scope; reads only when so configured.
     reader = [] if auth.read is None else [Security(auth.read, scopes=[READ])]
     read_statuses = () if auth.read is None else (401, 403)
-    router = APIRouter(tags=["books"])
     book_path = RoutePath("get_book", "book_id")
 
     @router.post(
-        "/books",
+        f"{prefix}/books",
+        tags=["books"],
         status_code=status.HTTP_201_CREATED,
         response_model=BookOut,
         responses=problem_responses(401, 403, 409, 413, 422, 503),
@@ -107,7 +113,8 @@ def create_router(
         return send(await service().add_book(command, once))
 
     @router.get(
-        "/books",
+        f"{prefix}/books",
+        tags=["books"],
         response_model=PageOut[BookOut],
         responses={200: {"headers": NEXT_PAGE}, **problem_responses(*read_statuses, 422, 503)},
         dependencies=reader,
@@ -119,11 +126,11 @@ def create_router(
         return page_response(request, await queries.list_books(params.to_request()))
 
     @router.get(
-        "/authors/{author_id}/books",
+        f"{prefix}/authors/{{author_id}}/books",
         response_model=PageOut[BookOut],
         responses={200: {"headers": NEXT_PAGE}, **problem_responses(*read_statuses, 404, 422, 503)},
         dependencies=reader,
-        tags=["authors"],
+        tags=["books", "authors"],
         openapi_extra=AUTHOR_BOOKS_QUERY.openapi_extra,
     )
     async def list_author_books(author_id: uuid.UUID, request: Request) -> Response:
@@ -133,7 +140,8 @@ def create_router(
         return page_response(request, page)
 
     @router.get(
-        "/books/{book_id}",
+        f"{prefix}/books/{{book_id}}",
+        tags=["books"],
         response_model=BookOut,
         responses={**NOT_MODIFIED, **problem_responses(*read_statuses, 404, 422, 503)},
         dependencies=reader,
@@ -149,7 +157,8 @@ def create_router(
         return JsonResponse(book, headers={"ETag": etag(book["version"])})
 
     @router.patch(
-        "/books/{book_id}",
+        f"{prefix}/books/{{book_id}}",
+        tags=["books"],
         response_model=BookOut,
         responses=problem_responses(401, 403, 404, 409, 412, 413, 422, 428, 503),
     )
@@ -166,7 +175,8 @@ def create_router(
         return BookOut.of(view)
 
     @router.delete(
-        "/books/{book_id}",
+        f"{prefix}/books/{{book_id}}",
+        tags=["books"],
         status_code=status.HTTP_204_NO_CONTENT,
         responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
     )
@@ -178,5 +188,3 @@ def create_router(
         """Remove a book and its credits (If-Match required)."""
         await service().delete_book(book_id, if_match)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-    return router
