@@ -21,7 +21,7 @@ BENCH_RUN := $(UV) run --frozen --group bench
 BOOKS ?= 1000000
 SEED ?= 1
 
-.PHONY: help install run token migrate revision import bench-import seed-large test test-quick test-unit test-integration test-containers images lint audit fmt bench bench-auth bench-quick bench-observability docker-build clean openapi
+.PHONY: help install run token migrate revision import bench-import seed-large test test-quick test-unit test-integration test-containers images lint audit fmt bench bench-auth bench-instructions bench-quick bench-observability docker-build clean openapi
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -120,6 +120,11 @@ bench-observability: install ## GET with metrics and tracing on against the same
 AUTH_BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/bench_auth
 bench-auth: install ## POST with token verification vs auth disabled (and reads vs BEFORE=checkout), app vs app
 	$(BENCH_RUN) python -m bench.auth_bench --database-url "$(AUTH_BENCH_DATABASE_URL)" $(if $(BEFORE),--before-checkout "$(BEFORE)")
+
+# The seeded database the in-process benchmarks read (make bench-quick seeds it).
+MICRO_DSN ?= postgresql://postgres@127.0.0.1:5432/bench_library_100000
+bench-instructions: install ## Instructions per request (GET one book, list 50) under valgrind: load-proof, for comparing commits
+	$(BENCH_RUN) python -m bench.instructions --dsn "$(MICRO_DSN)" $(foreach s,$(SHAPES),--only $(s))
 
 bench-quick: install ## A short benchmark on 100,000 books (2 rounds of 4 s)
 	$(BENCH_RUN) python -m bench --books 100000 --rounds 2 --duration 4 --warmup 2

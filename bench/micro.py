@@ -1,7 +1,8 @@
 """The app's own CPU per request, in process: no HTTP server, no wrk, no baseline.
 
 `python -m bench.micro --dsn postgresql://.../bench_library_100000 [--requests N] [--only NAME]`
-drives ``create_app()`` through its ASGI interface with 16 concurrent callers against a seeded
+drives ``create_app()``, configured as `make bench` serves it (production, tokens verified,
+rate limits on), through its ASGI interface with 16 concurrent callers against a seeded
 bench database and prints, per request shape, the process CPU time per request (the app's
 Python plus asyncpg's client side; the server's CPU is in another process). The loopback HTTP
 layer (uvicorn, httptools) is not in these figures: they isolate what our code and its
@@ -20,7 +21,9 @@ import itertools
 import os
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -29,6 +32,7 @@ import orjson
 from bench.capture import isbn13
 
 CALLERS = 16
+SHAPES = ("get_book", "list_50", "list_20", "post_book")
 
 
 def _scope(method: str, target: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
@@ -50,10 +54,37 @@ def _scope(method: str, target: str, headers: list[tuple[bytes, bytes]]) -> dict
     }
 
 
+# Sent with every write: a token of the run's own key (see ``production_like``).
+_WRITE_HEADERS: list[tuple[bytes, bytes]] = []
+
+
+def production_like(run_dir: Path) -> None:
+    """Configure the app in this process as ``make bench`` serves it: production, JSON logs,
+    tokens verified against a key pair of the run's own (writes send one), and rate limits
+    that 16 callers can never reach (so the limiter's cost is counted, never a 429)."""
+    from shared import devauth
+
+    key = devauth.new_key_pair(run_dir)
+    os.environ.update(
+        {
+            "LIBRARY_ENVIRONMENT": "production",
+            "LIBRARY_LOG_FORMAT": "json",
+            "LIBRARY_AUTH_JWKS_FILE": str(key.jwks_file),
+            "LIBRARY_AUTH_ISSUER": devauth.DEV_ISSUER,
+            "LIBRARY_AUTH_AUDIENCE": devauth.DEV_AUDIENCE,
+            "LIBRARY_RATE_LIMIT_ANONYMOUS": "10000000/second",
+            "LIBRARY_RATE_LIMIT_AUTHENTICATED": "10000000/second",
+        }
+    )
+    token = key.sign("catalog:write", sub="bench", ttl=24 * 3600)
+    _WRITE_HEADERS[:] = [(b"authorization", f"Bearer {token}".encode())]
+
+
 async def _call(app: Any, method: str, target: str, body: bytes = b"") -> int:
     headers = [(b"content-type", b"application/json")] if body else []
     if body:
         headers.append((b"content-length", str(len(body)).encode()))
+        headers += _WRITE_HEADERS
     sent = False
     status = 0
 
@@ -138,8 +169,12 @@ async def main() -> None:
     p.add_argument("--warm", type=int, default=800, help="requests before the measured rounds")
     a = p.parse_args()
     os.environ["LIBRARY_DATABASE_URL"] = a.dsn.replace("postgresql://", "postgresql+asyncpg://")
-    os.environ.setdefault("LIBRARY_LOG_FORMAT", "json")
+    with tempfile.TemporaryDirectory() as keys:
+        production_like(Path(keys))
+        await _run(a)
 
+
+async def _run(a: argparse.Namespace) -> None:
     from library.bootstrap.app import create_app
 
     app = create_app()

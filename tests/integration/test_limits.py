@@ -125,12 +125,12 @@ async def test_an_exhausted_pool_is_a_quick_503(settings: Settings, clean_databa
         db_pool_timeout_seconds=0.3,
     ) as (app, client):
         engine: AsyncEngine = app.state.container.engine()
-        reads = app.state.container.read_pool().pool
+        reads = app.state.container.read_pool()
         async with engine.connect():  # the write pool's only connection
             started = time.monotonic()
             write = await client.post(f"{API}/authors", json={"name": "Waiting"})
             assert time.monotonic() - started < 5
-        async with reads.acquire():  # the read pool's only connection
+        async with reads.connection():  # the read pool's only connection
             started = time.monotonic()
             read = await client.get(f"{API}/authors")
             assert time.monotonic() - started < 5

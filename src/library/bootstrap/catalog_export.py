@@ -47,7 +47,7 @@ async def export_catalog(options: ExportOptions, output: BinaryIO, console: Cons
     try:
         await container.health().check()
         await read_pool.open()
-        async with read_pool.pool.acquire() as connection:
+        async with read_pool.connection() as connection:
             export = CatalogExport(connection)
             csv_lines = CsvLines() if options.format == "csv" else None
             if csv_lines is not None:

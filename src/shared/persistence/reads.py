@@ -14,7 +14,8 @@ marked for replacement. A read is a single SELECT, so running it again is safe.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from time import perf_counter
 from typing import Any
 
@@ -102,6 +103,10 @@ class ReadPool:
         # many reads wait for a connection right now (asyncpg does not say).
         self.on_query: QueryTimer | None = None
         self.waiting = 0
+        # Connections taken from the pool right now (counted here: asyncpg counts by walking
+        # its holders), and how many it may open.
+        self._in_use = 0
+        self._max_size = settings.db_read_pool_size
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -185,6 +190,7 @@ class ReadPool:
         finally:
             if self.on_query is not None:
                 self.on_query(sql, perf_counter() - started)
+            self._in_use -= 1
             await pool.release(connection)
         return rows
 
@@ -200,18 +206,46 @@ class ReadPool:
         finally:
             if self.on_query is not None:
                 self.on_query(sql, perf_counter() - started)
+            self._in_use -= 1
             await pool.release(connection)
         return row
 
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """One of the pool's connections, held for the block (a long read: the export's cursor).
+
+        Take connections here, never from ``pool`` directly: the reads count what is in use."""
+        pool = self.pool
+        connection = await self._acquire(pool)
+        try:
+            yield connection
+        finally:
+            self._in_use -= 1
+            await pool.release(connection)
+
     async def _acquire(self, pool: asyncpg.Pool) -> Any:
+        """A connection of ``pool``, counted in ``_in_use`` (the caller releases it and counts
+        it out). Waiting for another read to release one is bounded by the pool timeout."""
+        if self._in_use < self._max_size:
+            # A free slot, now ours: acquiring waits for no other read (opening a connection,
+            # if it comes to that, is bounded by the connect timeout), so no timer is armed.
+            # (asyncpg's own count walks every connection holder: dearer than the timer.)
+            self._in_use += 1
+            try:
+                return await pool.acquire()
+            except BaseException:
+                self._in_use -= 1
+                raise
         # asyncio.timeout, not acquire(timeout=...): asyncpg runs a timed acquire through
         # wait_for, a task of its own per request.
         self.waiting += 1
         try:
             async with asyncio.timeout(self._settings.db_pool_timeout_seconds):
-                return await pool.acquire()
+                connection = await pool.acquire()
         finally:
             self.waiting -= 1
+        self._in_use += 1
+        return connection
 
     async def _retry(self, read: Any, sql: str, args: tuple[Any, ...]) -> Any:
         # The connection died while idle (or the server restarted): every connection opened

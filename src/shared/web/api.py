@@ -130,17 +130,34 @@ class RouteParameters:
                 raise ValueError(f"{name}: only path and header parameters are read here")
             key = info.alias or (name.replace("_", "-") if info.in_ is ParamTypes.header else name)
             self._fields.append((name, info.in_, key, TypeAdapter(annotation)))
+        # Header names as ASGI sends them (lower-case bytes), by the key they are read under.
+        self._header_keys: dict[Any, bytes] = {
+            key: key.lower().encode("latin-1")
+            for _, where, key, _ in self._fields
+            if where is ParamTypes.header
+        }
+        self._header_names = frozenset(self._header_keys.values())
 
     def parse(self, request: Request) -> dict[str, Any]:
         """The declared parameters' values by name; 422 (as FastAPI's own) if any is invalid."""
+        scope = request.scope
+        path_params = scope["path_params"]
+        headers: dict[bytes, bytes] | None = None
         values: dict[str, Any] = {}
         errors: list[Any] = []
         for name, where, key, adapter in self._fields:
-            raw = (
-                request.path_params.get(key)
-                if where is ParamTypes.path
-                else request.headers.get(key)
-            )
+            raw: Any
+            if where is ParamTypes.path:
+                raw = path_params.get(key)
+            else:
+                if headers is None:  # the headers this route reads, in one pass (the first)
+                    wanted = self._header_names
+                    headers = {}
+                    for header, value in scope["headers"]:
+                        if header in wanted and header not in headers:
+                            headers[header] = value
+                found = headers.get(self._header_keys[key])
+                raw = None if found is None else found.decode("latin-1")
             if raw is None:
                 values[name] = None
                 continue

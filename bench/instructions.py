@@ -1,0 +1,155 @@
+"""Instructions per request, counted by valgrind: the request path's cost, whatever the load.
+
+`python -m bench.instructions --dsn postgresql://.../bench_library_100000 --only get_book`
+runs the app in process as `bench.micro` does (production settings, 16 concurrent callers, no
+HTTP server) under ``valgrind --tool=callgrind`` with instrumentation off, warms it up, counts
+the instructions of ``--requests`` requests only (``callgrind_control -i on``/``off`` around
+them), and prints the count per request, with the callgrind file for ``callgrind_annotate``.
+
+On a shared machine req/s and CPU time drift with what else runs (two rounds of identical code
+differed by 2x here); an instruction count does not: the same code, data and settings give the
+same count to within 0.1%, loaded or not. It measures this process only (the app's Python,
+asyncpg's client side; not uvicorn, not PostgreSQL), and instructions are not time (a cache
+miss costs more than an add): compare two commits with it, then let `make bench` judge.
+Needs valgrind (Debian's package). A run takes about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess  # nosec B404 - fixed programs, our own arguments
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import micro
+
+CHILD_WARM = 320
+
+
+async def _child(dsn: str, shape: str, requests: int, control: Path) -> None:
+    """Under valgrind: warm up, say READY, wait for ``go``, run, say DONE, wait for ``stop``."""
+    os.environ["LIBRARY_DATABASE_URL"] = dsn.replace("postgresql://", "postgresql+asyncpg://")
+    micro.production_like(control / "keys")
+    from library.bootstrap.app import create_app
+
+    app = create_app()
+    shapes, authors = await micro._targets(dsn)
+    writes = authors if shape == "post_book" else None
+    async with app.router.lifespan_context(app):
+        await micro._measure(app, shapes[shape], CHILD_WARM, writes)
+        (control / "ready").touch()
+        await _file_appears(control / "go")
+        await micro._measure(app, shapes[shape], requests, writes)
+        (control / "done").touch()
+        await _file_appears(control / "stop")
+    if writes:
+        import asyncpg
+
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("DELETE FROM books WHERE title LIKE 'micro-post %'")
+        finally:
+            await conn.close()
+
+
+async def _file_appears(path: Path) -> None:
+    """Another process (the parent, not this event loop) signals by creating ``path``."""
+    while not path.exists():  # noqa: ASYNC110, ASYNC240 - a signal from another process
+        await asyncio.sleep(0.05)
+
+
+def _wait_for(path: Path, process: subprocess.Popen[bytes], timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            raise SystemExit(f"the app under valgrind exited ({process.returncode}) early")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise SystemExit(f"no {path.name} after {timeout} s")
+        time.sleep(0.2)
+
+
+def count(dsn: str, shape: str, requests: int, out_dir: Path) -> tuple[int, Path]:
+    """(instructions per request, callgrind file) of ``requests`` requests of ``shape``."""
+    valgrind, control_tool = shutil.which("valgrind"), shutil.which("callgrind_control")
+    if valgrind is None or control_tool is None:
+        raise SystemExit("valgrind not found: apt-get install valgrind")
+    out = out_dir / f"callgrind-{shape}.out"
+    with tempfile.TemporaryDirectory() as tmp:
+        control = Path(tmp)
+        (control / "keys").mkdir()
+        command = [
+            valgrind,
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            "-m",
+            "bench.instructions",
+            "--child",
+            "--dsn",
+            dsn,
+            "--only",
+            shape,
+            "--requests",
+            str(requests),
+            "--control",
+            str(control),
+        ]
+        log = (out_dir / f"callgrind-{shape}.log").open("wb")
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        try:
+            _wait_for(control / "ready", process)
+            subprocess.run(  # noqa: S603
+                [control_tool, "-i", "on", str(process.pid)],
+                check=True,
+                capture_output=True,
+            )
+            (control / "go").touch()
+            _wait_for(control / "done", process)
+            subprocess.run(  # noqa: S603
+                [control_tool, "-i", "off", str(process.pid)],
+                check=True,
+                capture_output=True,
+            )
+            (control / "stop").touch()
+            process.wait(timeout=300)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            log.close()
+    match = re.search(r"^totals: (\d+)", out.read_text(), re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"no instruction total in {out}")
+    done = requests // micro.CALLERS * micro.CALLERS
+    return int(match.group(1)) // done, out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dsn", required=True)
+    p.add_argument("--only", action="append", choices=sorted(micro.SHAPES))
+    p.add_argument("--requests", type=int, default=480)
+    p.add_argument("--out", type=Path, default=Path("bench/results/instructions"))
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--control", type=Path, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.child:
+        import uvloop
+
+        uvloop.run(_child(a.dsn, a.only[0], a.requests, a.control))
+        return
+    a.out.mkdir(parents=True, exist_ok=True)
+    for shape in a.only or ["get_book", "list_50"]:
+        per_request, out = count(a.dsn, shape, a.requests, a.out)
+        print(f"{shape:10s} {per_request:>12,d} instructions/request  ({out})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
