@@ -67,7 +67,7 @@ APP_ROLE_PASSWORD = "library-test-app"
 @pytest.fixture(scope="session")
 def app_database_url(postgres_server: Server, database_url: str) -> str:
     """The test database as the server's role sees it: it may read and write rows, no more
-    (README "Least privilege"). Named after the database, so that runs sharing a server
+    (docs/guarantees.md "Least privilege"). Named after the database, so that runs sharing a server
     (other checkouts, CI) never share a role."""
     role = f"{postgres_server.app_database}_app"
     grant_app_role(database_url, role, create_password=APP_ROLE_PASSWORD)

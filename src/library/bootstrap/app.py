@@ -160,6 +160,7 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
         prefix=API_PREFIX,
     )
     app.include_router(health_router(container.health))
-    # Metrics and tracing (README "Operations"): nothing is installed for what is off.
+    # Metrics and tracing (docs/operations.md "Metrics and tracing"): nothing is installed for
+    # what is off.
     observability.install(app, container)
     return app
