@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ from shared.persistence.db import create_engine, create_session_factory, server_
 from shared.persistence.reads import ReadPool
 from shared.settings import Settings
 from tests.auth import AUTH_SETTINGS, bearer
+from tests.integration.faults.server import ServerProcess
 from tests.integration.postgres import Server, notice_for, provide_server
 
 TABLES = ("book_authors", "books", "authors", "idempotency_keys")
@@ -151,3 +153,15 @@ async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+
+
+@pytest.fixture
+async def live_server(
+    app_database_url: str, tmp_path: Path, clean_database: None
+) -> AsyncIterator[ServerProcess]:
+    """``library serve`` on a free port and the (emptied) test database, with small pools; it
+    verifies the tests' tokens."""
+    process = ServerProcess(app_database_url, "library-live", tmp_path / "server.log")
+    process.env.update(LIBRARY_DB_POOL_SIZE="2", LIBRARY_DB_READ_POOL_SIZE="2")
+    async with process:
+        yield process

@@ -15,10 +15,7 @@ import re
 import shutil
 import stat
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from tests.auth import AUTH_SETTINGS, token
 from tests.integration.faults.server import PROJECT_ROOT, ServerProcess
@@ -45,22 +42,12 @@ def shim(path: Path, body: str) -> None:
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
 
 
-@pytest.fixture
-async def server(
-    app_database_url: str, tmp_path: Path, clean_database: None
-) -> AsyncIterator[ServerProcess]:
-    process = ServerProcess(app_database_url, "library-readme", tmp_path / "server.log")
-    process.env.update(LIBRARY_DB_POOL_SIZE="2", LIBRARY_DB_READ_POOL_SIZE="2")
-    async with process:
-        yield process
-
-
 async def test_the_readme_session_creates_patches_searches_and_exports(
-    server: ServerProcess, app_database_url: str, tmp_path: Path
+    live_server: ServerProcess, app_database_url: str, tmp_path: Path
 ) -> None:
     session = readme_session()
     assert README_ADDRESS in session, "the session no longer names the address make run serves"
-    session = session.replace(README_ADDRESS, server.base_url)
+    session = session.replace(README_ADDRESS, live_server.base_url)
 
     real_curl = shutil.which("curl")
     assert real_curl, "curl is not installed"
@@ -101,7 +88,9 @@ async def test_the_readme_session_creates_patches_searches_and_exports(
         timeout=120,
         check=False,
     )
-    report = f"stdout:\n{ran.stdout}\nstderr:\n{ran.stderr}\nserver:\n{server.output()[-3000:]}"
+    report = (
+        f"stdout:\n{ran.stdout}\nstderr:\n{ran.stderr}\nserver:\n{live_server.output()[-3000:]}"
+    )
     assert ran.returncode == 0, report
 
     dumps = sorted(headers.iterdir())
