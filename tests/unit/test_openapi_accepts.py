@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cache
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from shared.kernel.values import (
 )
 
 
+@cache
 def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = json.loads(openapi_text())["components"]["schemas"]
     return schemas
