@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -163,13 +162,20 @@ async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-@pytest.fixture
-async def live_server(
-    app_database_url: str, tmp_path: Path, clean_database: None
+@pytest.fixture(scope="session")
+async def live_server_process(
+    app_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ServerProcess]:
-    """``library serve`` on a free port and the (emptied) test database, with small pools; it
-    verifies the tests' tokens."""
-    process = ServerProcess(app_database_url, "library-live", tmp_path / "server.log")
+    """``library serve`` on a free port and the test database, with small pools, verifying the
+    tests' tokens; started once (a start costs seconds)."""
+    log = tmp_path_factory.mktemp("live-server") / "server.log"
+    process = ServerProcess(app_database_url, "library-live", log)
     process.env.update(LIBRARY_DB_POOL_SIZE="2", LIBRARY_DB_READ_POOL_SIZE="2")
     async with process:
         yield process
+
+
+@pytest.fixture
+def live_server(live_server_process: ServerProcess, clean_database: None) -> ServerProcess:
+    """The live server, on emptied tables."""
+    return live_server_process
