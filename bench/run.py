@@ -437,7 +437,7 @@ def main(argv: list[str] | None = None) -> None:
     (run_dir / "table.md").write_text(table + "\n")
     report.chart(results, run_dir / "chart.png")
     if total == FULL_SIZE and cfg.database_url is None:
-        # The committed summary the README cites: only full-size runs replace it.
+        # The committed summary docs/performance.md cites: only full-size runs replace it.
         for name in ("results.json", "table.md", "chart.png"):
             shutil.copy(run_dir / name, RESULTS / f"latest-{name}")
     print("\n" + table)

@@ -92,7 +92,8 @@ async def build(conn: asyncpg.Connection, total: int) -> list[Scenario]:
     ]
     # Rarest first: the three searches share one prepared statement per connection, and after
     # five common-term executions PostgreSQL may switch it to a generic plan that is slow for
-    # the other terms (see README, Benchmarks). Common last keeps that from the other two.
+    # the other terms (see docs/performance.md, "Benchmarks"). Common last keeps that from the
+    # other two.
     terms = await _search_terms(conn, total)
     for selectivity in ("rare", "medium", "common"):
         word, matches = terms[selectivity]

@@ -12,7 +12,7 @@ from sqlalchemy.exc import ArgumentError
 
 
 class Settings(BaseSettings):
-    """Everything an operator may tune. Each field is documented in README.md and .env.example."""
+    """Everything an operator may tune (documented in docs/operations.md and .env.example)."""
 
     model_config = SettingsConfigDict(
         env_prefix="LIBRARY_",
@@ -65,9 +65,9 @@ class Settings(BaseSettings):
     # author's 10,000-character bio written entirely as JSON escapes.
     max_request_body_bytes: int = Field(default=256 * 1024, ge=1024)
 
-    # Prometheus metrics (README "Operations"): on by default, at /metrics of the API unless a
-    # port of their own is given (then only there, off the public API). Tracing is configured
-    # by the standard OTEL_* variables, not here.
+    # Prometheus metrics (docs/operations.md "Metrics and tracing"): on by default, at /metrics
+    # of the API unless a port of their own is given (then only there, off the public API).
+    # Tracing is configured by the standard OTEL_* variables, not here.
     metrics_enabled: bool = True
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_host: str | None = None  # default: LIBRARY_HOST
@@ -79,8 +79,8 @@ class Settings(BaseSettings):
 
     alembic_config: str = "alembic.ini"
 
-    # Bearer tokens (README "Who may change the catalog"). The verification keys: a JWKS file
-    # or URL (RS256, ES256 or EdDSA keys, each with a kid); HS256 (a shared secret as an
+    # Bearer tokens (docs/guarantees.md "Who may change the catalog"). The verification keys: a
+    # JWKS file or URL (RS256, ES256 or EdDSA keys, each with a kid); HS256 (a shared secret as an
     # "oct" key) only in development. Outside development the server refuses to start without
     # keys, an issuer and an audience.
     auth_jwks_file: Path | None = None
@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     # Development only (refused elsewhere): no token needed at all (to measure what auth costs).
     auth_disabled: bool = False
 
-    # HTTP hardening (README "HTTP hardening"). Comma-separated lists.
+    # HTTP hardening (docs/guarantees.md "HTTP hardening"). Comma-separated lists.
     # CORS is off unless origins are listed (e.g. "https://app.example,https://admin.example").
     cors_origins: str = ""
     # Host headers accepted ("*": any); others get 400.
@@ -103,8 +103,9 @@ class Settings(BaseSettings):
     # Serve /docs, /redoc and /openapi.json (switch off in production if the API is private).
     docs_enabled: bool = True
 
-    # Rate limits per client (README "Limits per client"), in the notation of the `limits`
-    # library ("100/second", "1000/minute;50/second"): per token sub, or per client address.
+    # Rate limits per client (docs/guarantees.md "Limits per client"), in the notation of the
+    # `limits` library ("100/second", "1000/minute;50/second"): per token sub, or per client
+    # address.
     rate_limit_enabled: bool = True
     rate_limit_anonymous: str = "50/second;1000/minute"
     rate_limit_authenticated: str = "200/second;6000/minute"

@@ -1,4 +1,4 @@
-"""The app image, run as operators run it (README "Deploying"), against PostgreSQL in Docker.
+"""The app image, run as docs/operations.md "Deploying" says, against PostgreSQL in Docker.
 
 Needs a Docker engine and the images: ``make test-containers`` builds them (scripts/images.sh)
 and runs this. The app image is ``TEST_APP_IMAGE`` (default ``library:local``, what the script
@@ -29,7 +29,8 @@ pytestmark = pytest.mark.containers
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 API = "/api/v1"
-# README: on SIGTERM the server lets requests in flight finish (up to 20 s) and exits 0.
+# docs/guarantees.md "Faults": on SIGTERM the server lets requests in flight finish (up to 20 s)
+# and exits 0.
 GRACEFUL_SECONDS = 20
 USER, PASSWORD, DATABASE = "library", "smoke-test-only", "library"
 
@@ -126,7 +127,7 @@ def stack(docker_client: Any) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def migrated(stack: Stack) -> str:
-    """The README's command: ``docker run --rm -e DATABASE_URL=... IMAGE library migrate``."""
+    """As docs/operations.md says: ``docker run --rm -e DATABASE_URL=... IMAGE library migrate``."""
     container = stack.client.containers.run(
         app_image(),
         ["library", "migrate"],

@@ -21,6 +21,7 @@ from shared.persistence.db import create_engine, create_session_factory, server_
 from shared.persistence.reads import ReadPool
 from shared.settings import Settings
 from tests.auth import AUTH_SETTINGS, bearer
+from tests.integration.faults.server import ServerProcess
 from tests.integration.postgres import Server, notice_for, provide_server
 
 TABLES = ("book_authors", "books", "authors", "idempotency_keys")
@@ -67,7 +68,7 @@ APP_ROLE_PASSWORD = "library-test-app"
 @pytest.fixture(scope="session")
 def app_database_url(postgres_server: Server, database_url: str) -> str:
     """The test database as the server's role sees it: it may read and write rows, no more
-    (README "Least privilege"). Named after the database, so that runs sharing a server
+    (docs/guarantees.md "Least privilege"). Named after the database, so that runs sharing a server
     (other checkouts, CI) never share a role."""
     role = f"{postgres_server.app_database}_app"
     grant_app_role(database_url, role, create_password=APP_ROLE_PASSWORD)
@@ -121,12 +122,20 @@ def session_factory(engine: AsyncEngine, clean_database: None) -> async_sessionm
     return create_session_factory(engine)
 
 
-@pytest.fixture
-async def app(settings: Settings, clean_database: None) -> AsyncIterator[FastAPI]:
-    """The real application, lifespan included, on the test database."""
+@pytest.fixture(scope="module")
+async def module_app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The real application, lifespan included, built once per test module: building it (its
+    routes' pydantic models) costs 0.1-0.2 s, which per test was a fifth of the integration
+    suite. Tests that change the app or its pools build their own."""
     application = create_app(container=_container(settings))
     async with application.router.lifespan_context(application):
         yield application
+
+
+@pytest.fixture
+async def app(module_app: FastAPI, clean_database: None) -> FastAPI:
+    """The real application on the test database, whose tables are empty."""
+    return module_app
 
 
 def _container(settings: Settings) -> RootContainer:
@@ -151,3 +160,22 @@ async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+async def live_server_process(
+    app_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServerProcess]:
+    """``library serve`` on a free port and the test database, with small pools, verifying the
+    tests' tokens; started once (a start costs seconds)."""
+    log = tmp_path_factory.mktemp("live-server") / "server.log"
+    process = ServerProcess(app_database_url, "library-live", log)
+    process.env.update(LIBRARY_DB_POOL_SIZE="2", LIBRARY_DB_READ_POOL_SIZE="2")
+    async with process:
+        yield process
+
+
+@pytest.fixture
+def live_server(live_server_process: ServerProcess, clean_database: None) -> ServerProcess:
+    """The live server, on emptied tables."""
+    return live_server_process

@@ -34,6 +34,9 @@ from sqlalchemy.engine import URL, make_url
 from shared.settings import Settings
 
 APP_DATABASE = "library_test"
+# Under pytest-xdist (``pytest -n 2``: make test-quick) each worker runs the application tests on
+# a database of its own, named after the worker.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 TEST_DATA_DIR = Path(__file__).resolve().parents[2] / ".pgdata" / "test"
 DEFAULT_POSTGRES_IMAGE = "postgres:18-alpine"
 # Pulling an image that is there to pull takes a while; one that is not answers at once.
@@ -277,8 +280,10 @@ def provide_server(notice: Notice = _ignore) -> Iterator[Server]:
         yield Server(
             source=f"TEST_DATABASE_URL ({url.host or 'socket'}:{url.port or 5432}/{url.database})",
             admin_url=url,
-            app_database=str(url.database),
-            owns_app_database=False,
+            # A worker's database is created and dropped by the session (the role may create
+            # databases: the migration tests need it too).
+            app_database=f"{url.database}_{XDIST_WORKER}" if XDIST_WORKER else str(url.database),
+            owns_app_database=XDIST_WORKER is not None,
         )
         return
     image = docker_image(notice)
@@ -294,6 +299,10 @@ def provide_server(notice: Notice = _ignore) -> Iterator[Server]:
                 owns_app_database=True,
             )
         return
+    if XDIST_WORKER is not None:
+        # One embedded server per checkout: the worker that started it would stop it under the
+        # others at its exit.
+        raise RuntimeError("pytest -n needs TEST_DATABASE_URL or a Docker engine")
     from shared import devdb
 
     socket_dir, user = devdb.start(TEST_DATA_DIR)

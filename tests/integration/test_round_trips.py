@@ -58,7 +58,7 @@ class Traffic:
 async def app(
     request: pytest.FixtureRequest, settings: Settings, clean_database: None
 ) -> AsyncIterator[FastAPI]:
-    """The app of conftest as configured by default (no pre-ping: README "Faults"); the
+    """The app of conftest as configured by default (no pre-ping: docs/guarantees.md "Faults"); the
     optional write-side ping is pinned down by ``test_the_optional_pre_ping_...``."""
     tuned = settings.model_copy(update={"db_pool_pre_ping": request.param})
     application = create_app(container=_container(tuned))

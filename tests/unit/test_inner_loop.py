@@ -76,4 +76,12 @@ def test_test_quick_leaves_out_the_long_suites() -> None:
     markers = re.search(r"^QUICK_MARKERS := (.+)$", makefile, flags=re.MULTILINE)
     assert markers is not None
     assert markers.group(1) == "not fault and not fuzz and not race and not slow"
-    assert '$(RUN) pytest -m "$(QUICK_MARKERS)" tests/unit tests/integration' in makefile
+    command = re.search(
+        r'^\t\$\(RUN\) pytest -m "\$\(QUICK_MARKERS\)" (.+)$', makefile, re.MULTILINE
+    )
+    assert command is not None
+    # On a server of its own (TEST_DATABASE_URL) in QUICK_WORKERS processes; both suites.
+    assert (
+        command.group(1)
+        == "$(if $(TEST_DATABASE_URL),-n $(QUICK_WORKERS)) tests/unit tests/integration"
+    )

@@ -4,6 +4,7 @@ generators: readable operationIds, the package's version, Link headers on pages.
 from __future__ import annotations
 
 import json
+from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from library.bootstrap.openapi import openapi_text
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@cache
 def _served() -> dict[str, Any]:
     document: dict[str, Any] = json.loads(openapi_text())
     return document

@@ -169,6 +169,7 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
         app.router, API_PREFIX, container.authors.queries(), container.authors.service, auth
     )
     app.include_router(health_router(container.health))
-    # Metrics and tracing (README "Operations"): nothing is installed for what is off.
+    # Metrics and tracing (docs/operations.md "Metrics and tracing"): nothing is installed for
+    # what is off.
     observability.install(app, container)
     return app

@@ -11,6 +11,14 @@ from shared.kernel.errors import RuleViolationError
 
 EARLIEST_YEAR: Final = -9999
 
+# What clean_text accepts, as JSON Schema patterns (ECMA 262 and Python regex alike), so that
+# the OpenAPI document says it: no NUL anywhere, and for a required text at least one character
+# that str.strip() keeps (whitespace: str.isspace()). Documentation only: clean_text decides.
+_SPACE: Final = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+TEXT_PATTERN: Final = r"^[^\x00]*$"
+NON_BLANK_TEXT_PATTERN: Final = rf"^[^\x00]*[^\x00{_SPACE}][^\x00]*$"
+LANGUAGE_TAG_PATTERN: Final = rf"^[{_SPACE}]*[A-Za-z]{{1,8}}([-_][A-Za-z0-9]{{1,8}})*[{_SPACE}]*$"
+
 
 class _Unset(Enum):
     UNSET = "UNSET"

@@ -56,6 +56,23 @@ DIGITS_ONLY = BeforeValidator(_integer_text)
 ``Field`` bounds (``Annotated[int, Field(ge=1), DIGITS_ONLY]``) so the OpenAPI shows them."""
 
 
+def _whole_number(value: object) -> object:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WHOLE_NUMBER = BeforeValidator(_whole_number)
+"""For strict integer body fields: a JSON number without a fraction (``1974.0``) is the integer
+JSON Schema says it is; text (``"1974"``), booleans and fractions stay refused."""
+
+
+def omitted_not_null(schema: dict[str, Any]) -> None:
+    """For a PATCH field that may be left out but not sent as null: no ``default: null`` in the
+    document (its type, with ``SkipJsonSchema[None]``, already leaves null out)."""
+    schema.pop("default", None)
+
+
 def nfc(value: object) -> object:
     """Unicode NFC before any length check, so lengths count characters as the domain does."""
     return unicodedata.normalize("NFC", value) if isinstance(value, str) else value

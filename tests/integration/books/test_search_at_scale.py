@@ -1,4 +1,4 @@
-"""Relevance order as the asyncpg reader serves it at scale (README "Search").
+"""Relevance order as the asyncpg reader serves it at scale (docs/search.md).
 
 A search whose words match at most RANKED_MATCHES_MAX books is ranked by ts_rank; a broader
 one lists its word matches by id (descending), unranked. Titles that only contain the query

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from library.books.application.queries import BookFilter, BookRead, BookSort, ListBooks
 from library.books.application.services import BookView
@@ -20,8 +21,21 @@ from library.books.domain.model import (
     valid_title,
 )
 from shared.kernel.pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
-from shared.kernel.values import EARLIEST_YEAR, search_text
-from shared.web.api import DIGITS_ONLY, RequestModel, domain_rule, nfc
+from shared.kernel.values import (
+    EARLIEST_YEAR,
+    LANGUAGE_TAG_PATTERN,
+    NON_BLANK_TEXT_PATTERN,
+    TEXT_PATTERN,
+    search_text,
+)
+from shared.web.api import (
+    DIGITS_ONLY,
+    WHOLE_NUMBER,
+    RequestModel,
+    domain_rule,
+    nfc,
+    omitted_not_null,
+)
 
 QueryYear = Annotated[int, Field(ge=EARLIEST_YEAR, le=9999), DIGITS_ONLY]
 PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), DIGITS_ONLY]
@@ -29,7 +43,11 @@ PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), DIGITS_ONLY]
 Title = Annotated[
     str,
     BeforeValidator(nfc),
-    Field(min_length=1, max_length=TITLE_MAX_LENGTH),
+    Field(
+        min_length=1,
+        max_length=TITLE_MAX_LENGTH,
+        json_schema_extra={"pattern": NON_BLANK_TEXT_PATTERN},
+    ),
     AfterValidator(domain_rule(valid_title)),
 ]
 AuthorIds = Annotated[
@@ -38,6 +56,7 @@ AuthorIds = Annotated[
         min_length=1,
         max_length=MAX_AUTHORS,
         description="Credit order: the first is the primary author. No duplicates.",
+        json_schema_extra={"uniqueItems": True},
     ),
     AfterValidator(domain_rule(valid_author_ids)),
 ]
@@ -55,6 +74,7 @@ PublicationYear = Annotated[
     Field(
         strict=True, ge=EARLIEST_YEAR, le=9999, description="Negative for BCE; not after next year."
     ),
+    WHOLE_NUMBER,
 ]
 Language = Annotated[
     str,
@@ -62,6 +82,7 @@ Language = Annotated[
         max_length=LANGUAGE_MAX_LENGTH,
         description="ISO 639 / BCP 47; returned normalised (eng -> en).",
         examples=["en", "fr", "en-GB"],
+        json_schema_extra={"pattern": LANGUAGE_TAG_PATTERN},
     ),
     AfterValidator(domain_rule(valid_language)),
 ]
@@ -80,8 +101,10 @@ class BookCreate(RequestModel):
 class BookPatch(RequestModel):
     """Fields to change; absent fields stay as they are; ``author_ids`` replaces the whole list."""
 
-    title: Title | None = None
-    author_ids: AuthorIds | None = None
+    title: Title | SkipJsonSchema[None] = Field(default=None, json_schema_extra=omitted_not_null)
+    author_ids: AuthorIds | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=omitted_not_null
+    )
     isbn: Isbn | None = None
     publication_year: PublicationYear | None = None
     language: Language | None = None
@@ -161,6 +184,7 @@ class BookListParams(BaseModel):
                 "are ignored ('les miserables' finds 'Les Misérables'). Sorted by relevance "
                 "unless sort says otherwise."
             ),
+            json_schema_extra={"pattern": TEXT_PATTERN},
         ),
         AfterValidator(domain_rule(search_text)),
     ] = None
@@ -169,6 +193,7 @@ class BookListParams(BaseModel):
         Field(
             max_length=LANGUAGE_MAX_LENGTH,
             description="Books in this language (any accepted form; matched after normalising).",
+            json_schema_extra={"pattern": LANGUAGE_TAG_PATTERN},
         ),
         AfterValidator(domain_rule(valid_language)),
     ] = None

@@ -1,6 +1,6 @@
 """Reading a goodbooks-10k ``books.csv`` export: one draft (or a rejection) per data row.
 
-The repair policy (documented in the README, "Importing a catalog"):
+The repair policy (documented in docs/import-export.md, "Importing a catalog"):
 
 - ``isbn`` is an ISBN-10 that lost its leading zeros: it is left-padded to 10 characters and its
   check digit verified; a valid one becomes its ISBN-13. One that still fails is dropped: the

@@ -239,7 +239,7 @@ def _page_statement(
 
 # Ranking reads every word match of a search (a heap row each, plus the GIN lookup): the first
 # page counts them up to this many + 1 as it ranks them. A search with more is too broad to
-# rank within the time a page may take: its word matches come in id order (README "Search").
+# rank within the time a page may take: its word matches come in id order (docs/search.md).
 RANKED_MATCHES_MAX = 2_000
 # The relevance keys of the rows that are not ranked, below any ts_rank (which is >= 0; it can
 # be 0, or nearly, for words matched far apart). A cursor's key says which part of the order it
