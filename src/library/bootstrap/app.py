@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
     install_auth_handlers(app)
     for error_type, handler in BOOKS_EXCEPTION_HANDLERS.items():
         app.add_exception_handler(error_type, handler)
-    # Two pure ASGI middlewares (README "Performance"): the edge outermost (request id, logs,
+    # Two pure ASGI middlewares (docs/performance.md): the edge outermost (request id, logs,
     # response headers, metrics, trusted hosts, the last-resort 500), and inside it what admits
     # a request (its rate, a search slot, its body's size). CORS, when configured, sits
     # between them, so that browsers can read the 429s and 413s too.

@@ -11,7 +11,7 @@ one wrapper around ``send``:
 - the last resort: an exception nothing else handled is logged once and answered 500.
 
 Each of these was a middleware of its own: seven awaits, seven closures and four header
-rewrites per request. Folded, the request path pays for one of each (README "Performance").
+rewrites per request. Folded, the request path pays for one of each (docs/performance.md).
 What refuses requests for their size or their rate lives in ``shared.web.admission``.
 """
 
