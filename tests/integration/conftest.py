@@ -43,6 +43,7 @@ def postgres_server(pytestconfig: pytest.Config) -> Iterator[Server]:
         yield server
         if server.owns_app_database:
             server.drop_database(server.app_database)
+            server.drop_role(f"{server.app_database}_app")  # app_database_url's role
 
 
 def alembic_config(database_url: str) -> Config:
