@@ -24,8 +24,6 @@ from tests.auth import AUTH_SETTINGS, bearer
 from tests.integration.faults.server import ServerProcess
 from tests.integration.postgres import Server, notice_for, provide_server
 
-TABLES = ("book_authors", "books", "authors", "idempotency_keys")
-
 _source: list[str] = []
 
 
@@ -45,6 +43,7 @@ def postgres_server(pytestconfig: pytest.Config) -> Iterator[Server]:
         yield server
         if server.owns_app_database:
             server.drop_database(server.app_database)
+            server.drop_role(f"{server.app_database}_app")  # app_database_url's role
 
 
 def alembic_config(database_url: str) -> Config:
@@ -113,8 +112,14 @@ async def read_pool(settings: Settings) -> AsyncIterator[ReadPool]:
 @pytest.fixture
 async def clean_database(engine: AsyncEngine) -> None:
     """Every test starts from empty tables (schema kept), whatever ran before it."""
+    # DELETE, not TRUNCATE: the tables hold a few rows between tests, and TRUNCATE gives each
+    # table and index a new file (and scans shared buffers for each one): 150-500 ms a test
+    # here, against about 15 ms. Books first: their credits go with them (ON DELETE CASCADE)
+    # and the credits' trigger then finds no book to refresh, so no book is updated (a test
+    # counts the updates of its own transaction, and a backend's unflushed counts show there).
     async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+        for table in ("books", "authors", "idempotency_keys"):
+            await conn.execute(text(f"DELETE FROM {table}"))
 
 
 @pytest.fixture

@@ -101,6 +101,18 @@ class Server:
 
         asyncio.run(run())
 
+    def drop_role(self, name: str) -> None:
+        """Drop role ``name`` if it exists (after the databases it had grants in)."""
+
+        async def run() -> None:
+            conn = await self._admin()
+            try:
+                await conn.execute(f'DROP ROLE IF EXISTS "{name}"')
+            finally:
+                await conn.close()
+
+        asyncio.run(run())
+
     def drop_database(self, name: str) -> None:
         async def run() -> None:
             conn = await self._admin()

@@ -80,8 +80,7 @@ def test_test_quick_leaves_out_the_long_suites() -> None:
         r'^\t\$\(RUN\) pytest -m "\$\(QUICK_MARKERS\)" (.+)$', makefile, re.MULTILINE
     )
     assert command is not None
-    # On a server of its own (TEST_DATABASE_URL) in QUICK_WORKERS processes; both suites.
-    assert (
-        command.group(1)
-        == "$(if $(TEST_DATABASE_URL),-n $(QUICK_WORKERS)) tests/unit tests/integration"
+    # Both suites, in QUICK_WORKERS processes (one by default).
+    assert command.group(1) == (
+        "$(if $(filter-out 1,$(QUICK_WORKERS)),-n $(QUICK_WORKERS)) tests/unit tests/integration"
     )
