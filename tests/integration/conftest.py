@@ -23,7 +23,7 @@ from shared.settings import Settings
 from tests.auth import AUTH_SETTINGS, bearer
 from tests.integration.postgres import Server, notice_for, provide_server
 
-TABLES = ("book_authors", "books", "authors", "idempotency_keys")
+TABLES = ("book_authors", "books", "authors", "idempotency_keys", "events")
 
 _source: list[str] = []
 

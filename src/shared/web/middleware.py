@@ -12,6 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.web.problems import PROBLEM_MEDIA_TYPE, internal_error_body
 
 _HEADER = b"x-request-id"
+# Where the request's id waits for the routes (shared.web.http.origin_of): a scope key of ours.
+REQUEST_ID_KEY = "library.request_id"
 # Accept a caller's id only when it is short and printable, so logs cannot be forged or flooded.
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -31,6 +33,7 @@ class RequestContextMiddleware:
 
         # 128 random bits as 32 hex digits (uuid4().hex's form, without building a UUID).
         request_id = _incoming_request_id(scope) or os.urandom(16).hex()
+        scope[REQUEST_ID_KEY] = request_id
         status: int | None = None  # set once the response has started
         started = time.perf_counter()
 
