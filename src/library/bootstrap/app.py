@@ -21,6 +21,7 @@ from library.books.api.router import create_router as books_router
 from library.bootstrap.container import RootContainer
 from library.bootstrap.errors import install_driver_error_handlers
 from library.bootstrap.health import create_router as health_router
+from library.changes.api.router import create_router as changes_router
 from shared.logging import configure_logging
 from shared.settings import Settings
 from shared.web.audit import AuditLogMiddleware
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
         authors_router(container.authors.queries(), container.authors.service, auth),
         prefix=API_PREFIX,
     )
+    app.include_router(changes_router(container.changes.feed(), auth), prefix=API_PREFIX)
     app.include_router(health_router(container.health))
     # Metrics and tracing (README "Operations"): nothing is installed for what is off.
     observability.install(app, container)

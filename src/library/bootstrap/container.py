@@ -9,6 +9,7 @@ from library.books.container import BooksContainer
 from library.bootstrap.adapters import AuthorDirectoryAdapter, BookCatalogAdapter
 from library.bootstrap.health import HealthCheck
 from library.bootstrap.observability import Observability
+from library.changes.container import ChangesContainer
 from shared.observability.metrics import package_version
 from shared.observability.tracing import tracer_provider_from_env
 from shared.persistence.db import (
@@ -46,6 +47,9 @@ class RootContainer(containers.DeclarativeContainer):
     # The contexts need each other's facades; a declarative container cannot refer forward,
     # so the authors' port is plugged in once the books container exists.
     authors.book_catalog.override(providers.Factory(BookCatalogAdapter, books=books.facade))
+
+    # The change feed reads the outbox both contexts write; it knows neither.
+    changes = providers.Container(ChangesContainer, read_pool=read_pool)
 
     health = providers.Singleton(HealthCheck, engine=engine, settings=settings)
 

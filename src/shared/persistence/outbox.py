@@ -100,6 +100,7 @@ def encode_events(events: list[DomainEvent]) -> str:
             for e in events
         ],
         default=_other,
+        option=orjson.OPT_UTC_Z,  # RFC 3339 in UTC, as the API writes times
     ).decode()
 
 
