@@ -23,7 +23,15 @@ from shared.settings import Settings
 from tests.auth import AUTH_SETTINGS, bearer
 from tests.integration.postgres import Server, notice_for, provide_server
 
-TABLES = ("book_authors", "books", "authors", "idempotency_keys", "events")
+TABLES = (
+    "book_authors",
+    "books",
+    "authors",
+    "idempotency_keys",
+    "events",
+    "relay_positions",
+    "credited_author_names",
+)
 
 _source: list[str] = []
 

@@ -82,6 +82,10 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
         await observability.start(engine, read_pool)
         if authenticator is not None:
             await authenticator.start()  # a JWKS URL is fetched once here, then cached
+        # The outbox relay (docs/events.md) delivers events to the books' copy of author names.
+        relay = container.relay() if settings.events_relay_enabled else None
+        if relay is not None:
+            await relay.start()
         # What start-up allocated lives as long as the process: keep it out of every later
         # garbage collection (a full collection over it was the p99 of a request).
         gc.collect()
@@ -92,6 +96,12 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
         try:
             yield
         finally:
+            if relay is not None:
+                await relay.stop()
+                await container.relay_engine().dispose()
+                container.relay.reset()
+                container.relay_engine.reset()
+                container.relay_session_factory.reset()
             observability.stop()
             await read_pool.close()
             await engine.dispose()

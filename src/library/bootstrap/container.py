@@ -5,6 +5,7 @@ from __future__ import annotations
 from dependency_injector import containers, providers
 
 from library.authors.container import AuthorsContainer
+from library.books.application.credited_names import CreditedNamesKeeper
 from library.books.container import BooksContainer
 from library.bootstrap.adapters import AuthorDirectoryAdapter, BookCatalogAdapter
 from library.bootstrap.health import HealthCheck
@@ -19,6 +20,7 @@ from shared.persistence.db import (
     server_settings,
 )
 from shared.persistence.reads import ReadPool
+from shared.persistence.relay import EventNotifier, OutboxRelay, Subscriber
 from shared.settings import Settings
 
 
@@ -34,6 +36,22 @@ class RootContainer(containers.DeclarativeContainer):
         ReadPool, settings=settings, server_settings=providers.Callable(server_settings, settings)
     )
 
+    # The outbox relay's engine (docs/events.md): a few connections of its own, so deliveries
+    # never wait for the requests' pool (nor show in its statistics).
+    relay_engine = providers.Singleton(
+        create_engine,
+        providers.Callable(
+            lambda s: s.model_copy(
+                update={"db_pool_size": s.events_relay_pool_size, "db_max_overflow": 0}
+            ),
+            settings,
+        ),
+    )
+    relay_session_factory = providers.Singleton(create_session_factory, relay_engine)
+    notifier = providers.Singleton(
+        EventNotifier, poll_seconds=providers.Callable(lambda s: s.events_poll_seconds, settings)
+    )
+
     authors = providers.Container(
         AuthorsContainer, session_factory=session_factory, read_pool=read_pool
     )
@@ -42,6 +60,7 @@ class RootContainer(containers.DeclarativeContainer):
         session_factory=session_factory,
         read_session_factory=read_session_factory,
         read_pool=read_pool,
+        relay_session_factory=relay_session_factory,
         author_directory=providers.Factory(AuthorDirectoryAdapter, authors=authors.facade),
     )
     # The contexts need each other's facades; a declarative container cannot refer forward,
@@ -49,7 +68,20 @@ class RootContainer(containers.DeclarativeContainer):
     authors.book_catalog.override(providers.Factory(BookCatalogAdapter, books=books.facade))
 
     # The change feed reads the outbox both contexts write; it knows neither.
-    changes = providers.Container(ChangesContainer, read_pool=read_pool)
+    changes = providers.Container(ChangesContainer, read_pool=read_pool, signal=notifier)
+    relay = providers.Singleton(
+        OutboxRelay,
+        engine=relay_engine,
+        subscribers=providers.List(
+            providers.Factory(
+                Subscriber,
+                name=CreditedNamesKeeper.SUBSCRIBER,
+                handle=books.credited_names.provided.on_event,
+            )
+        ),
+        notifier=notifier,
+        poll_seconds=providers.Callable(lambda s: s.events_poll_seconds, settings),
+    )
 
     health = providers.Singleton(HealthCheck, engine=engine, settings=settings)
 

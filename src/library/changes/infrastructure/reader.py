@@ -6,7 +6,6 @@ statement reads with, so "final" (xid below its xmin) and "visible" are judged t
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -77,13 +76,3 @@ def _event(row: Any) -> FeedEvent:
             "actor": row[8],
         },
     )
-
-
-class PollingSignal:
-    """The ChangeSignal of last resort: look again every ``interval`` seconds."""
-
-    def __init__(self, interval: float = 0.2) -> None:
-        self._interval = interval
-
-    async def wait(self, seconds: float) -> None:
-        await asyncio.sleep(min(seconds, self._interval))

@@ -1,0 +1,209 @@
+"""The outbox relay: delivers the outbox's events, in feed order, to in-process subscribers.
+
+Each subscriber has a position (``relay_positions``). A worker takes a subscriber by a
+session-level advisory lock (``pg_try_advisory_lock``: the SKIP LOCKED of this table: another
+worker skips it, and a killed worker's lock dies with its connection), reads the next events
+after its position that are final (the change feed's rule: below the snapshot's xmin), hands
+them to the subscriber one by one, then stores the new position. Delivery is at least once: a
+worker killed after a handler ran and before the position moved delivers those events again,
+so handlers are idempotent. Nothing is lost: the position moves only past handled events.
+
+The relay wakes on ``NOTIFY library_events`` (migration 0008's trigger on ``events``) and
+polls as a fallback. It has an engine of its own (three connections: the LISTEN, the
+position, a handler), off the requests' pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+from sqlalchemy import BigInteger, Text, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.kernel.events import DomainEvent, Origin
+from shared.persistence.db import Base
+
+log = structlog.get_logger("library.relay")
+
+CHANNEL = "library_events"
+_LOCK_SPACE = 0x6C6962  # "lib": the first key of every subscriber's advisory lock
+
+
+class RelayPositionRow(Base):
+    """A row of ``relay_positions``: the feed position a subscriber has handled up to."""
+
+    __tablename__ = "relay_positions"
+
+    subscriber: Mapped[str] = mapped_column(Text, primary_key=True)
+    xid: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    id: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+
+
+Handler = Callable[[DomainEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """A named, idempotent handler of every event (it ignores the types it does not want)."""
+
+    name: str
+    handle: Handler
+
+
+class EventNotifier:
+    """Wakes whoever waits for new events: on a NOTIFY, or after ``poll_seconds`` at most."""
+
+    def __init__(self, poll_seconds: float = 0.5) -> None:
+        self._poll = poll_seconds
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def notify(self, *_: Any) -> None:
+        """Wake every waiter (an asyncpg listener callback, or by hand)."""
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait(self, seconds: float) -> None:
+        """Return at the next notification, or after ``seconds`` (the poll interval at most)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout=max(0.0, min(seconds, self._poll)))
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters.discard(waiter)
+
+
+_ENSURE = text(
+    "INSERT INTO relay_positions (subscriber) VALUES (:name) ON CONFLICT (subscriber) DO NOTHING"
+)
+_POSITION = text("SELECT xid, id FROM relay_positions WHERE subscriber = :name")
+_NEXT = text(
+    """
+    SELECT id, xid, type, resource_id, version, occurred_at, CAST(data AS text), request_id,
+           actor
+    FROM events
+    WHERE xid < CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS text) AS bigint)
+      AND (xid, id) > (:xid, :id)
+    ORDER BY xid, id
+    LIMIT :limit
+    """
+)
+_ADVANCE = text("UPDATE relay_positions SET xid = :xid, id = :id WHERE subscriber = :name")
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(:space, :key)")
+_UNLOCK = text("SELECT pg_advisory_unlock(:space, :key)")
+
+
+def _event(row: Any) -> DomainEvent:
+    return DomainEvent(
+        type=row[2],
+        resource_id=uuid.UUID(str(row[3])),
+        version=row[4],
+        occurred_at=row[5],
+        data=orjson.loads(row[6]),
+        origin=Origin(request_id=row[7], actor=row[8]),
+    )
+
+
+class OutboxRelay:
+    """Runs the subscribers' deliveries until stopped (``start`` / ``stop``, or ``run_once``)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        subscribers: Sequence[Subscriber],
+        notifier: EventNotifier,
+        *,
+        batch_size: int = 200,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self._engine = engine
+        self._subscribers = list(subscribers)
+        self._notifier = notifier
+        self._batch = batch_size
+        self._poll = poll_seconds
+        self._task: asyncio.Task[None] | None = None
+        self._listener: AsyncConnection | None = None
+
+    async def run_once(self) -> int:
+        """One batch for every subscriber no other worker holds; how many events were handled."""
+        handled = 0
+        for subscriber in self._subscribers:
+            handled += await self._deliver(subscriber)
+        return handled
+
+    async def _deliver(self, subscriber: Subscriber) -> int:
+        key = zlib.crc32(subscriber.name.encode()) & 0x7FFFFFFF
+        lock = {"space": _LOCK_SPACE, "key": key}
+        conn = await self._engine.connect()
+        try:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            if not (await conn.execute(_TRY_LOCK, lock)).scalar_one():
+                return 0  # another worker is delivering to this subscriber
+            try:
+                await conn.execute(_ENSURE, {"name": subscriber.name})
+                xid, event_id = (await conn.execute(_POSITION, {"name": subscriber.name})).one()
+                rows = (
+                    await conn.execute(_NEXT, {"xid": xid, "id": event_id, "limit": self._batch})
+                ).all()
+                for row in rows:
+                    await subscriber.handle(_event(row))
+                    # Moved after each event: a kill redelivers at most the one in hand.
+                    await conn.execute(
+                        _ADVANCE, {"xid": row[1], "id": row[0], "name": subscriber.name}
+                    )
+                return len(rows)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.execute(_UNLOCK, lock)
+        finally:
+            await conn.close()
+
+    async def _listen(self) -> None:
+        try:
+            self._listener = await self._engine.connect()
+            raw = await self._listener.get_raw_connection()
+            await raw.driver_connection.add_listener(CHANNEL, self._notifier.notify)  # type: ignore[union-attr]
+        except Exception:
+            log.warning("relay: LISTEN failed; polling only", exc_info=True)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                handled = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("relay: a delivery failed; retrying")
+                handled = 0
+            if not handled:
+                await self._notifier.wait(self._poll)
+
+    async def start(self) -> None:
+        """Listen, and deliver in a background task."""
+        await self._listen()
+        self._task = asyncio.create_task(self._loop(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        """Stop delivering (a handler cut short is delivered again next time) and close."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._listener is not None:
+            # Never back to a pool with its listener: the connection is discarded.
+            with contextlib.suppress(Exception):
+                await self._listener.invalidate()
+                await self._listener.close()
+            self._listener = None

@@ -1,0 +1,185 @@
+"""The outbox relay and the books' copy of author names (README "Guarantees", docs/events.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import Any, cast
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from library.authors.application.ports import AuthorsUnitOfWork
+from library.authors.application.services import AuthorService, ReviseAuthor
+from library.authors.infrastructure.unit_of_work import SqlAlchemyAuthorsUnitOfWork
+from library.books.application.ports import BooksUnitOfWork
+from library.books.application.services import AddBook, BookService
+from library.books.infrastructure.unit_of_work import SqlAlchemyBooksUnitOfWork
+from shared.kernel.events import DomainEvent
+from shared.persistence.relay import EventNotifier, OutboxRelay, Subscriber
+from tests.integration.credit_copies import settled_credit_copies
+from tests.integration.helpers import API, create_author, create_book
+
+pytestmark = pytest.mark.usefixtures("clean_database")
+
+
+class Gate:
+    """Holds a unit of work at its commit until opened."""
+
+    def __init__(self) -> None:
+        self.reached = asyncio.Event()
+        self.opened = asyncio.Event()
+
+    async def pass_through(self) -> None:
+        self.reached.set()
+        await self.opened.wait()
+
+
+class GatedAuthorsUnitOfWork(SqlAlchemyAuthorsUnitOfWork):
+    gate: Gate
+
+    async def commit(self) -> None:
+        await self.outbox.flush()  # the event is written; only COMMIT waits
+        await self.gate.pass_through()
+        await super().commit()
+
+
+class GatedBooksUnitOfWork(SqlAlchemyBooksUnitOfWork):
+    gate: Gate
+
+    async def commit(self) -> None:
+        await self.gate.pass_through()
+        await super().commit()
+
+
+class NoBooks:
+    async def author_has_books(self, author_id: uuid.UUID) -> bool:
+        return False
+
+
+class NoDirectory:
+    async def names_of(self, author_ids: Any) -> dict[uuid.UUID, str]:
+        return {}
+
+    async def resolve_names(self, names: Any, *, register_missing: bool) -> Any:
+        raise NotImplementedError
+
+
+async def names_of_book(client: httpx.AsyncClient, book_id: str, expected: str) -> list[str]:
+    """The book's credited names, once they are ``expected`` (or after 20 s)."""
+    deadline = time.monotonic() + 20
+    while True:
+        book = (await client.get(f"{API}/books/{book_id}")).json()
+        names = [a["name"] for a in book["authors"]]
+        if names == [expected] or time.monotonic() > deadline:
+            return names
+        await asyncio.sleep(0.05)
+
+
+async def test_a_book_created_during_a_rename_ends_with_the_new_name(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """The rename race: the rename has written but not committed when a book crediting the
+    author is created; the book reads the old name and commits first. The trigger this relay
+    replaced refreshed the books it could see at the rename's UPDATE: not this one, forever
+    stale. The book's own book.created (or the rename's event) now brings it the new name."""
+    author = await create_author(client, "Old Name")
+    gate = Gate()
+    uow = GatedAuthorsUnitOfWork(session_factory)
+    uow.gate = gate
+    rename = asyncio.create_task(
+        AuthorService(cast(AuthorsUnitOfWork, uow), NoBooks()).revise_author(
+            uuid.UUID(author["id"]), ReviseAuthor(name="New Name")
+        )
+    )
+    await asyncio.wait_for(gate.reached.wait(), 10)
+    book = await create_book(client, "Raced", [author["id"]])
+    assert [a["name"] for a in book["authors"]] == ["Old Name"]  # what it could see then
+    gate.opened.set()
+    await rename
+    assert await names_of_book(client, book["id"], "New Name") == ["New Name"]
+    assert (await settled_credit_copies(engine)).stale == []
+
+
+async def test_a_rename_during_a_book_create_ends_with_the_new_name(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """The other order: the book has written (with the old name) when the rename commits."""
+    author = await create_author(client, "Old Name")
+    gate = Gate()
+    uow = GatedBooksUnitOfWork(session_factory)
+    uow.gate = gate
+    add = asyncio.create_task(
+        BookService(cast(BooksUnitOfWork, uow), NoDirectory()).add_book(
+            AddBook(title="Raced", author_ids=[uuid.UUID(author["id"])])
+        )
+    )
+    await asyncio.wait_for(gate.reached.wait(), 10)
+    url = f"{API}/authors/{author['id']}"
+    renamed = await client.patch(url, json={"name": "New Name"}, headers={"If-Match": '"1"'})
+    assert renamed.status_code == 200
+    gate.opened.set()
+    view = await add
+    assert await names_of_book(client, str(view.book.id), "New Name") == ["New Name"]
+    assert (await settled_credit_copies(engine)).stale == []
+
+
+async def test_the_relay_redelivers_what_a_failed_or_killed_delivery_left_and_loses_nothing(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    for n in range(6):
+        await create_author(client, f"Author {n}")
+    handled: list[str] = []
+    failures = {3}
+
+    async def flaky(event: DomainEvent) -> None:
+        if len(handled) in failures:
+            failures.clear()
+            raise RuntimeError("the worker died here")
+        handled.append(event.data["name"])
+
+    relay = OutboxRelay(engine, [Subscriber("test.flaky", flaky)], EventNotifier())
+    deadline = time.monotonic() + 20
+    while len(handled) < 6 and time.monotonic() < deadline:
+        with contextlib.suppress(RuntimeError):
+            await relay.run_once()
+        await asyncio.sleep(0.05)
+    assert handled == [f"Author {n}" for n in range(6)]  # in order, each once, none lost
+    async with engine.connect() as conn:
+        position = (
+            await conn.execute(
+                text("SELECT xid, id FROM relay_positions WHERE subscriber = 'test.flaky'")
+            )
+        ).one()
+        last = (await conn.execute(text("SELECT max(xid), max(id) FROM events"))).one()
+    assert tuple(position) == tuple(last)
+
+
+async def test_workers_share_a_subscriber_without_delivering_an_event_twice(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    for n in range(10):
+        await create_author(client, f"Author {n}")
+    handled: list[uuid.UUID] = []
+
+    async def slow(event: DomainEvent) -> None:
+        handled.append(event.resource_id)
+        await asyncio.sleep(0.01)
+
+    workers = [
+        OutboxRelay(engine, [Subscriber("test.shared", slow)], EventNotifier(), batch_size=3)
+        for _ in range(3)
+    ]
+    deadline = time.monotonic() + 20
+    while len(handled) < 10 and time.monotonic() < deadline:
+        await asyncio.gather(*(w.run_once() for w in workers))
+    assert len(handled) == 10
+    assert len(set(handled)) == 10
