@@ -81,6 +81,7 @@ class RootContainer(containers.DeclarativeContainer):
         ),
         notifier=notifier,
         poll_seconds=providers.Callable(lambda s: s.events_poll_seconds, settings),
+        retention_days=providers.Callable(lambda s: s.events_retention_days, settings),
     )
 
     health = providers.Singleton(HealthCheck, engine=engine, settings=settings)

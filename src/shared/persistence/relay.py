@@ -100,6 +100,23 @@ _NEXT = text(
     """
 )
 _ADVANCE = text("UPDATE relay_positions SET xid = :xid, id = :id WHERE subscriber = :name")
+# Retention: a small batch at a time, rows another transaction holds skipped, and never an
+# event a subscriber has still to handle (its position is before it).
+_PRUNE = text(
+    """
+    DELETE FROM events WHERE id IN (
+        SELECT id FROM events
+        WHERE occurred_at < now() - make_interval(days => :days)
+          AND NOT EXISTS (
+              SELECT 1 FROM relay_positions p WHERE (p.xid, p.id) < (events.xid, events.id)
+          )
+        ORDER BY occurred_at
+        LIMIT :batch
+        FOR UPDATE SKIP LOCKED
+    )
+    """
+)
+PRUNE_BATCH = 1000
 _TRY_LOCK = text("SELECT pg_try_advisory_lock(:space, :key)")
 _UNLOCK = text("SELECT pg_advisory_unlock(:space, :key)")
 
@@ -126,12 +143,16 @@ class OutboxRelay:
         *,
         batch_size: int = 200,
         poll_seconds: float = 1.0,
+        retention_days: int = 30,
+        prune_every_seconds: float = 60.0,
     ) -> None:
         self._engine = engine
         self._subscribers = list(subscribers)
         self._notifier = notifier
         self._batch = batch_size
         self._poll = poll_seconds
+        self._retention_days = retention_days
+        self._prune_every = prune_every_seconds
         self._task: asyncio.Task[None] | None = None
         self._listener: AsyncConnection | None = None
 
@@ -169,6 +190,20 @@ class OutboxRelay:
         finally:
             await conn.close()
 
+    async def prune(self) -> int:
+        """Delete events older than the retention, one small batch per transaction (writes
+        never wait for it); how many were deleted."""
+        deleted = 0
+        while True:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(
+                    _PRUNE, {"days": self._retention_days, "batch": PRUNE_BATCH}
+                )
+            count = result.rowcount or 0
+            deleted += count
+            if count < PRUNE_BATCH:
+                return deleted
+
     async def _listen(self) -> None:
         try:
             self._listener = await self._engine.connect()
@@ -178,8 +213,13 @@ class OutboxRelay:
             log.warning("relay: LISTEN failed; polling only", exc_info=True)
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_prune = loop.time()
         while True:
             try:
+                if loop.time() >= next_prune:
+                    next_prune = loop.time() + self._prune_every
+                    await self.prune()
                 handled = await self.run_once()
             except asyncio.CancelledError:
                 raise

@@ -183,3 +183,35 @@ async def test_workers_share_a_subscriber_without_delivering_an_event_twice(
         await asyncio.gather(*(w.run_once() for w in workers))
     assert len(handled) == 10
     assert len(set(handled)) == 10
+
+
+async def test_events_past_the_retention_are_pruned_unless_a_subscriber_still_needs_them(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.begin() as conn:
+        for days in (40, 35, 1):
+            await conn.execute(
+                text(
+                    "INSERT INTO events (type, resource_id, version, occurred_at, data) "
+                    "VALUES ('author.created', :id, 1, now() - make_interval(days => :days), "
+                    "'{}')"
+                ),
+                {"id": uuid.uuid4(), "days": days},
+            )
+        ids = list(await conn.scalars(text("SELECT id FROM events ORDER BY occurred_at")))
+        # A subscriber has handled the oldest event only: the second must wait for it.
+        await conn.execute(
+            text(
+                "INSERT INTO relay_positions (subscriber, xid, id) "
+                "SELECT 'test.behind', xid, id FROM events WHERE id = :id"
+            ),
+            {"id": ids[0]},
+        )
+    relay = OutboxRelay(engine, [], EventNotifier(), retention_days=30)
+    assert await relay.prune() == 1
+    async with engine.begin() as conn:
+        assert list(await conn.scalars(text("SELECT id FROM events ORDER BY id"))) == ids[1:]
+        await conn.execute(text("DELETE FROM relay_positions"))
+    assert await relay.prune() == 1
+    async with engine.connect() as conn:
+        assert list(await conn.scalars(text("SELECT id FROM events"))) == ids[2:]
