@@ -76,7 +76,7 @@ class RootContainer(containers.DeclarativeContainer):
             providers.Factory(
                 Subscriber,
                 name=CreditedNamesKeeper.SUBSCRIBER,
-                handle=books.credited_names.provided.on_event,
+                handle=books.credited_names.provided.on_events,
             )
         ),
         notifier=notifier,

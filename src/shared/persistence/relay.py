@@ -4,7 +4,7 @@ Each subscriber has a position (``relay_positions``). A worker takes a subscribe
 session-level advisory lock (``pg_try_advisory_lock``: the SKIP LOCKED of this table: another
 worker skips it, and a killed worker's lock dies with its connection), reads the next events
 after its position that are final (the change feed's rule: below the snapshot's xmin), hands
-them to the subscriber one by one, then stores the new position. Delivery is at least once: a
+them to the subscriber as one batch, then stores the new position. Delivery is at least once: a
 worker killed after a handler ran and before the position moved delivers those events again,
 so handlers are idempotent. Nothing is lost: the position moves only past handled events.
 
@@ -48,12 +48,13 @@ class RelayPositionRow(Base):
     id: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
 
-Handler = Callable[[DomainEvent], Awaitable[None]]
+Handler = Callable[[Sequence[DomainEvent]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
 class Subscriber:
-    """A named, idempotent handler of every event (it ignores the types it does not want)."""
+    """A named, idempotent handler of batches of events, in feed order (it ignores the types
+    it does not want)."""
 
     name: str
     handle: Handler
@@ -177,11 +178,12 @@ class OutboxRelay:
                 rows = (
                     await conn.execute(_NEXT, {"xid": xid, "id": event_id, "limit": self._batch})
                 ).all()
-                for row in rows:
-                    await subscriber.handle(_event(row))
-                    # Moved after each event: a kill redelivers at most the one in hand.
+                if rows:
+                    await subscriber.handle([_event(row) for row in rows])
+                    # Moved once the batch is handled: a kill before redelivers the batch.
+                    last = rows[-1]
                     await conn.execute(
-                        _ADVANCE, {"xid": row[1], "id": row[0], "name": subscriber.name}
+                        _ADVANCE, {"xid": last[1], "id": last[0], "name": subscriber.name}
                     )
                 return len(rows)
             finally:

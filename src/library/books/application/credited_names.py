@@ -10,6 +10,7 @@ rename race is closed whichever commits first (docs/events.md, "Relay").
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from shared.kernel.events import DomainEvent
@@ -22,13 +23,12 @@ _BOOK_CREDITED = frozenset({"book.created", "book.updated"})
 class AuthorNameCopies(Protocol):
     """The books' copy of author names, and the books' credited names made from it."""
 
-    async def author_named(self, author_id: uuid.UUID, name: str, version: int) -> None:
-        """Keep ``name`` unless a later version is kept already; then give every book crediting
-        the author the kept name (idempotent)."""
-        ...
-
-    async def refresh_book(self, book_id: uuid.UUID) -> None:
-        """Give the book the kept names of its credited authors (idempotent)."""
+    async def apply(
+        self, names: Mapping[uuid.UUID, tuple[str, int]], book_ids: Sequence[uuid.UUID]
+    ) -> None:
+        """In one transaction: keep each author's (name, version) unless a later version is
+        kept already; then give the books crediting those authors, and ``book_ids``, the kept
+        names (idempotent)."""
         ...
 
 
@@ -40,11 +40,16 @@ class CreditedNamesKeeper:
     def __init__(self, copies: AuthorNameCopies) -> None:
         self._copies = copies
 
-    async def on_event(self, event: DomainEvent) -> None:
-        """Apply one event (any other type is ignored); safe to apply twice."""
-        if event.type in _AUTHOR_NAMED and "name" in event.data:
-            await self._copies.author_named(
-                event.resource_id, str(event.data["name"]), event.version
-            )
-        elif event.type in _BOOK_CREDITED and "author_ids" in event.data:
-            await self._copies.refresh_book(event.resource_id)
+    async def on_events(self, events: Sequence[DomainEvent]) -> None:
+        """Apply a batch of events in feed order (other types are ignored); safe to repeat."""
+        names: dict[uuid.UUID, tuple[str, int]] = {}
+        books: dict[uuid.UUID, None] = {}
+        for event in events:
+            if event.type in _AUTHOR_NAMED and "name" in event.data:
+                kept = names.get(event.resource_id)
+                if kept is None or kept[1] < event.version:
+                    names[event.resource_id] = (str(event.data["name"]), event.version)
+            elif event.type in _BOOK_CREDITED and "author_ids" in event.data:
+                books[event.resource_id] = None
+        if names or books:
+            await self._copies.apply(names, list(books))

@@ -1,8 +1,9 @@
-"""The SQLAlchemy adapter of AuthorNameCopies: one short transaction per call."""
+"""The SQLAlchemy adapter of AuthorNameCopies: one short transaction per batch of events."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 _KEEP = text(
     """
     INSERT INTO credited_author_names (author_id, name, version)
-    VALUES (:author_id, :name, :version)
+    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:names AS text[]), CAST(:versions AS int[]))
     ON CONFLICT (author_id) DO UPDATE SET name = excluded.name, version = excluded.version
     WHERE credited_author_names.version < excluded.version
     """
@@ -26,8 +27,9 @@ _REFRESH = text(
         FROM books b
         CROSS JOIN LATERAL unnest(b.credited_ids) WITH ORDINALITY AS k(author_id, ord)
         LEFT JOIN credited_author_names n ON n.author_id = k.author_id
-        WHERE b.id IN (SELECT CAST(:book_id AS uuid) UNION
-                       SELECT book_id FROM book_authors WHERE author_id = :author_id)
+        WHERE b.id IN (SELECT unnest(CAST(:book_ids AS uuid[])) UNION
+                       SELECT book_id FROM book_authors
+                       WHERE author_id = ANY(CAST(:author_ids AS uuid[])))
         GROUP BY b.id
     ) AS c
     WHERE books.id = c.id AND books.credited_names IS DISTINCT FROM c.names
@@ -41,11 +43,18 @@ class SqlAlchemyAuthorNameCopies:
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = session_factory
 
-    async def author_named(self, author_id: uuid.UUID, name: str, version: int) -> None:
+    async def apply(
+        self, names: Mapping[uuid.UUID, tuple[str, int]], book_ids: Sequence[uuid.UUID]
+    ) -> None:
+        authors = list(names)
         async with self._sessions() as session, session.begin():
-            await session.execute(_KEEP, {"author_id": author_id, "name": name, "version": version})
-            await session.execute(_REFRESH, {"book_id": None, "author_id": author_id})
-
-    async def refresh_book(self, book_id: uuid.UUID) -> None:
-        async with self._sessions() as session, session.begin():
-            await session.execute(_REFRESH, {"book_id": book_id, "author_id": None})
+            if authors:
+                await session.execute(
+                    _KEEP,
+                    {
+                        "ids": authors,
+                        "names": [names[a][0] for a in authors],
+                        "versions": [names[a][1] for a in authors],
+                    },
+                )
+            await session.execute(_REFRESH, {"book_ids": list(book_ids), "author_ids": authors})
