@@ -42,7 +42,12 @@ class RootContainer(containers.DeclarativeContainer):
         create_engine,
         providers.Callable(
             lambda s: s.model_copy(
-                update={"db_pool_size": s.events_relay_pool_size, "db_max_overflow": 0}
+                update={
+                    "db_pool_size": s.events_relay_pool_size,
+                    "db_max_overflow": 0,
+                    # Told apart from the requests' sessions in pg_stat_activity.
+                    "db_application_name": f"{s.db_application_name[:57]}-relay",
+                }
             ),
             settings,
         ),
