@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     events_relay_enabled: bool = True
     events_relay_pool_size: int = Field(default=3, ge=3, le=20)  # LISTEN, position, handler
     events_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # When set, every event is also published to this NATS server (subjects library.events.*).
+    events_nats_url: str | None = None
     # Events older than this are pruned (in batches of 1,000, once a minute, by the relay).
     events_retention_days: int = Field(default=30, ge=1, le=36_500)
     # How close a word of an author's name must be to the query to count as a typo of it

@@ -11,6 +11,8 @@ from library.bootstrap.adapters import AuthorDirectoryAdapter, BookCatalogAdapte
 from library.bootstrap.health import HealthCheck
 from library.bootstrap.observability import Observability
 from library.changes.container import ChangesContainer
+from shared.messaging.nats import SUBSCRIBER as NATS
+from shared.messaging.nats import NatsPublisher
 from shared.observability.metrics import package_version
 from shared.observability.tracing import tracer_provider_from_env
 from shared.persistence.db import (
@@ -77,12 +79,20 @@ class RootContainer(containers.DeclarativeContainer):
     relay = providers.Singleton(
         OutboxRelay,
         engine=relay_engine,
-        subscribers=providers.List(
-            providers.Factory(
-                Subscriber,
-                name=CreditedNamesKeeper.SUBSCRIBER,
-                handle=books.credited_names.provided.on_events,
-            )
+        subscribers=providers.Callable(
+            lambda keeper, nats_publisher: [
+                Subscriber(CreditedNamesKeeper.SUBSCRIBER, keeper.on_events),
+                *(
+                    []
+                    if nats_publisher is None
+                    else [Subscriber(NATS, nats_publisher.publish, nats_publisher.close)]
+                ),
+            ],
+            books.credited_names,
+            providers.Callable(
+                lambda s: None if s.events_nats_url is None else NatsPublisher(s.events_nats_url),
+                settings,
+            ),
         ),
         notifier=notifier,
         poll_seconds=providers.Callable(lambda s: s.events_poll_seconds, settings),

@@ -42,6 +42,8 @@ class DomainEvent:
     occurred_at: datetime
     data: Mapping[str, Any]
     origin: Origin = NO_ORIGIN
+    # The outbox's id of the event, once written (the relay sets it; consumers dedupe by it).
+    event_id: int | None = None
 
 
 def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:

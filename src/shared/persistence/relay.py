@@ -58,6 +58,7 @@ class Subscriber:
 
     name: str
     handle: Handler
+    close: Callable[[], Awaitable[None]] | None = None  # at the relay's stop (a connection)
 
 
 class EventNotifier:
@@ -130,6 +131,7 @@ def _event(row: Any) -> DomainEvent:
         occurred_at=row[5],
         data=orjson.loads(row[6]),
         origin=Origin(request_id=row[7], actor=row[8]),
+        event_id=row[0],
     )
 
 
@@ -160,8 +162,15 @@ class OutboxRelay:
     async def run_once(self) -> int:
         """One batch for every subscriber no other worker holds; how many events were handled."""
         handled = 0
+        failed: Exception | None = None
         for subscriber in self._subscribers:
-            handled += await self._deliver(subscriber)
+            try:
+                handled += await self._deliver(subscriber)
+            except Exception as exc:  # one subscriber's failure (a broker down) stops no other
+                log.warning("relay: delivery failed", subscriber=subscriber.name, exc_info=True)
+                failed = exc
+        if failed is not None and not handled:
+            raise failed
         return handled
 
     async def _deliver(self, subscriber: Subscriber) -> int:
@@ -243,6 +252,10 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for subscriber in self._subscribers:
+            if subscriber.close is not None:
+                with contextlib.suppress(Exception):
+                    await subscriber.close()
         if self._listener is not None:
             # Never back to a pool with its listener: the connection is discarded.
             with contextlib.suppress(Exception):
