@@ -148,6 +148,18 @@ async def test_the_relay_redelivers_what_a_failed_or_killed_delivery_left_and_lo
                 raise RuntimeError("the worker died here")  # events 0-2 handled, not recorded
             handled.append(event.data["name"])
 
+    async with asyncio.timeout(20):  # all six final (no older transaction of the server left)
+        while True:
+            async with engine.connect() as conn:
+                final = await conn.scalar(
+                    text(
+                        "SELECT count(*) FROM events WHERE xid < "
+                        "CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS text) AS bigint)"
+                    )
+                )
+            if final == 6:
+                break
+            await asyncio.sleep(0.05)
     relay = OutboxRelay(engine, [Subscriber("test.flaky", flaky)], EventNotifier(), batch_size=4)
     deadline = time.monotonic() + 20
     while handled[-1:] != ["Author 5"] and time.monotonic() < deadline:
