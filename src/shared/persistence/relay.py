@@ -157,6 +157,7 @@ class OutboxRelay:
         self._retention_days = retention_days
         self._prune_every = prune_every_seconds
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._listener: AsyncConnection | None = None
 
     async def run_once(self) -> int:
@@ -226,7 +227,7 @@ class OutboxRelay:
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         next_prune = loop.time()
-        while True:
+        while not self._stopping:
             try:
                 if loop.time() >= next_prune:
                     next_prune = loop.time() + self._prune_every
@@ -237,20 +238,29 @@ class OutboxRelay:
             except Exception:
                 log.exception("relay: a delivery failed; retrying")
                 handled = 0
-            if not handled:
+            if not handled and not self._stopping:
                 await self._notifier.wait(self._poll)
 
     async def start(self) -> None:
         """Listen, and deliver in a background task."""
+        self._stopping = False
         await self._listen()
         self._task = asyncio.create_task(self._loop(), name="outbox-relay")
 
     async def stop(self) -> None:
         """Stop delivering (a handler cut short is delivered again next time) and close."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Between two deliveries, not in the middle of one: a statement cancelled while on
+            # the wire can leave its connection waiting for the server. Cancelled only if a
+            # delivery does not end in time (it is then delivered again next time).
+            self._stopping = True
+            self._notifier.notify()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
         for subscriber in self._subscribers:
             if subscriber.close is not None:
