@@ -36,6 +36,7 @@ from library.books.application.queries import (
 from library.books.domain.errors import DuplicateIsbnError, UnknownAuthorsError
 from library.books.domain.model import Book
 from shared.kernel.errors import ConcurrentUpdateError, RuleViolationError
+from shared.kernel.events import DomainEvent
 
 YEAR_LAST_ASC = 2_147_483_647
 YEAR_LAST_DESC = -2_147_483_648
@@ -360,12 +361,25 @@ def _sort_value(sort: BookSort, value: Any) -> Any:
     return value
 
 
+class FakeOutbox:
+    """The outbox port in memory: ``pending`` until the unit of work commits."""
+
+    def __init__(self) -> None:
+        self.pending: list[DomainEvent] = []
+
+    def record(self, *events: DomainEvent) -> None:
+        self.pending.extend(events)
+
+
 class _FakeUnitOfWork:
-    """Shared behaviour: a private copy on enter, published on commit, counted."""
+    """Shared behaviour: a private copy on enter, published on commit, counted; the events
+    recorded on ``outbox`` are ``events`` once committed."""
 
     def __init__(self) -> None:
         self.commits = 0
         self._active = False
+        self.outbox = FakeOutbox()
+        self.events: list[DomainEvent] = []
 
     @property
     def committed(self) -> bool:
@@ -375,6 +389,7 @@ class _FakeUnitOfWork:
         if self._active:
             raise RuntimeError("a unit of work cannot be entered twice")
         self._active = True
+        self.outbox = FakeOutbox()
         self._begin()
         return self
 
@@ -388,6 +403,8 @@ class _FakeUnitOfWork:
 
     async def commit(self) -> None:
         self._publish()
+        self.events.extend(self.outbox.pending)
+        self.outbox.pending = []
         self.commits += 1
 
     def _begin(self) -> None:

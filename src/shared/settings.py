@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     # a round trip, and a read that meets a dead one is retried): only for networks that drop
     # connections without closing them.
     db_pool_pre_ping: bool = False
+    # Domain events (docs/events.md): the outbox relay delivers them to in-process subscribers
+    # (the books' copy of author names) on an engine of its own of this many connections, and
+    # polls every events_poll_seconds when no NOTIFY wakes it (long polls of the feed too).
+    events_relay_enabled: bool = True
+    events_relay_pool_size: int = Field(default=3, ge=3, le=20)  # LISTEN, position, handler
+    events_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # When set, every event is also published to this NATS server (subjects library.events.*).
+    events_nats_url: str | None = None
+    # Events older than this are pruned (in batches of 1,000, once a minute, by the relay).
+    events_retention_days: int = Field(default=30, ge=1, le=36_500)
     # How close a word of an author's name must be to the query to count as a typo of it
     # (pg_trgm word_similarity, 0-1): 0.5 lets "tolkein" find "Tolkien".
     search_typo_threshold: float = Field(default=0.5, ge=0.1, le=1.0)

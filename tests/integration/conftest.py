@@ -118,7 +118,14 @@ async def clean_database(engine: AsyncEngine) -> None:
     # and the credits' trigger then finds no book to refresh, so no book is updated (a test
     # counts the updates of its own transaction, and a backend's unflushed counts show there).
     async with engine.begin() as conn:
-        for table in ("books", "authors", "idempotency_keys"):
+        for table in (
+            "books",
+            "credited_author_names",
+            "authors",
+            "idempotency_keys",
+            "events",
+            "relay_positions",  # a running relay starts its subscribers again from the start
+        ):
             await conn.execute(text(f"DELETE FROM {table}"))
 
 

@@ -8,6 +8,7 @@ recomputes that, independently of the triggers, and names the books where it dif
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 
@@ -59,3 +60,14 @@ async def check_credit_copies(engine: AsyncEngine) -> CreditCopies:
         counts = (await conn.execute(_COUNTS)).one()
         stale = list(await conn.scalars(_STALE))
     return CreditCopies(books=counts.books, with_coauthors=counts.with_coauthors, stale=stale)
+
+
+async def settled_credit_copies(engine: AsyncEngine) -> CreditCopies:
+    """The copies once the outbox relay has applied the renames committed so far (a rename
+    reaches the books' copy through ``author.updated``, a few milliseconds after its commit)."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        copies = await check_credit_copies(engine)
+        if not copies.stale or asyncio.get_running_loop().time() > deadline:
+            return copies
+        await asyncio.sleep(0.05)

@@ -27,6 +27,10 @@ VIOLATIONS = {
         "library/authors/domain/_planted.py",
         "import library.authors.application.services\n",
     ),
+    "changes-layers": (
+        "library/changes/application/_planted.py",
+        "import library.changes.infrastructure.reader\n",
+    ),
     "pure-core": ("library/books/domain/_planted.py", "import sqlalchemy\n"),
     "shared-kernel": ("shared/_planted.py", "import library.authors.domain.model\n"),
 }

@@ -37,6 +37,7 @@ def test_operation_ids_are_the_route_functions_names() -> None:
     assert ids == {
         ("post", "/api/v1/books"): "create_book",
         ("get", "/api/v1/books"): "list_books",
+        ("get", "/api/v1/changes"): "list_changes",
         ("get", "/api/v1/books/{book_id}"): "get_book",
         ("patch", "/api/v1/books/{book_id}"): "update_book",
         ("delete", "/api/v1/books/{book_id}"): "delete_book",

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from library.books.application.credited_names import CreditedNamesKeeper
 from library.books.application.importing import BookImporter
 from library.books.application.ports import AuthorDirectory
 from library.books.application.queries import BookQueries
 from library.books.application.services import BookService
+from library.books.infrastructure.credited_names import SqlAlchemyAuthorNameCopies
 from library.books.infrastructure.reader import AsyncpgBookReader
 from library.books.infrastructure.unit_of_work import SqlAlchemyBooksUnitOfWork
 from library.books.public import BooksFacade
@@ -24,6 +26,10 @@ class BooksContainer(containers.DeclarativeContainer):
         providers.Dependency()
     )
     read_pool: providers.Dependency[ReadPool] = providers.Dependency()
+    # The outbox relay's sessions (its own engine): the subscriber's writes run on them.
+    relay_session_factory: providers.Dependency[async_sessionmaker[AsyncSession]] = (
+        providers.Dependency()
+    )
     author_directory: providers.Dependency[AuthorDirectory] = providers.Dependency()
 
     # The read side: stateless, built once, shared by every request.
@@ -40,3 +46,9 @@ class BooksContainer(containers.DeclarativeContainer):
         BookImporter, uow=unit_of_work, authors=author_directory, reads=read_unit_of_work
     )
     facade = providers.Singleton(BooksFacade, queries=queries)
+    # The relay's subscriber keeping the credited authors' names (from the authors' events).
+    # (Factories: the relay, a singleton of the root container, builds its subscriber once.)
+    credited_names = providers.Factory(
+        CreditedNamesKeeper,
+        copies=providers.Factory(SqlAlchemyAuthorNameCopies, session_factory=relay_session_factory),
+    )

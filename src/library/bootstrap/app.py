@@ -21,6 +21,7 @@ from library.books.api.router import add_routes as add_books_routes
 from library.bootstrap.container import RootContainer
 from library.bootstrap.errors import install_driver_error_handlers
 from library.bootstrap.health import create_router as health_router
+from library.changes.api.router import create_router as changes_router
 from shared.logging import configure_logging
 from shared.settings import Settings
 from shared.web.admission import AdmissionMiddleware
@@ -80,6 +81,10 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
         await observability.start(engine, read_pool)
         if authenticator is not None:
             await authenticator.start()  # a JWKS URL is fetched once here, then cached
+        # The outbox relay (docs/events.md) delivers events to the books' copy of author names.
+        relay = container.relay() if settings.events_relay_enabled else None
+        if relay is not None:
+            await relay.start()
         # What start-up allocated lives as long as the process: keep it out of every later
         # garbage collection (a full collection over it was the p99 of a request).
         gc.collect()
@@ -90,6 +95,12 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
         try:
             yield
         finally:
+            if relay is not None:
+                await relay.stop()
+                await container.relay_engine().dispose()
+                container.relay.reset()
+                container.relay_engine.reset()
+                container.relay_session_factory.reset()
             observability.stop()
             await read_pool.close()
             await engine.dispose()
@@ -168,6 +179,7 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
     add_authors_routes(
         app.router, API_PREFIX, container.authors.queries(), container.authors.service, auth
     )
+    app.include_router(changes_router(container.changes.feed(), auth), prefix=API_PREFIX)
     app.include_router(health_router(container.health))
     # Metrics and tracing (docs/operations.md "Metrics and tracing"): nothing is installed for
     # what is off.

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dependency_injector import containers, providers
 
 from library.authors.container import AuthorsContainer
+from library.books.application.credited_names import CreditedNamesKeeper
 from library.books.container import BooksContainer
 from library.bootstrap.adapters import AuthorDirectoryAdapter, BookCatalogAdapter
 from library.bootstrap.health import HealthCheck
 from library.bootstrap.observability import Observability
+from library.changes.container import ChangesContainer
+from shared.messaging.nats import SUBSCRIBER as NATS
+from shared.messaging.nats import NatsPublisher
 from shared.observability.metrics import package_version
 from shared.observability.tracing import tracer_provider_from_env
 from shared.persistence.db import (
@@ -18,6 +22,7 @@ from shared.persistence.db import (
     server_settings,
 )
 from shared.persistence.reads import ReadPool
+from shared.persistence.relay import EventNotifier, OutboxRelay, Subscriber
 from shared.settings import Settings
 
 
@@ -33,6 +38,27 @@ class RootContainer(containers.DeclarativeContainer):
         ReadPool, settings=settings, server_settings=providers.Callable(server_settings, settings)
     )
 
+    # The outbox relay's engine (docs/events.md): a few connections of its own, so deliveries
+    # never wait for the requests' pool (nor show in its statistics).
+    relay_engine = providers.Singleton(
+        create_engine,
+        providers.Callable(
+            lambda s: s.model_copy(
+                update={
+                    "db_pool_size": s.events_relay_pool_size,
+                    "db_max_overflow": 0,
+                    # Told apart from the requests' sessions in pg_stat_activity.
+                    "db_application_name": f"{s.db_application_name[:57]}-relay",
+                }
+            ),
+            settings,
+        ),
+    )
+    relay_session_factory = providers.Singleton(create_session_factory, relay_engine)
+    notifier = providers.Singleton(
+        EventNotifier, poll_seconds=providers.Callable(lambda s: s.events_poll_seconds, settings)
+    )
+
     authors = providers.Container(
         AuthorsContainer, session_factory=session_factory, read_pool=read_pool
     )
@@ -41,11 +67,37 @@ class RootContainer(containers.DeclarativeContainer):
         session_factory=session_factory,
         read_session_factory=read_session_factory,
         read_pool=read_pool,
+        relay_session_factory=relay_session_factory,
         author_directory=providers.Factory(AuthorDirectoryAdapter, authors=authors.facade),
     )
     # The contexts need each other's facades; a declarative container cannot refer forward,
     # so the authors' port is plugged in once the books container exists.
     authors.book_catalog.override(providers.Factory(BookCatalogAdapter, books=books.facade))
+
+    # The change feed reads the outbox both contexts write; it knows neither.
+    changes = providers.Container(ChangesContainer, read_pool=read_pool, signal=notifier)
+    relay = providers.Singleton(
+        OutboxRelay,
+        engine=relay_engine,
+        subscribers=providers.Callable(
+            lambda keeper, nats_publisher: [
+                Subscriber(CreditedNamesKeeper.SUBSCRIBER, keeper.on_events),
+                *(
+                    []
+                    if nats_publisher is None
+                    else [Subscriber(NATS, nats_publisher.publish, nats_publisher.close)]
+                ),
+            ],
+            books.credited_names,
+            providers.Callable(
+                lambda s: None if s.events_nats_url is None else NatsPublisher(s.events_nats_url),
+                settings,
+            ),
+        ),
+        notifier=notifier,
+        poll_seconds=providers.Callable(lambda s: s.events_poll_seconds, settings),
+        retention_days=providers.Callable(lambda s: s.events_retention_days, settings),
+    )
 
     health = providers.Singleton(HealthCheck, engine=engine, settings=settings)
 

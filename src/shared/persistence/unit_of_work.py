@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.persistence.errors import DatabaseUnavailableError
 from shared.persistence.idempotency_store import SqlAlchemyIdempotencyStore
+from shared.persistence.outbox import SqlAlchemyOutbox
 
 log = structlog.get_logger("library.db")
 
@@ -34,10 +35,12 @@ class SqlAlchemyUnitOfWork(ABC):
     Repositories only add and flush; ``commit()`` here is the only commit. Closing the session
     without a commit rolls the transaction back and returns the connection to the pool.
     A unit of work is not re-entrant and is never shared between tasks. Every unit of work
-    carries the Idempotency-Key store, so a use case records its key in its own transaction.
+    carries the Idempotency-Key store, so a use case records its key in its own transaction,
+    and the outbox, so its domain events commit with its change (and only with it).
     """
 
     idempotency: SqlAlchemyIdempotencyStore
+    outbox: SqlAlchemyOutbox
 
     def __init__(
         self, session_factory: async_sessionmaker[AsyncSession], *, read_only: bool = False
@@ -63,6 +66,7 @@ class SqlAlchemyUnitOfWork(ABC):
             raise RuntimeError("a unit of work cannot be entered twice")
         self._session = await self._open_session()
         self.idempotency = SqlAlchemyIdempotencyStore(self._session)
+        self.outbox = SqlAlchemyOutbox(self._session)
         self._bind_repositories(self._session)
         return self
 
@@ -124,4 +128,5 @@ class SqlAlchemyUnitOfWork(ABC):
     async def commit(self) -> None:
         if self._read_only:
             raise RuntimeError("a read-only unit of work cannot commit")
+        await self.outbox.flush()  # the events no write statement took along
         await self.session.commit()

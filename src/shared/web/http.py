@@ -13,10 +13,13 @@ from urllib.parse import urlencode
 from fastapi import Header, Request, Response
 from pydantic import BaseModel
 
+from shared.kernel.events import Origin
 from shared.kernel.idempotency import KEY_MAX_LENGTH, Idempotency, StoredResponse
 from shared.kernel.pagination import Page
 from shared.kernel.preconditions import ANY_VERSION, IfMatch
 from shared.web.api import RequestModel
+from shared.web.auth import DEVELOPMENT_PRINCIPAL, Principal
+from shared.web.middleware import REQUEST_ID_KEY
 from shared.web.responses import JsonResponse, json_bytes
 
 T = TypeVar("T")
@@ -201,4 +204,13 @@ def send(stored: StoredResponse) -> Response:
         status_code=stored.status,
         headers=headers,
         media_type="application/json",
+    )
+
+
+def origin_of(request: Request, principal: Principal) -> Origin:
+    """Where a write comes from, for its events: the request's id and the token's ``sub``
+    (no actor when tokens are off: the development principal is nobody)."""
+    return Origin(
+        request_id=request.scope.get(REQUEST_ID_KEY),
+        actor=None if principal is DEVELOPMENT_PRINCIPAL else principal.sub,
     )

@@ -29,6 +29,8 @@ from shared.web.auth import SCOPE_KEY, AuthError, Principal
 from shared.web.problems import http_problem_body, internal_error_body, send_problem
 
 _REQUEST_ID = b"x-request-id"
+# Where the request's id waits for the routes (shared.web.http.origin_of): a scope key of ours.
+REQUEST_ID_KEY = "library.request_id"
 # Accept a caller's id only when it is short and printable, so logs cannot be forged or flooded.
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
@@ -96,6 +98,7 @@ class RequestContextMiddleware:
             request_id = incoming_id.decode("ascii")
         else:
             request_id = os.urandom(16).hex()  # uuid4().hex's form, without building a UUID
+        scope[REQUEST_ID_KEY] = request_id
         request_id_header = (_REQUEST_ID, request_id.encode("ascii"))
         status = 0  # set once the response has started
         etag = location = None  # a write's outcome, for the audit line

@@ -136,6 +136,17 @@ async def test_the_quirks_file_is_imported_and_served_by_the_api(
     assert [a["id"] for a in phoenix["authors"]] == [a["id"] for a in potter["authors"]]
     assert await scalar(engine, "SELECT count(*) FROM authors") == 15
     assert await scalar(engine, "SELECT count(*) FROM authors WHERE name = 'Somebody'") == 0
+    # One event per book and per author registered, as if each were created through the API.
+    assert (
+        await scalar(
+            engine,
+            "SELECT count(*) FROM books b JOIN events e ON e.resource_id = b.id "
+            "AND e.type = 'book.created' AND e.version = 1",
+        )
+        == 12
+    )
+    assert await scalar(engine, "SELECT count(*) FROM events WHERE type = 'author.created'") == 15
+    assert await scalar(engine, "SELECT count(*) FROM events") == 27
     # Each book's copy of its credits and its search document are what the credits say
     # (the NFD spelling of a name is credited under the stored, NFC, name).
     copies = await check_credit_copies(engine)
@@ -169,6 +180,7 @@ async def test_a_second_run_imports_nothing_and_registers_no_author(
     assert summary["authors registered"] == 0
     assert await scalar(engine, "SELECT count(*) FROM books") == 12
     assert await scalar(engine, "SELECT count(*) FROM authors") == 15
+    assert await scalar(engine, "SELECT count(*) FROM events") == 27  # the first run's only
 
 
 async def test_a_dry_run_reports_the_same_counts_and_writes_nothing(

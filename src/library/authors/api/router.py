@@ -27,6 +27,7 @@ from shared.web.http import (
     etag,
     idempotency,
     not_modified,
+    origin_of,
     page_response,
     parse_if_match,
     send,
@@ -82,9 +83,10 @@ def add_routes(
 
         command = RegisterAuthor(**body.values())
         once = idempotency(request, idempotency_key, body, respond, principal=principal.sub)
+        origin = origin_of(request, principal)
         if once is None:
-            return send(respond(await service().register_author(command)))
-        return send(await service().register_author(command, once))
+            return send(respond(await service().register_author(command, origin=origin)))
+        return send(await service().register_author(command, once, origin))
 
     @router.get(
         f"{prefix}/authors",
@@ -143,11 +145,14 @@ def add_routes(
         principal: Annotated[Principal, Security(auth.write, scopes=[WRITE])],
         author_id: uuid.UUID,
         body: AuthorPatch,
+        request: Request,
         response: Response,
         if_match: IfMatchParam,
     ) -> AuthorOut:
         """Change some of an author's fields (If-Match required)."""
-        author = await service().revise_author(author_id, ReviseAuthor(**body.given()), if_match)
+        author = await service().revise_author(
+            author_id, ReviseAuthor(**body.given()), if_match, origin_of(request, principal)
+        )
         response.headers["ETag"] = etag(author.version)
         return AuthorOut.model_validate(author)
 
@@ -160,8 +165,9 @@ def add_routes(
     async def delete_author(
         principal: Annotated[Principal, Security(auth.admin, scopes=[ADMIN])],
         author_id: uuid.UUID,
+        request: Request,
         if_match: IfMatchParam,
     ) -> Response:
         """Remove an author who is credited on no book (If-Match required)."""
-        await service().delete_author(author_id, if_match)
+        await service().delete_author(author_id, if_match, origin_of(request, principal))
         return Response(status_code=status.HTTP_204_NO_CONTENT)

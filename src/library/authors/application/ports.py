@@ -6,6 +6,7 @@ import uuid
 from typing import Protocol
 
 from library.authors.domain.repository import AuthorRepository
+from shared.kernel.events import Outbox
 from shared.kernel.idempotency import IdempotencyStore
 from shared.kernel.unit_of_work import UnitOfWork
 
@@ -15,6 +16,7 @@ class AuthorsUnitOfWork(UnitOfWork, Protocol):
 
     authors: AuthorRepository
     idempotency: IdempotencyStore
+    outbox: Outbox
 
 
 class BookCatalog(Protocol):

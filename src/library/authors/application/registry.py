@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from library.authors.application.ports import AuthorsUnitOfWork
+from library.authors.domain.events import author_created
 from library.authors.domain.model import Author, valid_name
 from shared.kernel.errors import RuleViolationError
+from shared.kernel.events import NO_ORIGIN
 from shared.kernel.values import utc_now
 
 
@@ -62,6 +64,9 @@ class AuthorNameRegistry:
             ]
             if new and register_missing:
                 await uow.authors.add_many(new)
+                # One event per author, as for an author created through the API (no request:
+                # an import is a batch job, its events name no request and no actor).
+                uow.outbox.record(*(author_created(a, NO_ORIGIN) for a in new))
                 await uow.commit()
         found.update({a.name: a.id for a in new})
         new_names = {a.name for a in new}

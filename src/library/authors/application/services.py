@@ -10,7 +10,14 @@ from typing import overload
 
 from library.authors.application.ports import AuthorsUnitOfWork, BookCatalog
 from library.authors.domain.errors import AuthorHasBooksError, AuthorNotFoundError
+from library.authors.domain.events import (
+    author_created,
+    author_deleted,
+    author_fields,
+    author_updated,
+)
 from library.authors.domain.model import Author
+from shared.kernel.events import NO_ORIGIN, Origin
 from shared.kernel.idempotency import Idempotency, StoredResponse, perform_once
 from shared.kernel.preconditions import ANY_VERSION, IfMatch
 from shared.kernel.values import UNSET, Unset, utc_now
@@ -50,20 +57,26 @@ class AuthorService:
         self._clock = clock
 
     @overload
-    async def register_author(self, command: RegisterAuthor, once: None = None) -> Author: ...
+    async def register_author(
+        self, command: RegisterAuthor, once: None = None, origin: Origin = NO_ORIGIN
+    ) -> Author: ...
 
     @overload
     async def register_author(
-        self, command: RegisterAuthor, once: Idempotency[Author]
+        self, command: RegisterAuthor, once: Idempotency[Author], origin: Origin = NO_ORIGIN
     ) -> StoredResponse: ...
 
     async def register_author(
-        self, command: RegisterAuthor, once: Idempotency[Author] | None = None
+        self,
+        command: RegisterAuthor,
+        once: Idempotency[Author] | None = None,
+        origin: Origin = NO_ORIGIN,
     ) -> Author | StoredResponse:
-        """Create an author.
+        """Create an author (and its ``author.created`` event, from ``origin``).
 
         With ``once``, the response is recorded under the client's key in the same transaction,
-        and a repeat of the request gets that response instead of a second author.
+        and a repeat of the request gets that response instead of a second author (and no
+        second event).
         """
         now = self._clock()
         author = Author.register(
@@ -77,6 +90,7 @@ class AuthorService:
 
             async def write() -> Author:
                 await uow.authors.add(author)
+                uow.outbox.record(author_created(author, origin))
                 return author
 
             result = await (
@@ -86,13 +100,19 @@ class AuthorService:
         return result
 
     async def revise_author(
-        self, author_id: uuid.UUID, command: ReviseAuthor, if_match: IfMatch = ANY_VERSION
+        self,
+        author_id: uuid.UUID,
+        command: ReviseAuthor,
+        if_match: IfMatch = ANY_VERSION,
+        origin: Origin = NO_ORIGIN,
     ) -> Author:
         """Apply a partial update to the version ``if_match`` accepts; the version grows only
-        when something changed (PreconditionFailedError if the author is at another version)."""
+        when something changed (PreconditionFailedError if the author is at another version),
+        and only then is an ``author.updated`` recorded."""
         async with self._uow as uow:
             author = await self._require(uow, author_id)
             if_match.check("Author", author_id, author.version)
+            before = author_fields(author)
             changed = author.revise(
                 name=command.name,
                 birth_year=command.birth_year,
@@ -103,10 +123,13 @@ class AuthorService:
             if changed:
                 with if_match.guard("Author", author_id):
                     await uow.authors.update(author)
+                uow.outbox.record(author_updated(author, before, origin))
                 await uow.commit()
         return author
 
-    async def delete_author(self, author_id: uuid.UUID, if_match: IfMatch = ANY_VERSION) -> None:
+    async def delete_author(
+        self, author_id: uuid.UUID, if_match: IfMatch = ANY_VERSION, origin: Origin = NO_ORIGIN
+    ) -> None:
         """Remove an author who is credited on no book (AuthorHasBooksError otherwise), if they
         are at a version ``if_match`` accepts."""
         # Asked before the transaction opens, so a request never holds two pooled connections.
@@ -119,6 +142,7 @@ class AuthorService:
                 raise AuthorHasBooksError(author_id)
             with if_match.guard("Author", author_id):
                 await uow.authors.delete(author)
+            uow.outbox.record(author_deleted(author, origin, now=self._clock()))
             await uow.commit()
 
     @staticmethod

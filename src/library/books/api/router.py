@@ -37,6 +37,7 @@ from shared.web.http import (
     etag,
     idempotency,
     not_modified,
+    origin_of,
     page_response,
     parse_if_match,
     send,
@@ -108,9 +109,10 @@ def add_routes(
 
         command = AddBook(**body.values())
         once = idempotency(request, idempotency_key, body, respond, principal=principal.sub)
+        origin = origin_of(request, principal)
         if once is None:
-            return send(respond(await service().add_book(command)))
-        return send(await service().add_book(command, once))
+            return send(respond(await service().add_book(command, origin=origin)))
+        return send(await service().add_book(command, once, origin))
 
     @router.get(
         f"{prefix}/books",
@@ -166,11 +168,14 @@ def add_routes(
         principal: Annotated[Principal, Security(auth.write, scopes=[WRITE])],
         book_id: uuid.UUID,
         body: BookPatch,
+        request: Request,
         response: Response,
         if_match: IfMatchParam,
     ) -> BookOut:
         """Change some of a book's fields (If-Match required); author_ids replaces the credit list."""  # noqa: E501
-        view = await service().revise_book(book_id, ReviseBook(**body.given()), if_match)
+        view = await service().revise_book(
+            book_id, ReviseBook(**body.given()), if_match, origin_of(request, principal)
+        )
         response.headers["ETag"] = etag(view.book.version)
         return BookOut.of(view)
 
@@ -183,8 +188,9 @@ def add_routes(
     async def delete_book(
         principal: Annotated[Principal, Security(auth.admin, scopes=[ADMIN])],
         book_id: uuid.UUID,
+        request: Request,
         if_match: IfMatchParam,
     ) -> Response:
         """Remove a book and its credits (If-Match required)."""
-        await service().delete_book(book_id, if_match)
+        await service().delete_book(book_id, if_match, origin_of(request, principal))
         return Response(status_code=status.HTTP_204_NO_CONTENT)

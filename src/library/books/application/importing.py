@@ -10,8 +10,10 @@ from datetime import datetime
 from enum import StrEnum
 
 from library.books.application.ports import AuthorDirectory, BooksUnitOfWork
+from library.books.domain.events import book_created
 from library.books.domain.model import Book, valid_author_ids
 from shared.kernel.errors import RuleViolationError
+from shared.kernel.events import NO_ORIGIN
 from shared.kernel.values import utc_now
 
 # An exported book (``library export``): ref, title, credited names in credit order, isbn13,
@@ -146,6 +148,11 @@ class BookImporter:
         else:
             async with self._uow as uow:
                 added = await uow.books.add_many(list(books.values()))
+                # One book.created per book imported, as through the API (a batch job: no
+                # request, no actor); written with the books, in their transaction.
+                uow.outbox.record(
+                    *(book_created(b, NO_ORIGIN) for b in books.values() if b.id in added)
+                )
                 await uow.commit()
         for i, book in books.items():
             outcomes[i] = (

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from library.books.domain.repository import BookRepository
+from shared.kernel.events import Outbox
 from shared.kernel.idempotency import IdempotencyStore
 from shared.kernel.unit_of_work import UnitOfWork
 
@@ -17,6 +18,7 @@ class BooksUnitOfWork(UnitOfWork, Protocol):
 
     books: BookRepository
     idempotency: IdempotencyStore
+    outbox: Outbox
 
 
 @dataclass(frozen=True, slots=True)

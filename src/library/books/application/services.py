@@ -14,7 +14,9 @@ from library.books.domain.errors import (
     DuplicateIsbnError,
     UnknownAuthorsError,
 )
+from library.books.domain.events import book_created, book_deleted, book_fields, book_updated
 from library.books.domain.model import Book
+from shared.kernel.events import NO_ORIGIN, Origin
 from shared.kernel.idempotency import Idempotency, StoredResponse, perform_once
 from shared.kernel.preconditions import ANY_VERSION, IfMatch
 from shared.kernel.values import UNSET, Unset, utc_now
@@ -77,15 +79,22 @@ class BookService:
         self._clock = clock
 
     @overload
-    async def add_book(self, command: AddBook, once: None = None) -> BookView: ...
+    async def add_book(
+        self, command: AddBook, once: None = None, origin: Origin = NO_ORIGIN
+    ) -> BookView: ...
 
     @overload
-    async def add_book(self, command: AddBook, once: Idempotency[BookView]) -> StoredResponse: ...
+    async def add_book(
+        self, command: AddBook, once: Idempotency[BookView], origin: Origin = NO_ORIGIN
+    ) -> StoredResponse: ...
 
     async def add_book(
-        self, command: AddBook, once: Idempotency[BookView] | None = None
+        self,
+        command: AddBook,
+        once: Idempotency[BookView] | None = None,
+        origin: Origin = NO_ORIGIN,
     ) -> BookView | StoredResponse:
-        """Create a book crediting existing authors.
+        """Create a book crediting existing authors (and its ``book.created``, from ``origin``).
 
         With ``once``, the response is recorded under the client's key in the same transaction,
         and a repeat of the request gets that response instead of a second book.
@@ -103,6 +112,8 @@ class BookService:
             async with self._uow as uow:
 
                 async def write() -> BookView:
+                    # Recorded first: the book's INSERT takes it along (no round trip of its own).
+                    uow.outbox.record(book_created(book, origin))
                     await uow.books.add(book)
                     return _view(book, await uow.books.credited_names(book.id))
 
@@ -119,14 +130,20 @@ class BookService:
         return result
 
     async def revise_book(
-        self, book_id: uuid.UUID, command: ReviseBook, if_match: IfMatch = ANY_VERSION
+        self,
+        book_id: uuid.UUID,
+        command: ReviseBook,
+        if_match: IfMatch = ANY_VERSION,
+        origin: Origin = NO_ORIGIN,
     ) -> BookView:
         """Apply a partial update to the version ``if_match`` accepts; the version grows only
-        when something changed (PreconditionFailedError if the book is at another version)."""
+        when something changed (PreconditionFailedError if the book is at another version),
+        and only then is a ``book.updated`` recorded."""
         try:
             async with self._uow as uow:
                 book = await self._require(uow, book_id)  # an unknown book is a 404 first
                 if_match.check("Book", book_id, book.version)
+                before = book_fields(book)
                 changed = book.revise(
                     title=command.title,
                     author_ids=command.author_ids,
@@ -138,6 +155,7 @@ class BookService:
                 if changed:
                     with if_match.guard("Book", book_id):
                         await uow.books.update(book)
+                    uow.outbox.record(book_updated(book, before, origin))
                 names = await uow.books.credited_names(book_id)
                 if changed:
                     await uow.commit()
@@ -150,13 +168,16 @@ class BookService:
             raise
         return _view(book, names)
 
-    async def delete_book(self, book_id: uuid.UUID, if_match: IfMatch = ANY_VERSION) -> None:
+    async def delete_book(
+        self, book_id: uuid.UUID, if_match: IfMatch = ANY_VERSION, origin: Origin = NO_ORIGIN
+    ) -> None:
         """Remove a book and its credits, if it is at a version ``if_match`` accepts."""
         async with self._uow as uow:
             book = await self._require(uow, book_id)
             if_match.check("Book", book_id, book.version)
             with if_match.guard("Book", book_id):
                 await uow.books.delete(book)
+            uow.outbox.record(book_deleted(book, origin, now=self._clock()))
             await uow.commit()
 
     async def _name_the_unknown(self, author_ids: Sequence[uuid.UUID]) -> None:

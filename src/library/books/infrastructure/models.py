@@ -120,3 +120,17 @@ class BookAuthorRow(Base):
         UniqueConstraint("book_id", "position", deferrable=True, initially="DEFERRED"),
         CheckConstraint(f"position BETWEEN 0 AND {MAX_AUTHORS - 1}", name="position_range"),
     )
+
+
+class CreditedAuthorNameRow(Base):
+    """A row of ``credited_author_names``: the books' copy of an author's name, at a version.
+
+    Kept from the authors' events (``author.created``, ``author.updated``) by the relay, so the
+    books context learns of renames without reading the authors' table.
+    """
+
+    __tablename__ = "credited_author_names"
+
+    author_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    version: Mapped[int]

@@ -30,6 +30,7 @@ from library.books.infrastructure.models import (
 from shared.kernel.errors import ConcurrentUpdateError
 from shared.persistence.db import flush
 from shared.persistence.errors import REFERENCE_VIOLATIONS, sqlstate, violated_constraint
+from shared.persistence.outbox import NO_EVENTS, RECORD_EVENTS, SqlAlchemyOutbox
 
 _Select = TypeVar("_Select", bound=Select[*tuple[Any, ...]])
 _ISBN_CONSTRAINT = "uq_books_isbn13"
@@ -56,8 +57,7 @@ _INSERT_BOOKS = text(
     RETURNING id
     """
 ).columns(id=Uuid())
-_INSERT_BOOK = text(
-    """
+_INSERT_ONE_BOOK = """
     INSERT INTO books (
         id, title, isbn13, publication_year, language, external_ref, created_at, updated_at,
         credited_ids, credited_names
@@ -72,8 +72,10 @@ _INSERT_BOOK = text(
         CAST(:book_ids AS uuid[]), CAST(:author_ids AS uuid[]), CAST(:positions AS smallint[])
     ) AS c ON true
     RETURNING version, credited_names
-    """
-)
+"""
+# The pending events (book.created) go in with the book: one statement, no round trip more.
+# (Two constants joined: no value is formatted into the SQL.)
+_INSERT_BOOK = text(RECORD_EVENTS + _INSERT_ONE_BOOK)
 _INSERT_CREDITS = text(
     """
     INSERT INTO book_authors (book_id, author_id, position)
@@ -87,8 +89,10 @@ _INSERT_CREDITS = text(
 class SqlAlchemyBookRepository:
     """Maps Book <-> BookRow (+ its credit rows) on one session. Adds and flushes; never commits."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, outbox: SqlAlchemyOutbox | None = None) -> None:
         self._session = session
+        # The unit of work's outbox: a book's INSERT writes the events pending on it.
+        self._outbox = outbox
         self._names: dict[uuid.UUID, tuple[str, ...]] = {}
 
     async def get(self, book_id: uuid.UUID) -> Book | None:
@@ -119,6 +123,7 @@ class SqlAlchemyBookRepository:
                     "external_ref": book.external_ref,
                     "created_at": book.created_at,
                     "updated_at": book.updated_at,
+                    "events": NO_EVENTS if self._outbox is None else self._outbox.take(),
                     **credits,
                 },
             )

@@ -1,0 +1,158 @@
+"""The soak test of issue 13: 16 clients make 10,000 writes while the relay is killed 5 times.
+
+Afterwards every committed write has exactly one event, the feed lists them all in order with
+no duplicates, and every book's author names match the authors'. The relay runs in a process
+of its own (``relay_worker``), killed with SIGKILL mid-delivery and started again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sys
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.settings import Settings
+from tests.integration.credit_copies import settled_credit_copies
+from tests.integration.helpers import API, running_app
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("clean_database")]
+
+CLIENTS = 16
+WRITES = int(os.environ.get("LIBRARY_SOAK_WRITES", "10000"))
+KILLS = 5
+
+
+async def start_relay(database_url: str) -> asyncio.subprocess.Process:
+    env = {**os.environ, "LIBRARY_DATABASE_URL": database_url, "LIBRARY_ENVIRONMENT": "test"}
+    env["LIBRARY_LOG_LEVEL"] = "WARNING"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.integration.events.relay_worker",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert b"relay started" in await asyncio.wait_for(process.stdout.readline(), 30)
+    return process
+
+
+async def test_16_clients_10000_writes_the_relay_killed_5_times(
+    settings: Settings, database_url: str, engine: AsyncEngine
+) -> None:
+    quiet = settings.model_copy(update={"events_relay_enabled": False, "log_level": "WARNING"})
+    acknowledged: list[tuple[str, str, int]] = []  # (type, resource id, version) of each 2xx
+    rng = random.Random(13)
+    relays = [await start_relay(database_url)]  # the one running is the last
+    try:
+        await soak(quiet, database_url, engine, acknowledged, rng, relays)
+    finally:
+        if relays[-1].returncode is None:
+            relays[-1].send_signal(signal.SIGKILL)
+            await relays[-1].wait()
+
+
+async def soak(
+    quiet: Settings,
+    database_url: str,
+    engine: AsyncEngine,
+    acknowledged: list[tuple[str, str, int]],
+    rng: random.Random,
+    relays: list[asyncio.subprocess.Process],
+) -> None:
+    async with running_app(quiet) as (_, client):
+        authors: list[dict[str, Any]] = []
+        books: list[str] = []
+        for n in range(20):
+            r = await client.post(f"{API}/authors", json={"name": f"Soak Author {n}"})
+            authors.append(r.json())
+            acknowledged.append(("author.created", r.json()["id"], 1))
+        done = 0
+
+        async def worker(k: int) -> None:
+            nonlocal done
+            while done < WRITES:
+                done += 1
+                roll = rng.random()
+                if roll < 0.5 or not books:
+                    picked = rng.sample(authors, 2)
+                    r = await client.post(
+                        f"{API}/books",
+                        json={"title": f"Soak {k}-{done}", "author_ids": [a["id"] for a in picked]},
+                    )
+                    assert r.status_code == 201, r.text
+                    books.append(r.json()["id"])
+                    acknowledged.append(("book.created", r.json()["id"], 1))
+                elif roll < 0.8:
+                    author = rng.choice(authors)
+                    r = await client.patch(
+                        f"{API}/authors/{author['id']}",
+                        json={"name": f"Soak Author {rng.randrange(10**9)}"},
+                        headers={"If-Match": "*"},
+                    )
+                    assert r.status_code in (200, 409), r.text
+                    if r.status_code == 200:
+                        acknowledged.append(("author.updated", author["id"], r.json()["version"]))
+                else:
+                    book = rng.choice(books)
+                    r = await client.patch(
+                        f"{API}/books/{book}",
+                        json={"title": f"Retitled {rng.randrange(10**9)}"},
+                        headers={"If-Match": "*"},
+                    )
+                    assert r.status_code in (200, 409), r.text
+                    if r.status_code == 200:
+                        acknowledged.append(("book.updated", book, r.json()["version"]))
+
+        async def killer() -> None:
+            for n in range(1, KILLS + 1):
+                # Spread over the run (polling a counter the writers share).
+                while done < n * WRITES // (KILLS + 1):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(rng.uniform(0, 0.5))
+                relays[-1].send_signal(signal.SIGKILL)  # mid-delivery: writes never stop
+                await relays[-1].wait()
+                relays.append(await start_relay(database_url))
+
+        started = time.monotonic()
+        await asyncio.gather(killer(), *(worker(k) for k in range(CLIENTS)))
+        elapsed = time.monotonic() - started
+
+        # Every acknowledged write has exactly one event (and no event lacks its write).
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(text("SELECT type, resource_id::text, version FROM events"))
+            ).all()
+        recorded = sorted(tuple(r) for r in rows)
+        assert recorded == sorted(acknowledged)
+
+        # The feed lists them all, in order, without duplicates.
+        seen: list[dict[str, Any]] = []
+        cursor = None
+        while len(seen) < len(recorded):
+            params: dict[str, Any] = {"limit": 100, "wait": 5}
+            if cursor:
+                params["cursor"] = cursor
+            response = await client.get(f"{API}/changes", params=params)
+            assert response.status_code == 200, response.text
+            page = response.json()
+            seen.extend(page["items"])
+            cursor = page["next_cursor"]
+        assert len({e["id"] for e in seen}) == len(seen) == len(recorded)
+        versions: dict[str, int] = {}
+        for event in seen:
+            assert event["version"] > versions.get(event["resource_id"], 0)
+            versions[event["resource_id"]] = event["version"]
+
+    # The last relay catches up: every book's author names match the authors'.
+    copies = await settled_credit_copies(engine)
+    assert copies.stale == []
+    print(f"soak: {len(acknowledged)} writes in {elapsed:.1f} s, relay killed {KILLS} times")
