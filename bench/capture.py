@@ -133,6 +133,9 @@ async def capture(database_url: str, scenarios: list[Scenario]) -> dict[str, Any
     os.environ["LIBRARY_ENVIRONMENT"] = "development"
     os.environ["LIBRARY_AUTH_DISABLED"] = "true"
     os.environ["LIBRARY_RATE_LIMIT_ENABLED"] = "false"
+    # The outbox relay's statements (its start-up, its polls) belong to no request: without it
+    # the capture holds each request's SQL only. The served app runs it, as production does.
+    os.environ["LIBRARY_EVENTS_RELAY_ENABLED"] = "false"
     from library.bootstrap.app import create_app
 
     recorder = Recorder()
