@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
@@ -42,6 +43,9 @@ def load(value: Any) -> Any:
     return value
 
 
+_PGBENCH_VARIABLE = re.compile(r":([A-Za-z_])")
+
+
 def sql_literal(value: Any) -> str:
     """``value`` as a PostgreSQL literal (for pgbench scripts; standard_conforming_strings on)."""
     if value is None:
@@ -53,4 +57,9 @@ def sql_literal(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "ARRAY[" + ", ".join(sql_literal(v) for v in value) + "]"
     text = value.isoformat() if isinstance(value, datetime | date) else str(value)
-    return "'" + text.replace("'", "''") + "'"
+    literal = "'" + text.replace("'", "''") + "'"
+    if _PGBENCH_VARIABLE.search(literal) is None:
+        return literal
+    # pgbench reads ``:name`` as one of its variables even inside a string (a JSON document's
+    # ``"key":null``): such a colon is concatenated in, where pgbench sees ``':'`` instead.
+    return "(" + _PGBENCH_VARIABLE.sub(lambda m: "' || ':' || '" + m.group(1), literal) + ")"
