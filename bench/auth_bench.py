@@ -65,6 +65,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--before-checkout", type=Path, help="a checkout to compare reads with")
+    parser.add_argument(
+        "--before-writes",
+        action="store_true",
+        help="compare POST with the before checkout too (it verifies the same tokens: a "
+        "checkout with auth, e.g. main before the outbox for issue 13's POST cost)",
+    )
     args = parser.parse_args(argv)
     dsn = args.database_url.replace("postgresql+asyncpg://", "postgresql://")
     cfg = Config.from_args(
@@ -131,6 +137,10 @@ def main(argv: list[str] | None = None) -> None:
                     {
                         "LIBRARY_ENVIRONMENT": "production",
                         "LIBRARY_ALEMBIC_CONFIG": str(before / "alembic.ini"),
+                        # Ignored by a checkout without tokens; verified by one with them.
+                        "LIBRARY_AUTH_JWKS_FILE": str(key.jwks_file),
+                        "LIBRARY_AUTH_ISSUER": devauth.DEV_ISSUER,
+                        "LIBRARY_AUTH_AUDIENCE": devauth.DEV_AUDIENCE,
                     },
                 ),
                 run_dir / "before.log",
@@ -144,8 +154,12 @@ def main(argv: list[str] | None = None) -> None:
             server.wait_until_serving("/health/live", timeout=240)  # three start at once
         for scenario in scenarios:
             print(f"\n{scenario.title}", flush=True)
-            # The checkout before this change has no auth: it is compared on reads only.
-            sides = [s for s in servers if scenario.method == "GET" or s.name != "before"]
+            # A checkout before tokens existed is compared on reads only (--before-writes: POST).
+            sides = [
+                s
+                for s in servers
+                if scenario.method == "GET" or s.name != "before" or args.before_writes
+            ]
             for server in sides:
                 driver.measure(server, scenario, cfg.warmup)
             rounds: list[dict[str, Any]] = []
