@@ -60,6 +60,7 @@ ALLOWED_FIELD_RULES: Mapping[tuple[str, str], str] = {
     ("death_year", "must not be before birth_year"): "a death before the birth",
     ("year_to", "must not be before year_from"): "year_from after year_to",
     ("sort", "needs a search (q)"): "sort=relevance without q",
+    ("start", "without a cursor"): "start=latest with a cursor",
 }
 
 

@@ -27,6 +27,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("clean_database")]
 
 CLIENTS = 16
 WRITES = int(os.environ.get("LIBRARY_SOAK_WRITES", "10000"))
+# What a write may be refused with, committing nothing: a conflict (409), or the database
+# overloaded (503: a lock or pool wait timed out, as the relay's batches hold the books' rows
+# of a renamed author); neither is acknowledged, so neither may have an event.
+REFUSED = (409, 503)
 KILLS = 5
 
 
@@ -88,9 +92,10 @@ async def soak(
                         f"{API}/books",
                         json={"title": f"Soak {k}-{done}", "author_ids": [a["id"] for a in picked]},
                     )
-                    assert r.status_code == 201, r.text
-                    books.append(r.json()["id"])
-                    acknowledged.append(("book.created", r.json()["id"], 1))
+                    assert r.status_code in (201, *REFUSED), r.text
+                    if r.status_code == 201:
+                        books.append(r.json()["id"])
+                        acknowledged.append(("book.created", r.json()["id"], 1))
                 elif roll < 0.8:
                     author = rng.choice(authors)
                     r = await client.patch(
@@ -98,7 +103,7 @@ async def soak(
                         json={"name": f"Soak Author {rng.randrange(10**9)}"},
                         headers={"If-Match": "*"},
                     )
-                    assert r.status_code in (200, 409), r.text
+                    assert r.status_code in (200, *REFUSED), r.text
                     if r.status_code == 200:
                         acknowledged.append(("author.updated", author["id"], r.json()["version"]))
                 else:
@@ -108,7 +113,7 @@ async def soak(
                         json={"title": f"Retitled {rng.randrange(10**9)}"},
                         headers={"If-Match": "*"},
                     )
-                    assert r.status_code in (200, 409), r.text
+                    assert r.status_code in (200, *REFUSED), r.text
                     if r.status_code == 200:
                         acknowledged.append(("book.updated", book, r.json()["version"]))
 
@@ -133,6 +138,7 @@ async def soak(
             ).all()
         recorded = sorted(tuple(r) for r in rows)
         assert recorded == sorted(acknowledged)
+        assert len(acknowledged) > WRITES // 2  # a soak of writes, not of refusals
 
         # The feed lists them all, in order, without duplicates.
         seen: list[dict[str, Any]] = []
