@@ -102,22 +102,20 @@ def count(dsn: str, shape: str, requests: int, out_dir: Path) -> tuple[int, Path
             "--control",
             str(control),
         ]
+
+        def instrument(state: str) -> None:
+            """Switch counting on or off in the running valgrind (between the requests)."""
+            command = [control_tool, "-i", state, str(process.pid)]
+            subprocess.run(command, check=True, capture_output=True)  # noqa: S603
+
         log = (out_dir / f"callgrind-{shape}.log").open("wb")
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
         try:
             _wait_for(control / "ready", process)
-            subprocess.run(  # noqa: S603
-                [control_tool, "-i", "on", str(process.pid)],
-                check=True,
-                capture_output=True,
-            )
+            instrument("on")
             (control / "go").touch()
             _wait_for(control / "done", process)
-            subprocess.run(  # noqa: S603
-                [control_tool, "-i", "off", str(process.pid)],
-                check=True,
-                capture_output=True,
-            )
+            instrument("off")
             (control / "stop").touch()
             process.wait(timeout=300)
         finally:
