@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from library.bootstrap.app import create_app
 from library.bootstrap.container import RootContainer
@@ -15,6 +18,49 @@ from shared.settings import Settings
 from tests.auth import bearer
 
 API = "/api/v1"
+
+# The tables every test empties (books first: their credits go with them, ON DELETE CASCADE, and
+# the credits' trigger then finds no book to refresh, so no book is updated: a test counts the
+# updates of its own transaction, and a backend's unflushed counts show there).
+TABLES = (
+    "books",
+    "credited_author_names",
+    "authors",
+    "idempotency_keys",
+    "events",
+    "relay_positions",  # a running relay starts its subscribers again from the start
+)
+
+
+async def vacuum(engine: AsyncEngine, tables: tuple[str, ...] = TABLES) -> None:
+    """VACUUM the tables (what autovacuum would do; writes go on meanwhile)."""
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(f"VACUUM {', '.join(tables)}"))
+
+
+_RELAY_BEHIND = text(
+    """
+    SELECT count(*) FROM events
+    WHERE NOT EXISTS (
+        SELECT 1 FROM relay_positions p
+        WHERE p.subscriber = 'books.credited_names' AND (p.xid, p.id) >= (events.xid, events.id)
+    )
+    """
+)
+
+
+async def relay_caught_up(engine: AsyncEngine, seconds: float = 20) -> None:
+    """Return once the books' keeper has handled every recorded event (the app's relay is then
+    idle: it holds no transaction and no row), or fail after ``seconds``."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        async with engine.connect() as conn:
+            behind = await conn.scalar(_RELAY_BEHIND)
+        if not behind:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"the relay is {behind} events behind"
+        await asyncio.sleep(0.05)
 
 
 async def create_author(

@@ -19,11 +19,12 @@ from library.authors.application.services import AuthorService, ReviseAuthor
 from library.authors.infrastructure.unit_of_work import SqlAlchemyAuthorsUnitOfWork
 from library.books.application.ports import BooksUnitOfWork
 from library.books.application.services import AddBook, BookService
+from library.books.infrastructure.credited_names import SqlAlchemyAuthorNameCopies
 from library.books.infrastructure.unit_of_work import SqlAlchemyBooksUnitOfWork
 from shared.kernel.events import DomainEvent
 from shared.persistence.relay import EventNotifier, OutboxRelay, Subscriber
 from tests.integration.credit_copies import settled_credit_copies
-from tests.integration.helpers import API, create_author, create_book
+from tests.integration.helpers import API, create_author, create_book, relay_caught_up
 
 pytestmark = pytest.mark.usefixtures("clean_database")
 
@@ -106,6 +107,39 @@ async def test_a_book_created_during_a_rename_ends_with_the_new_name(
     await rename
     assert await names_of_book(client, book["id"], "New Name") == ["New Name"]
     assert (await settled_credit_copies(engine)).stale == []
+
+
+async def test_a_rename_reaches_its_books_a_few_per_transaction(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """A renamed author's books are given the new name a bounded number per transaction: a book
+    another transaction holds delays only its own few, the others have the name already (one
+    transaction for all held every book's lock until the last could be written)."""
+    author = await create_author(client, "Old Name")
+    books = [await create_book(client, f"Book {n}", [author["id"]]) for n in range(6)]
+    ids = sorted(uuid.UUID(b["id"]) for b in books)
+    copies = SqlAlchemyAuthorNameCopies(session_factory, books_per_transaction=2)
+    await relay_caught_up(engine)  # the app's relay is done with the books' own events
+
+    async def names() -> dict[uuid.UUID, list[str]]:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SELECT id, credited_names FROM books"))
+            return {row[0]: list(row[1]) for row in rows}
+
+    async with engine.connect() as holder, holder.begin():
+        # A write holds the last book (in id order: the last of the keeper's transactions).
+        await holder.execute(text("SELECT 1 FROM books WHERE id = :id FOR UPDATE"), {"id": ids[-1]})
+        # Applied directly, with no event (the app's relay has nothing to redo behind it).
+        rename = asyncio.create_task(copies.apply({uuid.UUID(author["id"]): ("New", 99)}, []))
+        deadline = time.monotonic() + 4  # within the keeper's lock timeout (5 s)
+        while (await names())[ids[3]] != ["New"] and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        seen = await names()
+        assert [seen[i] for i in ids] == [["New"]] * 4 + [["Old Name"]] * 2
+    await asyncio.wait_for(rename, 10)
+    assert set(map(tuple, (await names()).values())) == {("New",)}
 
 
 async def test_a_rename_during_a_book_create_ends_with_the_new_name(

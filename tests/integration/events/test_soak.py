@@ -8,6 +8,7 @@ of its own (``relay_worker``), killed with SIGKILL mid-delivery and started agai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.settings import Settings
 from tests.integration.credit_copies import settled_credit_copies
-from tests.integration.helpers import API, running_app
+from tests.integration.helpers import API, running_app, vacuum
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("clean_database")]
 
@@ -37,6 +38,39 @@ REFUSED = (409, 503)
 # not the outbox's, so the soak spreads its books over a catalog's worth of authors.
 AUTHORS = 200
 KILLS = 5
+# The whole soak, and the feed's catch-up without a new event, are bounded: a stalled relay or
+# feed fails the test with what the database was doing, instead of hanging the run.
+DEADLINE_SECONDS = 900
+FEED_STALL_SECONDS = 60
+VACUUM_EVERY_SECONDS = 5
+_ACTIVITY = text(
+    """
+    SELECT application_name, state, wait_event_type, wait_event,
+           round(extract(epoch FROM now() - xact_start)) AS xact_seconds, left(query, 120)
+    FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid()
+    ORDER BY xact_start NULLS LAST
+    """
+)
+
+
+async def diagnosis(engine: AsyncEngine) -> str:
+    """What the database's sessions are doing, and how far the relay has got."""
+    async with engine.connect() as conn:
+        activity = (await conn.execute(_ACTIVITY)).all()
+        positions = (await conn.execute(text("SELECT * FROM relay_positions"))).all()
+        backlog = (await conn.execute(text("SELECT count(*), max(xid) FROM events"))).one()
+    lines = [f"events: {backlog[0]} (max xid {backlog[1]}); relay positions: {positions}"]
+    lines += [" | ".join(str(v) for v in row) for row in activity]
+    return "\n".join(lines)
+
+
+drains: set[asyncio.Task[None]] = set()  # each ends at its relay's end (EOF)
+
+
+async def drain(stream: asyncio.StreamReader) -> None:
+    while await stream.read(65536):
+        pass
 
 
 async def start_relay(database_url: str) -> asyncio.subprocess.Process:
@@ -51,19 +85,46 @@ async def start_relay(database_url: str) -> asyncio.subprocess.Process:
     )
     assert process.stdout is not None
     assert b"relay started" in await asyncio.wait_for(process.stdout.readline(), 30)
+    # What it logs afterwards is read and dropped: a full pipe would block the relay mid-delivery.
+    task = asyncio.create_task(drain(process.stdout))
+    drains.add(task)
+    task.add_done_callback(drains.discard)
     return process
 
 
+async def stand_in_for_autovacuum(engine: AsyncEngine) -> None:
+    """VACUUM the written tables every few seconds, as autovacuum would (until cancelled).
+
+    On a server without autovacuum (the machine's PostgreSQL 15 here), every rename and retitle
+    leaves a dead row version that nothing removes: within minutes each foreign-key check and
+    book update walked tens of thousands of them (authors: 200 live rows, 20,000 dead), the
+    writes and the relay's batches took seconds each, and a CI run hung here."""
+    while True:
+        await asyncio.sleep(VACUUM_EVERY_SECONDS)
+        await vacuum(engine)
+
+
 async def test_16_clients_10000_writes_the_relay_killed_5_times(
-    settings: Settings, database_url: str, engine: AsyncEngine
+    settings: Settings, database_url: str, engine: AsyncEngine, autovacuum_off: bool
 ) -> None:
     quiet = settings.model_copy(update={"events_relay_enabled": False, "log_level": "WARNING"})
     acknowledged: list[tuple[str, str, int]] = []  # (type, resource id, version) of each 2xx
     rng = random.Random(13)
     relays = [await start_relay(database_url)]  # the one running is the last
+    vacuumer = asyncio.create_task(stand_in_for_autovacuum(engine)) if autovacuum_off else None
     try:
-        await soak(quiet, database_url, engine, acknowledged, rng, relays)
+        async with asyncio.timeout(DEADLINE_SECONDS):
+            await soak(quiet, database_url, engine, acknowledged, rng, relays)
+    except TimeoutError:
+        pytest.fail(
+            f"the soak did not end within {DEADLINE_SECONDS} s ({len(acknowledged)} writes "
+            f"acknowledged):\n{await diagnosis(engine)}"
+        )
     finally:
+        if vacuumer is not None:
+            vacuumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await vacuumer
         if relays[-1].returncode is None:
             relays[-1].send_signal(signal.SIGKILL)
             await relays[-1].wait()
@@ -148,7 +209,13 @@ async def soak(
         # The feed lists them all, in order, without duplicates.
         seen: list[dict[str, Any]] = []
         cursor = None
+        progressed = time.monotonic()
         while len(seen) < len(recorded):
+            if time.monotonic() - progressed > FEED_STALL_SECONDS:
+                pytest.fail(
+                    f"the feed listed {len(seen)} of {len(recorded)} events and nothing more "
+                    f"for {FEED_STALL_SECONDS} s:\n{await diagnosis(engine)}"
+                )
             params: dict[str, Any] = {"limit": 100, "wait": 5}
             if cursor:
                 params["cursor"] = cursor
@@ -157,6 +224,8 @@ async def soak(
             page = response.json()
             seen.extend(page["items"])
             cursor = page["next_cursor"]
+            if page["items"]:
+                progressed = time.monotonic()
         assert len({e["id"] for e in seen}) == len(seen) == len(recorded)
         versions: dict[str, int] = {}
         for event in seen:

@@ -26,9 +26,9 @@ class AuthorNameCopies(Protocol):
     async def apply(
         self, names: Mapping[uuid.UUID, tuple[str, int]], book_ids: Sequence[uuid.UUID]
     ) -> None:
-        """In one transaction: keep each author's (name, version) unless a later version is
-        kept already; then give the books crediting those authors, and ``book_ids``, the kept
-        names (idempotent)."""
+        """Keep each author's (name, version) unless a later version is kept already; then give
+        the books crediting those authors, and ``book_ids``, the kept names. Idempotent: when
+        cut short, the same call again completes it (the relay delivers the batch again)."""
         ...
 
 
