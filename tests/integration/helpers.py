@@ -29,6 +29,7 @@ TABLES = (
     "idempotency_keys",
     "events",
     "relay_positions",  # a running relay starts its subscribers again from the start
+    "events_pruned",
 )
 
 

@@ -113,6 +113,13 @@ class IdempotencyKeyReusedError(RuleViolationError):
     title = "Idempotency-Key reused with another request"
 
 
+class GoneError(DomainError):
+    """What the request asks for existed and was deleted for good (by retention)."""
+
+    code = "gone"
+    title = "Gone"
+
+
 class ServiceUnavailableError(DomainError):
     """A dependency (the database) cannot serve now; the client may retry later."""
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import BigInteger, Text, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Text, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -46,6 +46,18 @@ class RelayPositionRow(Base):
     subscriber: Mapped[str] = mapped_column(Text, primary_key=True)
     xid: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     id: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+
+
+class PrunedEventsRow(Base):
+    """``events_pruned``: the last feed position retention deleted (one row; none before the
+    first prune). The change feed refuses a cursor before it (410): its reader missed events."""
+
+    __tablename__ = "events_pruned"
+    __table_args__ = (CheckConstraint("singleton", name="one_row"),)
+
+    singleton: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default=text("true"))
+    xid: Mapped[int] = mapped_column(BigInteger)
+    id: Mapped[int] = mapped_column(BigInteger)
 
 
 Handler = Callable[[Sequence[DomainEvent]], Awaitable[None]]
@@ -103,19 +115,29 @@ _NEXT = text(
 )
 _ADVANCE = text("UPDATE relay_positions SET xid = :xid, id = :id WHERE subscriber = :name")
 # Retention: a small batch at a time, rows another transaction holds skipped, and never an
-# event a subscriber has still to handle (its position is before it).
+# event a subscriber has still to handle (its position is before it). The last position
+# deleted is kept in events_pruned, in the same transaction: the feed refuses older cursors.
 _PRUNE = text(
     """
-    DELETE FROM events WHERE id IN (
-        SELECT id FROM events
-        WHERE occurred_at < now() - make_interval(days => :days)
-          AND NOT EXISTS (
-              SELECT 1 FROM relay_positions p WHERE (p.xid, p.id) < (events.xid, events.id)
-          )
-        ORDER BY occurred_at
-        LIMIT :batch
-        FOR UPDATE SKIP LOCKED
+    WITH deleted AS (
+        DELETE FROM events WHERE id IN (
+            SELECT id FROM events
+            WHERE occurred_at < now() - make_interval(days => :days)
+              AND NOT EXISTS (
+                  SELECT 1 FROM relay_positions p WHERE (p.xid, p.id) < (events.xid, events.id)
+              )
+            ORDER BY occurred_at
+            LIMIT :batch
+            FOR UPDATE SKIP LOCKED
+        )
+        RETURNING xid, id
+    ), moved AS (
+        INSERT INTO events_pruned (singleton, xid, id)
+        SELECT true, xid, id FROM deleted ORDER BY xid DESC, id DESC LIMIT 1
+        ON CONFLICT (singleton) DO UPDATE SET xid = excluded.xid, id = excluded.id
+        WHERE (excluded.xid, excluded.id) > (events_pruned.xid, events_pruned.id)
     )
+    SELECT count(*) FROM deleted
     """
 )
 PRUNE_BATCH = 1000
@@ -219,7 +241,7 @@ class OutboxRelay:
                 result = await conn.execute(
                     _PRUNE, {"days": self._retention_days, "batch": PRUNE_BATCH}
                 )
-            count = result.rowcount or 0
+                count = int(result.scalar_one())
             deleted += count
             if count < PRUNE_BATCH:
                 return deleted

@@ -25,6 +25,7 @@ from shared.kernel.errors import (
     ConflictError,
     DomainError,
     FieldError,
+    GoneError,
     NotFoundError,
     PreconditionFailedError,
     PreconditionRequiredError,
@@ -70,6 +71,7 @@ class Problem(BaseModel):
 
 _STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
     (NotFoundError, 404),
+    (GoneError, 410),
     (ConflictError, 409),
     (RuleViolationError, 422),
     (PreconditionFailedError, 412),
@@ -82,6 +84,7 @@ _DESCRIPTIONS = {
     403: "The token lacks the scope this operation needs (see WWW-Authenticate)",
     404: "Not found",
     409: "Conflict with the current state",
+    410: "Gone for good: what the request names was deleted (e.g. by retention)",
     412: "Precondition failed: If-Match does not name the current version; nothing changed",
     413: "The request body is larger than the configured limit",
     422: "Validation error",

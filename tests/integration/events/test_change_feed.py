@@ -12,8 +12,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.persistence.relay import EventNotifier, OutboxRelay
 from tests.auth import bearer
-from tests.integration.helpers import API, assert_problem, create_author, create_book
+from tests.integration.helpers import (
+    API,
+    assert_problem,
+    create_author,
+    create_book,
+    relay_caught_up,
+)
 
 pytestmark = pytest.mark.usefixtures("clean_database")
 FEED = f"{API}/changes"
@@ -122,6 +129,39 @@ async def test_a_cursor_of_another_list_is_422(client: httpx.AsyncClient) -> Non
         await create_author(client, f"Author {n}")
     authors_cursor = (await client.get(f"{API}/authors", params={"limit": 1})).json()["next_cursor"]
     assert_problem(await client.get(FEED, params={"cursor": authors_cursor}), 422)
+
+
+async def test_a_cursor_before_events_retention_deleted_is_410_not_a_silent_gap(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    authors = [await create_author(client, f"Author {n}") for n in range(3)]
+    await follow(client, expect=3)  # all three are final
+    cursors: list[str] = []  # after the first, the second, the third event
+    for _ in authors:
+        params = {"limit": 1, **({"cursor": cursors[-1]} if cursors else {})}
+        cursors.append((await client.get(FEED, params=params)).json()["next_cursor"])
+    # The first two events fall out of the retention (30 days) and are pruned.
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE events SET occurred_at = now() - interval '40 days' "
+                "WHERE resource_id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": [uuid.UUID(a["id"]) for a in authors[:2]]},
+        )
+    await relay_caught_up(engine)  # retention keeps what a subscriber has still to handle
+    assert await OutboxRelay(engine, [], EventNotifier(), retention_days=30).prune() == 2
+
+    # A reader after the first event would never see the second: refused, not a gap.
+    for params in ({}, {"wait": "1"}, {"resource_id": authors[1]["id"]}):
+        gone = await client.get(FEED, params={"cursor": cursors[0], **params})
+        body = assert_problem(gone, 410, "cursor-expired")
+        assert "start=latest" in body["detail"]
+    # After the last event deleted, nothing was missed; without a cursor, the oldest kept.
+    later = (await client.get(FEED, params={"cursor": cursors[1]})).json()["items"]
+    assert [e["resource_id"] for e in later] == [authors[2]["id"]]
+    first = (await client.get(FEED)).json()["items"]
+    assert [e["resource_id"] for e in first] == [authors[2]["id"]]
 
 
 async def test_the_actor_is_shown_only_to_admins(client: httpx.AsyncClient) -> None:

@@ -34,7 +34,7 @@ def create_router(feed: ChangeFeed, auth: Authorization) -> APIRouter:
     @router.get(
         "",
         response_model=ChangePage,
-        responses={200: {"headers": NEXT_PAGE}, **problem_responses(*read_statuses, 422, 503)},
+        responses={200: {"headers": NEXT_PAGE}, **problem_responses(*read_statuses, 410, 422, 503)},
         dependencies=reader,
     )
     async def list_changes(

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shared.kernel.errors import InvalidCursorError, RuleViolationError
+from shared.kernel.errors import GoneError, InvalidCursorError, RuleViolationError
 from shared.kernel.pagination import Page, decode_cursor, encode_cursor
 
 CURSOR_KIND = "changes"
@@ -40,13 +40,31 @@ class FeedEvent:
     document: dict[str, Any]
 
 
+class CursorExpiredError(GoneError):
+    """Events after the cursor were deleted by retention: its reader would miss them."""
+
+    code = "cursor-expired"
+    title = "Cursor past the retention"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Events after this cursor were deleted by retention (they are kept "
+            "LIBRARY_EVENTS_RETENTION_DAYS days): following it would skip them. Read the feed "
+            "again from its start (no cursor), or from now on (start=latest)."
+        )
+
+
 class ChangeReader(Protocol):
     """Reads the outbox (one statement per call, no transaction)."""
 
     async def after(
-        self, position: Position, limit: int, resource_id: uuid.UUID | None
+        self, position: Position, limit: int, resource_id: uuid.UUID | None, *, cursor: bool
     ) -> Sequence[FeedEvent]:
-        """Up to ``limit`` final events after ``position``, in feed order."""
+        """Up to ``limit`` final events after ``position``, in feed order.
+
+        ``cursor``: ``position`` is a reader's cursor, not the feed's start; then raise
+        CursorExpiredError when an event after it was deleted by retention.
+        """
         ...
 
     async def end(self) -> Position:
@@ -99,7 +117,8 @@ class ChangeFeed:
         latest: bool = False,
         wait: float = 0,
     ) -> Page[FeedEvent]:
-        """The events after ``cursor`` (from the first event without one).
+        """The events after ``cursor`` (from the first event kept without one);
+        CursorExpiredError when retention deleted events after ``cursor``.
 
         ``latest``: no events, and the cursor of the feed's end now (a consumer starting from
         now). ``wait`` (seconds, at most MAX_WAIT_SECONDS): when nothing is new, answer as
@@ -114,7 +133,9 @@ class ChangeFeed:
         position = START if cursor is None else decode_position(cursor)
         deadline = self._clock() + min(wait, MAX_WAIT_SECONDS)
         while True:
-            events = await self._reader.after(position, limit, resource_id)
+            events = await self._reader.after(
+                position, limit, resource_id, cursor=cursor is not None
+            )
             remaining = deadline - self._clock()
             if events or remaining <= 0:
                 break
