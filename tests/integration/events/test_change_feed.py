@@ -138,8 +138,10 @@ async def test_a_cursor_before_events_retention_deleted_is_410_not_a_silent_gap(
     await follow(client, expect=3)  # all three are final
     cursors: list[str] = []  # after the first, the second, the third event
     for _ in authors:
-        params = {"limit": 1, **({"cursor": cursors[-1]} if cursors else {})}
-        cursors.append((await client.get(FEED, params=params)).json()["next_cursor"])
+        after = {"cursor": cursors[-1]} if cursors else {}
+        cursors.append(
+            (await client.get(FEED, params={"limit": "1", **after})).json()["next_cursor"]
+        )
     # The first two events fall out of the retention (30 days) and are pruned.
     async with engine.begin() as conn:
         await conn.execute(
@@ -153,8 +155,9 @@ async def test_a_cursor_before_events_retention_deleted_is_410_not_a_silent_gap(
     assert await OutboxRelay(engine, [], EventNotifier(), retention_days=30).prune() == 2
 
     # A reader after the first event would never see the second: refused, not a gap.
-    for params in ({}, {"wait": "1"}, {"resource_id": authors[1]["id"]}):
-        gone = await client.get(FEED, params={"cursor": cursors[0], **params})
+    extras: list[dict[str, str]] = [{}, {"wait": "1"}, {"resource_id": authors[1]["id"]}]
+    for extra in extras:
+        gone = await client.get(FEED, params={"cursor": cursors[0], **extra})
         body = assert_problem(gone, 410, "cursor-expired")
         assert "start=latest" in body["detail"]
     # After the last event deleted, nothing was missed; without a cursor, the oldest kept.
