@@ -102,7 +102,7 @@ def use_embedded_database(*, least_privilege: bool = False) -> None:
     ``least_privilege`` (the server, ``make run``): migrations run as the embedded server's
     owner, and the server connects as DEV_APP_ROLE, which may only read and write rows.
     """
-    from shared import devdb
+    from tools import devdb
 
     print(f"Starting the embedded PostgreSQL in {DEV_DATA_DIR}/ ...", flush=True)
     socket_dir, user = devdb.start(DEV_DATA_DIR.resolve())
@@ -120,7 +120,7 @@ def use_embedded_database(*, least_privilege: bool = False) -> None:
 def use_development_key() -> None:
     """Verify tokens with the development key pair (created once in DEV_KEY_DIR) unless a key
     set is configured."""
-    from shared import devauth
+    from tools import devauth
 
     settings = Settings()
     if settings.auth_jwks_file is not None or settings.auth_jwks_url is not None:
@@ -134,7 +134,7 @@ def use_development_key() -> None:
 def development_token(scopes: str, *, ttl: int, sub: str) -> str:
     """A token signed with this checkout's development key, for the configured issuer and
     audience (the development ones by default)."""
-    from shared import devauth
+    from tools import devauth
 
     settings = Settings()
     key = devauth.ensure_key_pair(DEV_KEY_DIR.resolve())
@@ -316,14 +316,14 @@ def _batch_size(value: str) -> int:
 
 
 def seed(*, books: int, seed: int, replace: bool, source: Path) -> None:
-    """Migrate, then write a generated catalog of ``books`` books (see library.bootstrap.seed)."""
+    """Migrate, then write a generated catalog of ``books`` books (see tools.seed)."""
     import asyncio
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from sqlalchemy.engine import make_url
 
-    from library.bootstrap import seed as seeding
+    from tools import seed as seeding
 
     if not source.is_file():
         raise SystemExit(

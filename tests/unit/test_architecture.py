@@ -31,6 +31,10 @@ VIOLATIONS = {
         "library/changes/application/_planted.py",
         "import library.changes.infrastructure.reader\n",
     ),
+    "service-without-tools": (
+        "library/bootstrap/_planted.py",
+        "import tools.seed\n",
+    ),
     "pure-core": ("library/books/domain/_planted.py", "import sqlalchemy\n"),
     "shared-kernel": ("shared/_planted.py", "import library.authors.domain.model\n"),
 }

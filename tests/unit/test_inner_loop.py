@@ -53,7 +53,7 @@ def test_dev_prints_the_database_url_for_psql(
 
 
 def test_the_embedded_databases_url_is_one_psql_takes() -> None:
-    from shared import devdb
+    from tools import devdb
 
     url = devdb.url("/tmp/socket dir", "postgres", "library")  # noqa: S108 - a string only
     assert cli.psql_url(url) == "postgresql://postgres@/library?host=/tmp/socket%20dir"
