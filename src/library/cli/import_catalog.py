@@ -1,16 +1,32 @@
-"""``library import``: import a catalog export (goodbooks books.csv, or a ``library export``)."""
+"""``library import``: import a catalog export (goodbooks books.csv, or a ``library export``).
+
+The command's work: wire the importer (``library.books.interchange``) from the root container,
+stream the file, show progress. The application is imported only when the command runs (every
+``library`` command would otherwise pay for it).
+"""
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from library.cli.arguments import _batch_size
 from library.cli.database import use_embedded_database
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from library.books.interchange.catalog_format import CatalogReader, ExportFormat
+    from library.books.interchange.goodbooks import GoodbooksReader
+    from library.books.interchange.runner import ImportSummary
 
 
 def add_parser(commands: Any) -> None:
@@ -49,9 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from library.books.importing.goodbooks import SourceError
-    from library.books.importing.runner import default_report_path
-    from library.bootstrap.catalog_import import ImportOptions, import_goodbooks
+    from library.books.interchange.goodbooks import SourceError
+    from library.books.interchange.runner import default_report_path
     from library.bootstrap.health import NotReadyError
 
     console = Console(stderr=True)
@@ -99,3 +114,122 @@ def run(args: argparse.Namespace) -> int:
         print("error: the counts do not add up to the rows read", file=sys.stderr)
         return 1
     return 0
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    """What ``library import goodbooks`` was asked to do."""
+
+    path: Path
+    report_path: Path
+    batch_size: int
+    dry_run: bool
+    # "goodbooks" (a goodbooks-10k books.csv) or the format of ``library export``.
+    format: ExportFormat | Literal["goodbooks"] = "goodbooks"
+
+
+class _PlainProgress:
+    """Progress lines for logs and pipes: at most one every ``every`` seconds."""
+
+    def __init__(self, reader: GoodbooksReader | CatalogReader, every: float = 2.0) -> None:
+        self._reader = reader
+        self._every = every
+        self._last = time.monotonic()
+
+    def __call__(self, summary: ImportSummary) -> None:
+        now = time.monotonic()
+        if now - self._last >= self._every:
+            self._last = now
+            size = self._reader.size
+            percent = 100 * self._reader.bytes_read / size if size else 100.0
+            print(f"import: {summary.rows:,} rows ({percent:.0f}%)", file=sys.stderr, flush=True)
+
+
+async def import_goodbooks(options: ImportOptions, console: Console) -> ImportSummary:
+    """Import the file.
+
+    The file's encoding and header are checked before the database is touched (SourceError);
+    a database that is not migrated to head stops the run before any write (NotReadyError).
+    """
+    from library.books.interchange.catalog_format import CatalogReader
+    from library.books.interchange.goodbooks import GoodbooksReader
+    from library.books.interchange.runner import ImportSummary, Report, run_import
+    from library.bootstrap.container import RootContainer
+    from shared.kernel.values import utc_now
+
+    reader: GoodbooksReader | CatalogReader = (
+        GoodbooksReader(options.path, now=utc_now())
+        if options.format == "goodbooks"
+        else CatalogReader(options.path, options.format)
+    )
+    rows = reader.rows()
+    first = next(rows, None)
+    source = rows if first is None else itertools.chain((first,), rows)
+
+    container = RootContainer()
+    engine = container.engine()
+    # The rows' outcomes are counted (library_import_rows_total): a server sharing this
+    # process's PROMETHEUS_MULTIPROC_DIR shows them on its /metrics.
+    observability = container.observability()
+    try:
+        await container.health().check()
+        importer = container.books.importer()
+        with (
+            options.report_path.open("w", encoding="utf-8", newline="") as stream,
+            _progress(reader, console) as on_batch,
+        ):
+            counted = ImportSummary()
+
+            def after_batch(summary: ImportSummary) -> None:
+                if not options.dry_run:
+                    observability.count_import(counted, summary)
+                counted.imported, counted.rejected = summary.imported, summary.rejected
+                counted.present = summary.present
+                on_batch(summary)
+
+            return await run_import(
+                source,
+                importer,
+                Report(stream),
+                batch_size=options.batch_size,
+                dry_run=options.dry_run,
+                on_batch=after_batch,
+            )
+    finally:
+        observability.stop()
+        await engine.dispose()
+
+
+@contextmanager
+def _progress(
+    reader: GoodbooksReader | CatalogReader, console: Console
+) -> Iterator[Callable[[ImportSummary], None]]:
+    """What to call after each batch: a rich bar on a terminal, plain lines otherwise."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    if not console.is_terminal:
+        yield _PlainProgress(reader)
+        return
+    with Progress(
+        TextColumn("[bold]importing[/]"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("import", total=reader.size or None, rows=0)
+
+        def show(summary: ImportSummary) -> None:
+            progress.update(task, completed=reader.bytes_read, rows=summary.rows)
+
+        yield show
