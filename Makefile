@@ -109,7 +109,7 @@ fuzz-api: install ## schemathesis on a live server: every phase, --checks all, a
 	$(RUN) python scripts/fuzz_api.py --database-url "$(DATABASE_URL)" $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
 openapi: install ## Regenerate openapi.json (make test fails while the committed one is not current)
-	$(RUN) python -m library.bootstrap.openapi openapi.json
+	$(RUN) python -m tools.openapi openapi.json
 
 fmt: install ## Format and auto-fix
 	$(RUN) ruff format .

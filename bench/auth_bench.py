@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     run_dir.mkdir(parents=True)
     scenarios = asyncio.run(_scenarios(dsn))
 
-    from shared import devauth
+    from tools import devauth
 
     key = devauth.new_key_pair(run_dir / "auth")
     (run_dir / "token.txt").write_text(key.sign("catalog:write", sub="bench", ttl=24 * 3600))

@@ -69,7 +69,7 @@ class Server:
             conn = await asyncpg.connect(self.admin, timeout=3)
             await conn.close()
         except (OSError, asyncpg.PostgresError):
-            from shared import devdb
+            from tools import devdb
 
             socket_dir, user = devdb.start((ROOT / ".pgdata" / "bench").resolve())
             self.admin = f"postgresql://{user}@/postgres?host={socket_dir}"

@@ -62,7 +62,7 @@ def production_like(run_dir: Path) -> None:
     """Configure the app in this process as ``make bench`` serves it: production, JSON logs,
     tokens verified against a key pair of the run's own (writes send one), and rate limits
     that 16 callers can never reach (so the limiter's cost is counted, never a 429)."""
-    from shared import devauth
+    from tools import devauth
 
     key = devauth.new_key_pair(run_dir)
     os.environ.update(

@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("LIBRARY_")}
     # The app verifies bearer tokens as in production: a key pair of the run's own, and a token
     # (valid for the whole run) that the POST scenario sends.
-    from shared import devauth
+    from tools import devauth
 
     key = devauth.new_key_pair(run_dir / "auth")
     (run_dir / "token.txt").write_text(key.sign("catalog:write", sub="bench", ttl=24 * 3600))

@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from shared import devauth  # noqa: E402
+from tools import devauth  # noqa: E402
 
 SEED = 20261202
 MAX_EXAMPLES = 25

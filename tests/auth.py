@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Final
 
-from shared import devauth
+from tools import devauth
 
 KEY: Final = devauth.new_key_pair(Path(tempfile.mkdtemp(prefix="library-test-auth-")))
 ISSUER: Final = "https://issuer.test/"

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from library.bootstrap.app import create_app
 from library.bootstrap.container import RootContainer
-from library.cli import grant_app_role
+from library.cli.database import grant_app_role
 from shared.persistence.db import create_engine, create_session_factory, server_settings
 from shared.persistence.reads import ReadPool
 from shared.settings import Settings

@@ -4,7 +4,7 @@
    be allowed to create databases: the migration tests use ``<name>_migrations`` beside it);
 2. a testcontainers ``PostgresContainer`` of ``TEST_POSTGRES_IMAGE`` (default
    ``postgres:18-alpine``) when a Docker engine answers a ping and has the image or can pull it;
-3. the embedded PostgreSQL (``shared.devdb``) in ``.pgdata/test``.
+3. the embedded PostgreSQL (``tools.devdb``) in ``.pgdata/test``.
 
 When Docker answers but the image cannot be had (offline, rate-limited, no registry), one line
 says so and the embedded server is used. ``TEST_REQUIRE_DOCKER=1`` (CI's containers leg) makes
@@ -315,7 +315,7 @@ def provide_server(notice: Notice = _ignore) -> Iterator[Server]:
         # One embedded server per checkout: the worker that started it would stop it under the
         # others at its exit.
         raise RuntimeError("pytest -n needs TEST_DATABASE_URL or a Docker engine")
-    from shared import devdb
+    from tools import devdb
 
     socket_dir, user = devdb.start(TEST_DATA_DIR)
     url = make_url(devdb.url(socket_dir, user, "postgres"))

@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
 from library.bootstrap.app import create_app
-from shared import devauth
 from shared.settings import Settings
 from tests.auth import AUDIENCE, AUTH_SETTINGS, ISSUER, KEY, bearer, token
 from tests.integration.helpers import API, assert_problem, create_author, if_match, running_app
+from tools import devauth
 
 
 def _unauthorized(response: httpx.Response, *, token_sent: bool) -> None:

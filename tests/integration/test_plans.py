@@ -30,9 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from library.books.application.queries import BookSort
 from library.books.infrastructure import reader as book_reader
 from library.books.infrastructure.reader import RANKED_MATCHES_MAX
-from library.bootstrap.seed import CatalogProfile, seed
 from tests.integration.helpers import API
 from tests.unit.test_seed import SAMPLE
+from tools.seed import CatalogProfile, seed
 
 pytestmark = pytest.mark.scale
 

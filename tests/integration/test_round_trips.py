@@ -22,11 +22,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from library.bootstrap.app import create_app
-from library.bootstrap.seed import CatalogProfile, seed
 from shared.settings import Settings
 from tests.integration.conftest import _container
 from tests.integration.helpers import API
 from tests.unit.test_seed import SAMPLE
+from tools.seed import CatalogProfile, seed
 
 PAGE_SIZES = (1, 20, 100)
 MAX_READ_STATEMENTS = 3

@@ -22,11 +22,11 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from library.bootstrap.seed import CatalogProfile, seed
 from shared.persistence.reads import ReadPool
 from shared.settings import Settings
 from tests.integration.helpers import API, create_author, create_book, running_app
 from tests.unit.test_seed import SAMPLE
+from tools.seed import CatalogProfile, seed
 
 pytestmark = pytest.mark.scale
 

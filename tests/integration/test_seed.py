@@ -8,9 +8,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from library.bootstrap.seed import CatalogProfile, seed
 from tests.integration.credit_copies import check_credit_copies
 from tests.unit.test_seed import SAMPLE
+from tools.seed import CatalogProfile, seed
 
 _SCHEMA = text(
     """

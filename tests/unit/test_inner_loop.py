@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from library import cli
+from library.cli import dev
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +23,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     calls: dict[str, Any] = {}
     monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://me:secret@db.example:5433/catalog")
-    monkeypatch.setattr(cli, "migrate", lambda *_: None)
+    monkeypatch.setattr(dev, "migrate", lambda *_: None)
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.update(app=app, **kwargs))
     return calls
 
@@ -53,10 +54,10 @@ def test_dev_prints_the_database_url_for_psql(
 
 
 def test_the_embedded_databases_url_is_one_psql_takes() -> None:
-    from shared import devdb
+    from tools import devdb
 
     url = devdb.url("/tmp/socket dir", "postgres", "library")  # noqa: S108 - a string only
-    assert cli.psql_url(url) == "postgresql://postgres@/library?host=/tmp/socket%20dir"
+    assert dev.psql_url(url) == "postgresql://postgres@/library?host=/tmp/socket%20dir"
 
 
 def test_a_plain_install_leaves_the_benchmark_tools_out() -> None:

@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from library.authors.api.schemas import AuthorCreate
 from library.books.api.schemas import BookCreate, BookPatch
 from library.books.domain.model import valid_language
-from library.bootstrap.openapi import openapi_text
 from shared.kernel.errors import RuleViolationError
 from shared.kernel.values import (
     LANGUAGE_TAG_PATTERN,
@@ -24,6 +23,7 @@ from shared.kernel.values import (
     TEXT_PATTERN,
     clean_text,
 )
+from tools.openapi import openapi_text
 
 
 @cache

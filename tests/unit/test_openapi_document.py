@@ -9,7 +9,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from library.bootstrap.openapi import openapi_text
+from tools.openapi import openapi_text
 
 ROOT = Path(__file__).resolve().parents[2]
 

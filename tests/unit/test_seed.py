@@ -9,8 +9,8 @@ import pytest
 
 from library.authors.domain.model import NAME_MAX_LENGTH
 from library.books.domain.model import valid_isbn, valid_language, valid_title
-from library.bootstrap.seed import CatalogGenerator, CatalogProfile
 from shared.kernel.values import clean_text
+from tools.seed import CatalogGenerator, CatalogProfile
 
 SAMPLE = Path(__file__).parents[1] / "data" / "catalog_sample.csv"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from library import cli
+from library.cli.token import use_development_key
 from shared.settings import Settings
 from shared.web.auth import authenticator_from
 
@@ -28,7 +29,7 @@ async def test_the_printed_token_is_what_the_development_server_accepts(
     assert key_file.stat().st_mode & 0o777 == 0o600
     # What `library dev` (make run) configures before it serves:
     monkeypatch.setenv("LIBRARY_ENVIRONMENT", "development")
-    cli.use_development_key()
+    use_development_key()
     authenticator = authenticator_from(Settings(database_url=None))
     assert authenticator is not None
     await authenticator.start()

@@ -6,13 +6,13 @@ from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from library.books.application.credited_names import CreditedNamesKeeper
-from library.books.application.importing import BookImporter
 from library.books.application.ports import AuthorDirectory
 from library.books.application.queries import BookQueries
 from library.books.application.services import BookService
 from library.books.infrastructure.credited_names import SqlAlchemyAuthorNameCopies
 from library.books.infrastructure.reader import AsyncpgBookReader
 from library.books.infrastructure.unit_of_work import SqlAlchemyBooksUnitOfWork
+from library.books.interchange.importer import BookImporter
 from library.books.public import BooksFacade
 from shared.persistence.reads import ReadPool
 

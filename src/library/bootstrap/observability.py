@@ -17,9 +17,9 @@ from fastapi import FastAPI, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from library.authors.application.services import AuthorService
-from library.books.application.importing import BookImporter
 from library.books.application.services import BookService, BookView
-from library.books.importing.runner import ImportSummary
+from library.books.interchange.importer import BookImporter
+from library.books.interchange.runner import ImportSummary
 from shared.kernel.idempotency import StoredResponse
 from shared.kernel.values import utc_now
 from shared.observability.metrics import (

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from alembic import command
 
-from shared import devdb
 from tests.integration.conftest import alembic_config
+from tools import devdb
 
 FAULT_DATA_DIR = Path(__file__).resolve().parents[3] / ".pgdata" / "fault"
 FAULT_DATABASE = "library_fault"

@@ -15,10 +15,10 @@ from library.authors.application.queries import AuthorQueries
 from library.authors.application.registry import AuthorNameRegistry
 from library.authors.domain.model import Author
 from library.authors.public import AuthorsFacade
-from library.books.application.importing import BookDraft, BookImporter, ImportStatus
 from library.books.application.ports import BooksUnitOfWork
-from library.books.importing.goodbooks import SourceRow
-from library.books.importing.runner import Report, run_import
+from library.books.interchange.goodbooks import SourceRow
+from library.books.interchange.importer import BookDraft, BookImporter, ImportStatus
+from library.books.interchange.runner import Report, run_import
 from library.bootstrap.adapters import AuthorDirectoryAdapter
 from tests.fakes import FakeAuthorReader, FakeAuthorsUnitOfWork, FakeBooksUnitOfWork, FakeClock
 

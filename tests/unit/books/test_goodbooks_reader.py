@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from stdnum import isbn as stdnum_isbn
 
-from library.books.importing.goodbooks import (
+from library.books.interchange.goodbooks import (
     REQUIRED_COLUMNS,
     GoodbooksReader,
     SourceError,

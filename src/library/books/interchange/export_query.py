@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from library.books.application.importing import LOCAL_REF_PREFIX, ExportedBook
+from library.books.interchange.importer import LOCAL_REF_PREFIX, ExportedBook
 
 # Byte order (COLLATE "C"), not the database's collation: two databases export in one order.
 # The prefix of a book made through the API is the statement's one parameter ($1).

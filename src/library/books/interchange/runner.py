@@ -9,8 +9,8 @@ from itertools import islice
 from pathlib import Path
 from typing import TextIO
 
-from library.books.application.importing import BookImporter, ImportStatus
-from library.books.importing.goodbooks import SourceRow
+from library.books.interchange.goodbooks import SourceRow
+from library.books.interchange.importer import BookImporter, ImportStatus
 
 REPORT_COLUMNS = ("row", "line", "status", "problem", "reason", "raw")
 DEFAULT_BATCH_SIZE = 2000

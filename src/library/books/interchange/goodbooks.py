@@ -27,8 +27,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import BinaryIO
 
-from library.books.application.importing import BookDraft
 from library.books.domain.model import valid_isbn, valid_language, valid_publication_year
+from library.books.interchange.importer import BookDraft
 from shared.kernel.errors import RuleViolationError
 
 SOURCE = "goodbooks"

@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 
 from library.bootstrap.app import create_app
-from shared import devauth
 from shared.settings import Settings
+from tools import devauth
 
 # Building the app opens no connection: the URL is only a placeholder.
 _NO_DATABASE = "postgresql+asyncpg://openapi@localhost/openapi"

@@ -25,8 +25,7 @@ from typing import Any, Literal
 
 import orjson
 
-from library.books.application.importing import LOCAL_REF_PREFIX, BookDraft, ExportedBook
-from library.books.importing.goodbooks import (
+from library.books.interchange.goodbooks import (
     FIELD_SIZE_LIMIT,
     SourceError,
     SourceRow,
@@ -34,6 +33,7 @@ from library.books.importing.goodbooks import (
     _open,
     check_utf8,
 )
+from library.books.interchange.importer import LOCAL_REF_PREFIX, BookDraft, ExportedBook
 
 ExportFormat = Literal["jsonl", "csv"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("jsonl", "csv")

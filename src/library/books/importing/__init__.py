@@ -1,1 +1,0 @@
-"""Driving adapters that feed other catalogs' exports to the books' import use case."""

@@ -1,0 +1,5 @@
+"""``python -m library.cli``: the ``library`` command."""
+
+from library.cli import main
+
+main()
