@@ -184,4 +184,9 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
     # Metrics and tracing (docs/operations.md "Metrics and tracing"): nothing is installed for
     # what is off.
     observability.install(app, container)
+    # FastAPI adds its documentation routes (/openapi.json, /docs, /redoc, their assets) first,
+    # and Starlette tries routes in order: every API request was matched against those five
+    # patterns before its own. The API's routes go first (the sort keeps each group's order;
+    # no pattern overlaps another group's, and the OpenAPI document is the same).
+    app.router.routes.sort(key=lambda route: not getattr(route, "path", "").startswith(API_PREFIX))
     return app
