@@ -127,7 +127,7 @@ bench-observability: install ## GET with metrics and tracing on against the same
 # A migrated database seeded with `library seed` (e.g. 100,000 books).
 AUTH_BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/bench_auth
 bench-auth: install ## POST with token verification vs auth disabled (and reads vs BEFORE=checkout), app vs app
-	$(BENCH_RUN) python -m bench.auth_bench --database-url "$(AUTH_BENCH_DATABASE_URL)" $(if $(BEFORE),--before-checkout "$(BEFORE)") $(if $(BEFORE_WRITES),--before-writes)
+	$(BENCH_RUN) python -m bench.auth_bench --database-url "$(AUTH_BENCH_DATABASE_URL)" $(if $(BEFORE),--before-checkout "$(BEFORE)") $(if $(BEFORE_WRITES),--before-writes) $(foreach s,$(SHAPES),--only $(s))
 
 # The seeded database the in-process benchmarks read (make bench-quick seeds it).
 MICRO_DSN ?= postgresql://postgres@127.0.0.1:5432/bench_library_100000

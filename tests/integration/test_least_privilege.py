@@ -44,7 +44,8 @@ async def test_the_app_connects_as_that_role_and_still_reads_and_writes(
     app_database_url: str, read_pool: ReadPool, client: httpx.AsyncClient
 ) -> None:
     role = make_url(app_database_url).username
-    assert await read_pool.pool.fetchval("SELECT current_user") == role
+    async with read_pool.connection() as connection:
+        assert await connection.fetchval("SELECT current_user") == role
     author = await create_author(client, "Least Privilege")
     response = await client.patch(
         f"{API}/authors/{author['id']}", json={"bio": "b"}, headers={"If-Match": '"1"'}

@@ -77,13 +77,13 @@ async def assert_nothing_leaked(app: FastAPI, database_url: str, application_nam
     idle in) a transaction."""
     pool = engine_of(app).pool
     assert isinstance(pool, QueuePool)
-    reads = app.state.container.read_pool().pool
+    reads = app.state.container.read_pool()
 
     admin = await connect(database_url)
     try:
 
         async def settled() -> bool:
-            if pool.checkedout() or reads.get_idle_size() != reads.get_size():
+            if pool.checkedout() or reads.usage()[0]:
                 return False
             # A connection discarded while it was being set up may leave its backend finishing
             # the setup query for a moment after the client closed the socket.
@@ -99,11 +99,12 @@ async def assert_nothing_leaked(app: FastAPI, database_url: str, application_nam
     finally:
         await admin.close()
     assert pool.checkedout() == 0, "a write connection was never returned"
-    assert reads.get_idle_size() == reads.get_size(), "a read connection was never returned"
+    used, _, read_max, _ = reads.usage()
+    assert used == 0, "a read connection was never returned"
     assert "idle in transaction" not in states, states
     assert "idle in transaction (aborted)" not in states, states
     assert "active" not in states, states
-    assert len(states) <= pool.size() + max(pool.overflow(), 0) + reads.get_max_size()
+    assert len(states) <= pool.size() + max(pool.overflow(), 0) + read_max
 
 
 async def still_serves(client: httpx.AsyncClient, author_ids: list[str]) -> None:
