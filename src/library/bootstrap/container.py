@@ -31,7 +31,16 @@ class RootContainer(containers.DeclarativeContainer):
 
     settings = providers.Singleton(Settings)
     engine = providers.Singleton(create_engine, settings)
-    session_factory = providers.Singleton(create_session_factory, engine)
+    # Wakes this process's relay and long polls when a write with events commits (the write
+    # sends no NOTIFY: docs/events.md "Waking up").
+    notifier = providers.Singleton(
+        EventNotifier, poll_seconds=providers.Callable(lambda s: s.events_poll_seconds, settings)
+    )
+    session_factory = providers.Singleton(
+        create_session_factory,
+        engine,
+        events_committed=providers.Callable(lambda notifier: notifier.notify, notifier),
+    )
     read_session_factory = providers.Singleton(create_read_session_factory, engine)
     # Reads have a pool of their own (asyncpg, no session): opened and closed by the lifespan.
     read_pool = providers.Singleton(
@@ -55,9 +64,6 @@ class RootContainer(containers.DeclarativeContainer):
         ),
     )
     relay_session_factory = providers.Singleton(create_session_factory, relay_engine)
-    notifier = providers.Singleton(
-        EventNotifier, poll_seconds=providers.Callable(lambda s: s.events_poll_seconds, settings)
-    )
 
     authors = providers.Container(
         AuthorsContainer, session_factory=session_factory, read_pool=read_pool

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -136,9 +137,23 @@ def _ping_on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy:
         raise DisconnectionError(f"pooled connection is dead ({type(exc).__name__})") from exc
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded values after commit (no implicit refresh I/O)."""
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+# The key, in a write session's ``info``, of what to call once a transaction that recorded
+# events has committed (the composition root sets it: the process's EventNotifier). The write
+# transaction itself sends no NOTIFY: PostgreSQL serialises the commits of notifying
+# transactions (a lock held through the commit's WAL flush), which capped POST at one commit
+# per flush (docs/events.md, "Waking up").
+EVENTS_COMMITTED = "library.events_committed"
+
+
+def create_session_factory(
+    engine: AsyncEngine, events_committed: Callable[[], None] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded values after commit (no implicit refresh I/O).
+
+    ``events_committed`` is called after a unit of work that recorded events commits
+    (``shared.persistence.outbox.EVENTS_COMMITTED``)."""
+    info = {} if events_committed is None else {EVENTS_COMMITTED: events_committed}
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
 
 
 def create_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

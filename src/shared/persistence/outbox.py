@@ -107,14 +107,16 @@ def encode_events(events: list[DomainEvent]) -> str:
 class SqlAlchemyOutbox:
     """The events of one unit of work, on its session. Never commits."""
 
-    __slots__ = ("_pending", "_session")
+    __slots__ = ("_pending", "_session", "recorded")
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
         self._pending: list[DomainEvent] = []
+        self.recorded = False  # whether this unit of work has recorded any event
 
     def record(self, *events: DomainEvent) -> None:
         self._pending.extend(events)
+        self.recorded = self.recorded or bool(events)
 
     def take(self) -> str:
         """The pending events as :data:`RECORD_EVENTS`'s parameter; the caller writes them."""

@@ -8,9 +8,11 @@ them to the subscriber as one batch, then stores the new position. Delivery is a
 worker killed after a handler ran and before the position moved delivers those events again,
 so handlers are idempotent. Nothing is lost: the position moves only past handled events.
 
-The relay wakes on ``NOTIFY library_events`` (migration 0008's trigger on ``events``) and
-polls as a fallback. It has an engine of its own (three connections: the LISTEN, the
-position, a handler), off the requests' pool.
+The relay wakes when a unit of work of its process commits events (the session factory's
+``EVENTS_COMMITTED`` hook calls the notifier), on ``NOTIFY library_events`` (sent by a relay
+after each delivered batch: other processes' writes), and polls as a fallback. It has an
+engine of its own (three connections: the LISTEN, the position, a handler), off the requests'
+pool.
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ _PRUNE = text(
     """
 )
 PRUNE_BATCH = 1000
+_ANNOUNCE = text("SELECT pg_notify(:channel, '')")
 _TRY_LOCK = text("SELECT pg_try_advisory_lock(:space, :key)")
 _UNLOCK = text("SELECT pg_advisory_unlock(:space, :key)")
 
@@ -246,6 +249,16 @@ class OutboxRelay:
             if count < PRUNE_BATCH:
                 return deleted
 
+    async def _announce(self) -> None:
+        """NOTIFY the other processes (their relays and long polls) that events were delivered.
+
+        The writes send no NOTIFY of their own: PostgreSQL serialises the commits of notifying
+        transactions, through their WAL flush, which capped concurrent writes at one commit per
+        flush. This short transaction, once per delivered batch, is the only one that waits."""
+        async with self._engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(_ANNOUNCE, {"channel": CHANNEL})
+
     async def _listen(self) -> None:
         try:
             self._listener = await self._engine.connect()
@@ -263,6 +276,8 @@ class OutboxRelay:
                     next_prune = loop.time() + self._prune_every
                     await self.prune()
                 handled = await self.run_once()
+                if handled:
+                    await self._announce()
             except asyncio.CancelledError:
                 raise
             except Exception:

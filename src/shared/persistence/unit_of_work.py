@@ -9,6 +9,7 @@ from typing import Self
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.persistence.db import EVENTS_COMMITTED
 from shared.persistence.errors import DatabaseUnavailableError
 from shared.persistence.idempotency_store import SqlAlchemyIdempotencyStore
 from shared.persistence.outbox import SqlAlchemyOutbox
@@ -129,4 +130,11 @@ class SqlAlchemyUnitOfWork(ABC):
         if self._read_only:
             raise RuntimeError("a read-only unit of work cannot commit")
         await self.outbox.flush()  # the events no write statement took along
-        await self.session.commit()
+        session = self.session
+        await session.commit()
+        if self.outbox.recorded:
+            # Wakes this process's relay and long polls now (other processes hear the relay's
+            # NOTIFY after its delivery, or poll).
+            committed = session.info.get(EVENTS_COMMITTED)
+            if committed is not None:
+                committed()
