@@ -4,10 +4,11 @@ A rename touches every book crediting the author: a batch of events after the re
 can name thousands of books. One transaction for all of them held thousands of row locks and
 the feed's visibility horizon for seconds (8-14 s seen on PostgreSQL 15 under load), long enough
 to reach the statement timeout and fail, and then to fail again on every redelivery of the same
-batch. So the names are kept first (one short transaction, which also lists the books to refresh,
-without locking them), then the books are refreshed
-``BOOKS_PER_TRANSACTION`` at a time, in id order. Each step is idempotent: a relay killed between
-two steps delivers the batch again and the refresh recomputes from the kept names.
+batch. So the names are kept in a short transaction that also lists the books to refresh and
+gives the first ``BOOKS_PER_TRANSACTION`` of them their names (a batch of a few books is one
+transaction); the others follow as many at a time, in id order, each in a transaction of its
+own. Each step is idempotent: a relay killed between two steps delivers the batch again and the
+refresh recomputes from the kept names.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class SqlAlchemyAuthorNameCopies:
         self, names: Mapping[uuid.UUID, tuple[str, int]], book_ids: Sequence[uuid.UUID]
     ) -> None:
         authors = list(names)
+        chunk = self._chunk
         async with self._sessions() as session:
             async with session.begin():
                 if authors:
@@ -82,13 +84,16 @@ class SqlAlchemyAuthorNameCopies:
                             "versions": [names[a][1] for a in authors],
                         },
                     )
-                books = list(
-                    await session.scalars(
-                        _BOOKS, {"book_ids": list(book_ids), "author_ids": authors}
+                    books = list(
+                        await session.scalars(
+                            _BOOKS, {"book_ids": list(book_ids), "author_ids": authors}
+                        )
                     )
-                )
-            for start in range(0, len(books), self._chunk):
+                else:  # only books' own events (POSTs): their ids are all there is to refresh
+                    books = sorted(set(book_ids))
+                # The first books in the same transaction: a batch of a few is one transaction.
+                if books:
+                    await session.execute(_REFRESH, {"book_ids": books[:chunk]})
+            for start in range(chunk, len(books), chunk):
                 async with session.begin():
-                    await session.execute(
-                        _REFRESH, {"book_ids": books[start : start + self._chunk]}
-                    )
+                    await session.execute(_REFRESH, {"book_ids": books[start : start + chunk]})
