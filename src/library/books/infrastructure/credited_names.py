@@ -38,21 +38,25 @@ _BOOKS = text(
     ORDER BY 1
     """
 )
-# Each credited name from the copy (a name not kept yet stays as it is); a book already right
-# is not written (no new row version, no index churn).
+# Each credited name from the copy (a name not kept yet stays as it is). Only a book with a
+# kept name that differs from its own is written (no new row version, no index churn): the
+# common case, a new book whose names are current, costs the check alone.
 _REFRESH = text(
     """
-    UPDATE books SET credited_names = c.names
-    FROM (
-        SELECT b.id,
-               array_agg(coalesce(n.name, b.credited_names[k.ord]) ORDER BY k.ord) AS names
-        FROM books b
-        CROSS JOIN LATERAL unnest(b.credited_ids) WITH ORDINALITY AS k(author_id, ord)
-        LEFT JOIN credited_author_names n ON n.author_id = k.author_id
-        WHERE b.id = ANY(CAST(:book_ids AS uuid[]))
-        GROUP BY b.id
-    ) AS c
-    WHERE books.id = c.id AND books.credited_names IS DISTINCT FROM c.names
+    UPDATE books SET credited_names = ARRAY(
+        SELECT coalesce(n.name, u.name)
+        FROM unnest(books.credited_ids, books.credited_names) WITH ORDINALITY
+             AS u(author_id, name, ord)
+        LEFT JOIN credited_author_names n ON n.author_id = u.author_id
+        ORDER BY u.ord
+    )
+    WHERE books.id = ANY(CAST(:book_ids AS uuid[]))
+      AND EXISTS (
+          SELECT 1
+          FROM unnest(books.credited_ids, books.credited_names) AS u(author_id, name)
+          JOIN credited_author_names n ON n.author_id = u.author_id
+          WHERE n.name IS DISTINCT FROM u.name
+      )
     """
 )
 
