@@ -132,7 +132,9 @@ async def _prepare(
     return dsn, total, scenarios
 
 
-def _environment(variant: Variant, dsn: str, port: int, sink: OtlpSink) -> dict[str, str]:
+def _environment(
+    variant: Variant, dsn: str, port: int, sink: OtlpSink, auth: dict[str, str]
+) -> dict[str, str]:
     base = {
         k: v for k, v in os.environ.items() if not k.startswith(("LIBRARY_", "OTEL_", "PROMETHEUS"))
     }
@@ -144,6 +146,13 @@ def _environment(variant: Variant, dsn: str, port: int, sink: OtlpSink) -> dict[
         "LIBRARY_ENVIRONMENT": "production",
         "LIBRARY_LOG_FORMAT": "json",
         "LIBRARY_METRICS_ENABLED": "true" if variant.metrics else "false",
+        # Reads only: no event to deliver, and five relays' connections on top of five read
+        # pools would pass PostgreSQL's 100.
+        "LIBRARY_EVENTS_RELAY_ENABLED": "false",
+        # wrk is one client: limits it never reaches (their cost counted, never a 429).
+        "LIBRARY_RATE_LIMIT_ANONYMOUS": "10000000/second",
+        "LIBRARY_RATE_LIMIT_AUTHENTICATED": "10000000/second",
+        **auth,  # production needs a key set to verify tokens with (reads send none)
     }
     if variant.tracing:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{sink.port}"
@@ -167,12 +176,20 @@ def main(argv: list[str] | None = None) -> None:
         _prepare(cfg, args.database_name, args.scenarios.split(","))
     )
     sink = OtlpSink()
+    from tools import devauth
+
+    key = devauth.new_key_pair(run_dir / "auth")
+    auth = {
+        "LIBRARY_AUTH_JWKS_FILE": str(key.jwks_file),
+        "LIBRARY_AUTH_ISSUER": devauth.DEV_ISSUER,
+        "LIBRARY_AUTH_AUDIENCE": devauth.DEV_AUDIENCE,
+    }
     library = str(Path(sys.executable).with_name("library"))
     servers = {
         v.name: Server(
             v.name,
             [library, "serve"],
-            _environment(v, dsn, cfg.app_port + i, sink),
+            _environment(v, dsn, cfg.app_port + i, sink, auth),
             run_dir / f"app-{v.name}.log",
             cfg.app_port + i,
         )
