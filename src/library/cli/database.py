@@ -7,8 +7,10 @@ Without a configured DATABASE_URL, ``dev``, ``revision``, ``import``, ``export``
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
+from typing import Any
 
 DEV_DATA_DIR = Path(".pgdata/dev")
 DEV_DATABASE = "library"
@@ -58,3 +60,20 @@ def use_embedded_database(*, least_privilege: bool = False) -> None:
         os.environ["LIBRARY_MIGRATION_DATABASE_URL"] = owner_url
         os.environ["LIBRARY_DB_APP_ROLE"] = DEV_APP_ROLE
         os.environ["LIBRARY_DATABASE_URL"] = devdb.url(socket_dir, DEV_APP_ROLE, DEV_DATABASE)
+
+
+def add_embedded_if_unset(parser: Any, verb: str) -> None:
+    """The ``--embedded-if-unset`` flag of a command that ``verb``s a database."""
+    parser.add_argument(
+        "--embedded-if-unset",
+        action="store_true",
+        help=f"without a configured DATABASE_URL, {verb} the embedded development database",
+    )
+
+
+def embedded_if_unset(args: argparse.Namespace) -> None:
+    """Start the embedded database when asked to and no DATABASE_URL is configured."""
+    from shared.settings import Settings
+
+    if args.embedded_if_unset and Settings().database_url is None:
+        use_embedded_database()

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from library.cli.database import grant_app_role, use_embedded_database
+from library.cli.database import add_embedded_if_unset, embedded_if_unset, grant_app_role
 from shared.settings import Settings
 
 
@@ -15,16 +15,11 @@ def add_parser(commands: Any) -> None:
     migrate_parser.add_argument(
         "revision", nargs="?", default="head", help="target (default: head)"
     )
-    migrate_parser.add_argument(
-        "--embedded-if-unset",
-        action="store_true",
-        help="without a configured DATABASE_URL, migrate the embedded development database",
-    )
+    add_embedded_if_unset(migrate_parser, "migrate")
 
 
 def run(args: argparse.Namespace) -> None:
-    if args.embedded_if_unset and Settings().database_url is None:
-        use_embedded_database()
+    embedded_if_unset(args)
     migrate(args.revision)
 
 

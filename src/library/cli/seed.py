@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from library.cli.arguments import _positive
-from library.cli.database import use_embedded_database
+from library.cli.database import add_embedded_if_unset, embedded_if_unset
 from library.cli.migrate import migrate
 from shared.settings import Settings
 
@@ -35,16 +35,11 @@ def add_parser(commands: Any) -> None:
         ),
         help="goodbooks-10k books.csv whose distributions the catalog follows",
     )
-    seed_parser.add_argument(
-        "--embedded-if-unset",
-        action="store_true",
-        help="without a configured DATABASE_URL, seed the embedded development database",
-    )
+    add_embedded_if_unset(seed_parser, "seed")
 
 
 def run(args: argparse.Namespace) -> None:
-    if args.embedded_if_unset and Settings().database_url is None:
-        use_embedded_database()
+    embedded_if_unset(args)
     seed(books=args.books, seed=args.seed, replace=args.replace, source=args.source)
 
 
