@@ -142,17 +142,18 @@ async def test_a_cursor_before_events_retention_deleted_is_410_not_a_silent_gap(
         cursors.append(
             (await client.get(FEED, params={"limit": "1", **after})).json()["next_cursor"]
         )
-    # The first two events fall out of the retention (30 days) and are pruned.
+    # The first two events fall out of this test's retention (5 days) and are pruned: younger
+    # than the app's own (30 days), they are left to this test by the app's relay.
     async with engine.begin() as conn:
         await conn.execute(
             text(
-                "UPDATE events SET occurred_at = now() - interval '40 days' "
+                "UPDATE events SET occurred_at = now() - interval '10 days' "
                 "WHERE resource_id = ANY(CAST(:ids AS uuid[]))"
             ),
             {"ids": [uuid.UUID(a["id"]) for a in authors[:2]]},
         )
     await relay_caught_up(engine)  # retention keeps what a subscriber has still to handle
-    assert await OutboxRelay(engine, [], EventNotifier(), retention_days=30).prune() == 2
+    assert await OutboxRelay(engine, [], EventNotifier(), retention_days=5).prune() == 2
 
     # A reader after the first event would never see the second: refused, not a gap.
     extras: list[dict[str, str]] = [{}, {"wait": "1"}, {"resource_id": authors[1]["id"]}]

@@ -239,7 +239,9 @@ async def test_events_past_the_retention_are_pruned_unless_a_subscriber_still_ne
     engine: AsyncEngine,
 ) -> None:
     async with engine.begin() as conn:
-        for days in (40, 35, 1):
+        # Younger than the app's own retention (30 days): its relay, pruning on its own schedule,
+        # leaves them to this test's relay (5 days).
+        for days in (10, 8, 1):
             await conn.execute(
                 text(
                     "INSERT INTO events (type, resource_id, version, occurred_at, data) "
@@ -271,11 +273,18 @@ async def test_events_past_the_retention_are_pruned_unless_a_subscriber_still_ne
         if not app_behind:
             break
         await asyncio.sleep(0.05)
-    relay = OutboxRelay(engine, [], EventNotifier(), retention_days=30)
+    relay = OutboxRelay(engine, [], EventNotifier(), retention_days=5)
     assert await relay.prune() == 1
     async with engine.begin() as conn:
         assert list(await conn.scalars(text("SELECT id FROM events ORDER BY id"))) == ids[1:]
-        await conn.execute(text("DELETE FROM relay_positions"))
+        # The lagging subscriber catches up (the app's relay, past them all, holds nothing back).
+        await conn.execute(
+            text(
+                "UPDATE relay_positions SET (xid, id) = (SELECT xid, id FROM events WHERE id = :id) "
+                "WHERE subscriber = 'test.behind'"
+            ),
+            {"id": ids[2]},
+        )
     assert await relay.prune() == 1
     async with engine.connect() as conn:
         assert list(await conn.scalars(text("SELECT id FROM events"))) == ids[2:]
