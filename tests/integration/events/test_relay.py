@@ -280,8 +280,8 @@ async def test_events_past_the_retention_are_pruned_unless_a_subscriber_still_ne
         # The lagging subscriber catches up (the app's relay, past them all, holds nothing back).
         await conn.execute(
             text(
-                "UPDATE relay_positions SET (xid, id) = (SELECT xid, id FROM events WHERE id = :id) "
-                "WHERE subscriber = 'test.behind'"
+                "UPDATE relay_positions SET (xid, id) = "
+                "(SELECT xid, id FROM events WHERE id = :id) WHERE subscriber = 'test.behind'"
             ),
             {"id": ids[2]},
         )
