@@ -73,16 +73,19 @@ _INSERT_ONE_BOOK = """
     ) AS c ON true
     RETURNING version, credited_names
 """
-# The pending events (book.created) go in with the book: one statement, no round trip more.
-# (Two constants joined: no value is formatted into the SQL.)
-_INSERT_BOOK = text(RECORD_EVENTS + _INSERT_ONE_BOOK)
-_INSERT_CREDITS = text(
-    """
+_CREDIT_ROWS = """
     INSERT INTO book_authors (book_id, author_id, position)
     SELECT * FROM unnest(
         CAST(:book_ids AS uuid[]), CAST(:author_ids AS uuid[]), CAST(:positions AS smallint[])
     )
-    """
+"""
+_INSERT_CREDITS = text(_CREDIT_ROWS)
+# A new book is one statement: the pending events (book.created) and the credits go in with
+# it, as data-modifying CTEs. The credits' foreign key to the book and their trigger run at
+# the end of the statement, when the book is there. (Constants joined: no value is formatted
+# into the SQL.)
+_INSERT_BOOK = text(
+    RECORD_EVENTS + f", written_credits AS ({_CREDIT_ROWS})\n" + _INSERT_ONE_BOOK
 )
 
 
@@ -104,8 +107,8 @@ class SqlAlchemyBookRepository:
         return found.scalar_one_or_none()
 
     async def add(self, book: Book) -> None:
-        # Two statements, no ORM flush: the book with its credits' copy (credit_copies,
-        # migration 0005: written once, its authors' names returned), then the credits.
+        # One statement, no ORM flush: the book with its credits' copy (credit_copies,
+        # migration 0005: written once, its authors' names returned), its credits, its events.
         credits = {
             "book_ids": [book.id] * len(book.author_ids),
             "author_ids": list(book.author_ids),
@@ -128,7 +131,6 @@ class SqlAlchemyBookRepository:
                 },
             )
             version, names = inserted.one()
-            await self._session.execute(_INSERT_CREDITS, credits)
         except IntegrityError as exc:
             _refused(exc, book)
             raise
