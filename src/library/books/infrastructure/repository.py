@@ -84,9 +84,7 @@ _INSERT_CREDITS = text(_CREDIT_ROWS)
 # it, as data-modifying CTEs. The credits' foreign key to the book and their trigger run at
 # the end of the statement, when the book is there. (Constants joined: no value is formatted
 # into the SQL.)
-_INSERT_BOOK = text(
-    RECORD_EVENTS + f", written_credits AS ({_CREDIT_ROWS})\n" + _INSERT_ONE_BOOK
-)
+_INSERT_BOOK = text(RECORD_EVENTS + f", written_credits AS ({_CREDIT_ROWS})\n" + _INSERT_ONE_BOOK)
 
 
 class SqlAlchemyBookRepository:
