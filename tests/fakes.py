@@ -9,6 +9,7 @@ adapters alike, so the fakes cannot drift from the real thing.
 from __future__ import annotations
 
 import copy
+import json
 import re
 import unicodedata
 import uuid
@@ -35,8 +36,13 @@ from library.books.application.queries import (
 )
 from library.books.domain.errors import DuplicateIsbnError, UnknownAuthorsError
 from library.books.domain.model import Book
-from shared.kernel.errors import ConcurrentUpdateError, RuleViolationError
+from shared.kernel.errors import (
+    ConcurrentUpdateError,
+    IdempotencyKeyInUseError,
+    RuleViolationError,
+)
 from shared.kernel.events import DomainEvent
+from shared.kernel.idempotency import KEY_TTL, StoredResult
 
 YEAR_LAST_ASC = 2_147_483_647
 YEAR_LAST_DESC = -2_147_483_648
@@ -371,15 +377,46 @@ class FakeOutbox:
         self.pending.extend(events)
 
 
+class FakeIdempotencyStore:
+    """The IdempotencyStore port over a dict: results kept as JSON text (so a result that is
+    not plain JSON fails here as in PostgreSQL), expired after KEY_TTL; ``busy`` holds the
+    keys another transaction has claimed."""
+
+    def __init__(
+        self,
+        rows: dict[tuple[str, str], tuple[str, str, datetime]] | None = None,
+        busy: set[tuple[str, str]] | None = None,
+    ) -> None:
+        self.rows = rows if rows is not None else {}
+        self.busy = busy if busy is not None else set()
+
+    async def claim(self, scope: str, key: str, now: datetime) -> tuple[str, StoredResult] | None:
+        if (scope, key) in self.busy:
+            raise IdempotencyKeyInUseError("in use")
+        row = self.rows.get((scope, key))
+        if row is None or row[2] + KEY_TTL <= now:
+            return None
+        fingerprint, result, _ = row
+        return fingerprint, json.loads(result)
+
+    async def save(
+        self, scope: str, key: str, fingerprint: str, result: StoredResult, now: datetime
+    ) -> None:
+        self.rows[(scope, key)] = (fingerprint, json.dumps(result, allow_nan=False), now)
+
+
 class _FakeUnitOfWork:
     """Shared behaviour: a private copy on enter, published on commit, counted; the events
-    recorded on ``outbox`` are ``events`` once committed."""
+    recorded on ``outbox`` are ``events`` once committed, and so are the keys saved on
+    ``idempotency`` (``keys``)."""
 
     def __init__(self) -> None:
         self.commits = 0
         self._active = False
         self.outbox = FakeOutbox()
         self.events: list[DomainEvent] = []
+        self.keys = FakeIdempotencyStore()
+        self.idempotency = FakeIdempotencyStore()
 
     @property
     def committed(self) -> bool:
@@ -390,6 +427,7 @@ class _FakeUnitOfWork:
             raise RuntimeError("a unit of work cannot be entered twice")
         self._active = True
         self.outbox = FakeOutbox()
+        self.idempotency = FakeIdempotencyStore(dict(self.keys.rows), self.keys.busy)
         self._begin()
         return self
 
@@ -405,6 +443,7 @@ class _FakeUnitOfWork:
         self._publish()
         self.events.extend(self.outbox.pending)
         self.outbox.pending = []
+        self.keys.rows = dict(self.idempotency.rows)
         self.commits += 1
 
     def _begin(self) -> None:

@@ -20,7 +20,7 @@ from library.authors.application.services import AuthorService
 from library.books.application.services import BookService, BookView
 from library.books.interchange.importer import BookImporter
 from library.books.interchange.runner import ImportSummary
-from shared.kernel.idempotency import StoredResponse
+from shared.kernel.idempotency import Once
 from shared.kernel.values import utc_now
 from shared.observability.metrics import (
     CONTENT_TYPE,
@@ -210,7 +210,7 @@ def _outcomes(
     created, updated, deleted, replayed = _writes(metrics, resource)
 
     def on_create(result: Any, _started: datetime) -> None:
-        if isinstance(result, StoredResponse) and result.replayed:
+        if isinstance(result, Once) and result.replayed:
             replayed.inc()
         else:
             created.inc()

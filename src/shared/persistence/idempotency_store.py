@@ -8,9 +8,7 @@ from typing import Any
 from sqlalchemy import (
     CheckConstraint,
     Index,
-    SmallInteger,
     String,
-    Text,
     delete,
     func,
     select,
@@ -21,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.kernel.errors import IdempotencyKeyInUseError
-from shared.kernel.idempotency import KEY_MAX_LENGTH, KEY_TTL, StoredResponse
+from shared.kernel.idempotency import KEY_MAX_LENGTH, KEY_TTL, StoredResult
 from shared.persistence.db import Base
 
 # Expired keys are deleted a few at a time by the writes themselves, so no job is needed and
@@ -30,16 +28,15 @@ PURGE_BATCH = 100
 
 
 class IdempotencyKeyRow(Base):
-    """A row of ``idempotency_keys``: a key, its request's fingerprint, the response it got."""
+    """A row of ``idempotency_keys``: a key, its request's fingerprint, the result it got (as
+    the use case's ResultCodec wrote it: no HTTP; the route builds the response)."""
 
     __tablename__ = "idempotency_keys"
 
     scope: Mapped[str] = mapped_column(String(100), primary_key=True)
     key: Mapped[str] = mapped_column(String(KEY_MAX_LENGTH), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
-    status: Mapped[int] = mapped_column(SmallInteger)
-    body: Mapped[str] = mapped_column(Text)
-    headers: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    result: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
 
@@ -60,7 +57,7 @@ class SqlAlchemyIdempotencyStore:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def claim(self, scope: str, key: str, now: datetime) -> tuple[str, StoredResponse] | None:
+    async def claim(self, scope: str, key: str, now: datetime) -> tuple[str, StoredResult] | None:
         lock = func.pg_try_advisory_xact_lock(func.hashtextextended(f"{scope} {key}", 0))
         if not await self._session.scalar(select(lock)):
             raise IdempotencyKeyInUseError(
@@ -74,20 +71,17 @@ class SqlAlchemyIdempotencyStore:
             await self._session.delete(row)
             await self._session.flush()
             return None
-        response = StoredResponse(status=row.status, body=row.body, headers=dict(row.headers))
-        return row.fingerprint, response
+        return row.fingerprint, row.result
 
     async def save(
-        self, scope: str, key: str, fingerprint: str, response: StoredResponse, now: datetime
+        self, scope: str, key: str, fingerprint: str, result: StoredResult, now: datetime
     ) -> None:
         self._session.add(
             IdempotencyKeyRow(
                 scope=scope,
                 key=key,
                 fingerprint=fingerprint,
-                status=response.status,
-                body=response.body,
-                headers=dict(response.headers),
+                result=result,
                 created_at=now,
                 expires_at=now + KEY_TTL,
             )

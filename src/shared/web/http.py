@@ -6,23 +6,21 @@ No ``from __future__ import annotations`` here: FastAPI reads these signatures a
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
-from typing import Annotated, Any, TypeVar
+from collections.abc import Mapping
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import Header, Request, Response
 from pydantic import BaseModel
 
 from shared.kernel.events import Origin
-from shared.kernel.idempotency import KEY_MAX_LENGTH, Idempotency, StoredResponse
+from shared.kernel.idempotency import KEY_MAX_LENGTH, Idempotency
 from shared.kernel.pagination import Page
 from shared.kernel.preconditions import ANY_VERSION, IfMatch
 from shared.web.api import RequestModel
 from shared.web.auth import DEVELOPMENT_PRINCIPAL, Principal
 from shared.web.middleware import REQUEST_ID_KEY
 from shared.web.responses import JsonResponse, json_bytes
-
-T = TypeVar("T")
 
 # One entity tag of a list: "123", or W/"123" (weak); anything else matches nothing.
 _ENTITY_TAG = re.compile(r'^(W/)?"([^"]*)"$')
@@ -137,13 +135,19 @@ def not_modified(if_none_match: str | None, version: int) -> Response | None:
 
 
 def created(
-    body: BaseModel | Mapping[str, object], *, location: str, version: int
-) -> StoredResponse:
+    body: BaseModel | Mapping[str, object], *, location: str, version: int, replayed: bool = False
+) -> Response:
     """A 201 with the new resource (a model, or a read model's plain dict serialised as the
-    reads are), its Location and ETag."""
-    text = body.model_dump_json() if isinstance(body, BaseModel) else json_bytes(body).decode()
-    return StoredResponse(
-        status=201, body=text, headers={"Location": location, "ETag": etag(version)}
+    reads are), its Location and ETag; ``Idempotent-Replayed: true`` when it is the result an
+    Idempotency-Key already had (the same response, built the same way, from that result)."""
+    headers = {"Location": location, "ETag": etag(version)}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(
+        content=body.model_dump_json() if isinstance(body, BaseModel) else json_bytes(body),
+        status_code=201,
+        headers=headers,
+        media_type="application/json",
     )
 
 
@@ -174,10 +178,9 @@ def idempotency(
     request: Request,
     key: str | None,
     body: RequestModel,
-    respond: Callable[[T], StoredResponse],
     *,
     principal: str,
-) -> Idempotency[T] | None:
+) -> Idempotency | None:
     """The Idempotency-Key of this request with its fingerprint (None when the header is absent).
 
     The fingerprint is a hash of the validated body, so a retry that re-serialises the same
@@ -191,20 +194,7 @@ def idempotency(
     fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
     owner = hashlib.sha256(principal.encode()).hexdigest()[:32]
     scope = f"{request.method} {request.url.path} {owner}"
-    return Idempotency(scope=scope, key=key, fingerprint=fingerprint, respond=respond)
-
-
-def send(stored: StoredResponse) -> Response:
-    """The HTTP response of a (possibly replayed) stored response."""
-    headers = dict(stored.headers)
-    if stored.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return Response(
-        content=stored.body,
-        status_code=stored.status,
-        headers=headers,
-        media_type="application/json",
-    )
+    return Idempotency(scope=scope, key=key, fingerprint=fingerprint)
 
 
 def origin_of(request: Request, principal: Principal) -> Origin:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import uuid
 from datetime import UTC, datetime
@@ -14,7 +15,12 @@ from library.authors.application.queries import AuthorQueries, AuthorRead
 from library.authors.application.services import AuthorService, RegisterAuthor, ReviseAuthor
 from library.authors.domain.errors import AuthorHasBooksError, AuthorNotFoundError
 from library.authors.domain.model import Author
-from shared.kernel.errors import InvalidCursorError, RuleViolationError
+from shared.kernel.errors import (
+    IdempotencyKeyReusedError,
+    InvalidCursorError,
+    RuleViolationError,
+)
+from shared.kernel.idempotency import Idempotency
 from shared.kernel.pagination import encode_cursor
 from tests.fakes import FakeAuthorReader, FakeAuthorsUnitOfWork, FakeBookCatalog, FakeClock
 
@@ -115,6 +121,36 @@ async def test_getting_an_unknown_author_raises_not_found(
     with pytest.raises(AuthorNotFoundError) as exc:
         await queries.get_author(unknown)
     assert exc.value.author_id == unknown
+
+
+async def test_a_repeat_with_the_same_key_gets_the_first_author_back_and_registers_none(
+    queries: AuthorQueries, service: AuthorService, uow: FakeAuthorsUnitOfWork, clock: FakeClock
+) -> None:
+    once = Idempotency(scope="POST /authors", key="k1", fingerprint="f1")
+    command = RegisterAuthor(name="Octavia E. Butler", birth_year=1947, death_year=2006)
+    first = await service.register_author(command, once)
+    clock.advance(minutes=5)
+    again = await service.register_author(command, once)
+    assert (first.replayed, again.replayed) == (False, True)
+    # The same author, as the use case gave them the first time (stored and read back).
+    assert dataclasses.asdict(again.value) == dataclasses.asdict(first.value)
+    assert again.value.created_at == T0
+    assert len(uow.store) == 1
+    assert [e.type for e in uow.events] == ["author.created"]
+
+
+async def test_the_same_key_for_another_author_is_refused_and_registers_nothing(
+    service: AuthorService, uow: FakeAuthorsUnitOfWork
+) -> None:
+    await service.register_author(
+        RegisterAuthor(name="A"), Idempotency(scope="POST /authors", key="k1", fingerprint="f1")
+    )
+    with pytest.raises(IdempotencyKeyReusedError):
+        await service.register_author(
+            RegisterAuthor(name="B"),
+            Idempotency(scope="POST /authors", key="k1", fingerprint="f2"),
+        )
+    assert [a.name for a in uow.store.values()] == ["A"]
 
 
 # --- revise -------------------------------------------------------------------------------

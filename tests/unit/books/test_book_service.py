@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import uuid
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ from library.books.domain.errors import (
     UnknownAuthorsError,
 )
 from shared.kernel.errors import InvalidCursorError, RuleViolationError
+from shared.kernel.idempotency import Idempotency
 from shared.kernel.pagination import encode_cursor
 from tests.fakes import FakeAuthorDirectory, FakeBookReader, FakeBooksUnitOfWork, FakeClock
 
@@ -98,6 +100,28 @@ async def walk(queries: BookQueries, request: ListBooks) -> list[list[BookRead]]
 
 
 # --- add and get --------------------------------------------------------------------------
+
+
+async def test_a_repeat_with_the_same_key_gets_the_first_book_back_and_adds_none(
+    queries: BookQueries, service: BookService, uow: FakeBooksUnitOfWork, clock: FakeClock
+) -> None:
+    once = Idempotency(scope="POST /books", key="k1", fingerprint="f1")
+    command = AddBook(
+        title="Kindred", author_ids=[BUTLER, LE_GUIN], isbn="0-441-47812-3", language="eng"
+    )
+    first = await service.add_book(command, once)
+    clock.advance(minutes=5)
+    again = await service.add_book(command, once)
+    assert (first.replayed, again.replayed) == (False, True)
+    # The same book, as the use case gave it the first time (stored and read back).
+    assert dataclasses.asdict(again.value) == dataclasses.asdict(first.value)
+    assert again.value.authors == (
+        AuthorRef(id=BUTLER, name=NAMES[BUTLER]),
+        AuthorRef(id=LE_GUIN, name=NAMES[LE_GUIN]),
+    )
+    assert len(uow.store) == 1
+    assert [e.type for e in uow.events] == ["book.created"]
+    assert (await queries.get_book(first.value.book.id))["title"] == "Kindred"
 
 
 async def test_an_added_book_is_committed_and_readable(

@@ -11,7 +11,6 @@ from library.authors.api.schemas import AuthorCreate, AuthorOut, AuthorPatch
 from library.authors.application.queries import AuthorQueries
 from library.authors.application.services import AuthorService, RegisterAuthor, ReviseAuthor
 from library.authors.domain.model import NAME_MAX_LENGTH, Author
-from shared.kernel.idempotency import StoredResponse
 from shared.kernel.pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
 from shared.kernel.preconditions import IfMatch
 from shared.kernel.values import search_text
@@ -30,7 +29,6 @@ from shared.web.http import (
     origin_of,
     page_response,
     parse_if_match,
-    send,
 )
 from shared.web.problems import problem_responses
 from shared.web.responses import JsonResponse
@@ -60,6 +58,18 @@ def add_routes(
     read_statuses = () if auth.read is None else (401, 403)
     author_path = RoutePath("get_author", "author_id")
 
+    def new_author_response(
+        request: Request, author: Author, *, replayed: bool = False
+    ) -> Response:
+        # Fresh or replayed, a new author's 201 is built here, from the author, the same way.
+        location = author_path(request, author.id)
+        return created(
+            AuthorOut.model_validate(author),
+            location=location,
+            version=author.version,
+            replayed=replayed,
+        )
+
     @router.post(
         f"{prefix}/authors",
         tags=["authors"],
@@ -74,19 +84,15 @@ def add_routes(
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response:
         """Add an author to the catalog (safe to retry with an Idempotency-Key)."""
-
-        def respond(author: Author) -> StoredResponse:
-            location = author_path(request, author.id)
-            return created(
-                AuthorOut.model_validate(author), location=location, version=author.version
-            )
-
         command = RegisterAuthor(**body.values())
-        once = idempotency(request, idempotency_key, body, respond, principal=principal.sub)
+        once = idempotency(request, idempotency_key, body, principal=principal.sub)
         origin = origin_of(request, principal)
         if once is None:
-            return send(respond(await service().register_author(command, origin=origin)))
-        return send(await service().register_author(command, once, origin))
+            return new_author_response(
+                request, await service().register_author(command, origin=origin)
+            )
+        result = await service().register_author(command, once, origin)
+        return new_author_response(request, result.value, replayed=result.replayed)
 
     @router.get(
         f"{prefix}/authors",

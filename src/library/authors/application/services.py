@@ -18,7 +18,15 @@ from library.authors.domain.events import (
 )
 from library.authors.domain.model import Author
 from shared.kernel.events import NO_ORIGIN, Origin
-from shared.kernel.idempotency import Idempotency, StoredResponse, perform_once
+from shared.kernel.idempotency import (
+    Idempotency,
+    Once,
+    ResultCodec,
+    StoredResult,
+    perform_once,
+    read_time,
+    stored_time,
+)
 from shared.kernel.preconditions import ANY_VERSION, IfMatch
 from shared.kernel.values import UNSET, Unset, utc_now
 
@@ -43,6 +51,38 @@ class ReviseAuthor:
     bio: str | Unset | None = UNSET
 
 
+def _stored_author(author: Author) -> StoredResult:
+    # The author as the API shows them (its fields, names and order): the bodies stored before
+    # migration 0011 are this document, so the migration converts them in SQL, both ways.
+    return {
+        "id": str(author.id),
+        "name": author.name,
+        "birth_year": author.birth_year,
+        "death_year": author.death_year,
+        "bio": author.bio,
+        "created_at": stored_time(author.created_at),
+        "updated_at": stored_time(author.updated_at),
+        "version": author.version,
+    }
+
+
+def _read_author(stored: StoredResult) -> Author:
+    return Author(
+        id=uuid.UUID(stored["id"]),
+        name=stored["name"],
+        birth_year=stored["birth_year"],
+        death_year=stored["death_year"],
+        bio=stored["bio"],
+        created_at=read_time(stored["created_at"]),
+        updated_at=read_time(stored["updated_at"]),
+        version=stored["version"],
+    )
+
+
+AUTHOR_CODEC = ResultCodec(encode=_stored_author, decode=_read_author)
+"""A new author as an Idempotency-Key stores them: the author's document (JSON)."""
+
+
 class AuthorService:
     """Registers, revises and removes authors (the reads are AuthorQueries's)."""
 
@@ -63,20 +103,20 @@ class AuthorService:
 
     @overload
     async def register_author(
-        self, command: RegisterAuthor, once: Idempotency[Author], origin: Origin = NO_ORIGIN
-    ) -> StoredResponse: ...
+        self, command: RegisterAuthor, once: Idempotency, origin: Origin = NO_ORIGIN
+    ) -> Once[Author]: ...
 
     async def register_author(
         self,
         command: RegisterAuthor,
-        once: Idempotency[Author] | None = None,
+        once: Idempotency | None = None,
         origin: Origin = NO_ORIGIN,
-    ) -> Author | StoredResponse:
+    ) -> Author | Once[Author]:
         """Create an author (and its ``author.created`` event, from ``origin``).
 
-        With ``once``, the response is recorded under the client's key in the same transaction,
-        and a repeat of the request gets that response instead of a second author (and no
-        second event).
+        With ``once``, the new author is recorded under the client's key in the same
+        transaction, and a repeat of the request gets that author again (``replayed``) instead
+        of a second author (and no second event).
         """
         now = self._clock()
         author = Author.register(
@@ -94,7 +134,9 @@ class AuthorService:
                 return author
 
             result = await (
-                write() if once is None else perform_once(uow.idempotency, once, now, write)
+                write()
+                if once is None
+                else perform_once(uow.idempotency, once, now, write, AUTHOR_CODEC)
             )
             await uow.commit()
         return result

@@ -23,7 +23,6 @@ from library.books.api.schemas import (
 from library.books.application.queries import BookQueries
 from library.books.application.services import AddBook, BookService, BookView, ReviseBook
 from library.books.domain.errors import DuplicateIsbnError
-from shared.kernel.idempotency import StoredResponse
 from shared.kernel.preconditions import IfMatch
 from shared.web.api import PageOut, QueryModel, RouteParameters
 from shared.web.auth import ADMIN, READ, WRITE, Authorization, Principal
@@ -40,7 +39,6 @@ from shared.web.http import (
     origin_of,
     page_response,
     parse_if_match,
-    send,
 )
 from shared.web.problems import domain_problem, problem_responses
 from shared.web.responses import JsonResponse
@@ -88,6 +86,13 @@ def add_routes(
     read_statuses = () if auth.read is None else (401, 403)
     book_path = RoutePath("get_book", "book_id")
 
+    def new_book_response(request: Request, view: BookView, *, replayed: bool = False) -> Response:
+        # Fresh or replayed, a new book's 201 is built here, from its view, the same way.
+        location = book_path(request, view.book.id)
+        return created(
+            book_document(view), location=location, version=view.book.version, replayed=replayed
+        )
+
     @router.post(
         f"{prefix}/books",
         tags=["books"],
@@ -102,17 +107,13 @@ def add_routes(
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response:
         """Add a book crediting existing authors (safe to retry with an Idempotency-Key)."""
-
-        def respond(view: BookView) -> StoredResponse:
-            location = book_path(request, view.book.id)
-            return created(book_document(view), location=location, version=view.book.version)
-
         command = AddBook(**body.values())
-        once = idempotency(request, idempotency_key, body, respond, principal=principal.sub)
+        once = idempotency(request, idempotency_key, body, principal=principal.sub)
         origin = origin_of(request, principal)
         if once is None:
-            return send(respond(await service().add_book(command, origin=origin)))
-        return send(await service().add_book(command, once, origin))
+            return new_book_response(request, await service().add_book(command, origin=origin))
+        result = await service().add_book(command, once, origin)
+        return new_book_response(request, result.value, replayed=result.replayed)
 
     @router.get(
         f"{prefix}/books",

@@ -17,7 +17,15 @@ from library.books.domain.errors import (
 from library.books.domain.events import book_created, book_deleted, book_fields, book_updated
 from library.books.domain.model import Book
 from shared.kernel.events import NO_ORIGIN, Origin
-from shared.kernel.idempotency import Idempotency, StoredResponse, perform_once
+from shared.kernel.idempotency import (
+    Idempotency,
+    Once,
+    ResultCodec,
+    StoredResult,
+    perform_once,
+    read_time,
+    stored_time,
+)
 from shared.kernel.preconditions import ANY_VERSION, IfMatch
 from shared.kernel.values import UNSET, Unset, utc_now
 
@@ -60,6 +68,43 @@ class BookView:
     authors: tuple[AuthorRef, ...]
 
 
+def _stored_view(view: BookView) -> StoredResult:
+    # The book as the API shows it (its fields, names and order): the bodies stored before
+    # migration 0011 are this document, so the migration converts them in SQL, both ways.
+    book = view.book
+    return {
+        "id": str(book.id),
+        "title": book.title,
+        "authors": [{"id": str(a.id), "name": a.name} for a in view.authors],
+        "isbn13": book.isbn13,
+        "publication_year": book.publication_year,
+        "language": book.language,
+        "created_at": stored_time(book.created_at),
+        "updated_at": stored_time(book.updated_at),
+        "version": book.version,
+    }
+
+
+def _read_view(stored: StoredResult) -> BookView:
+    authors = tuple(AuthorRef(id=uuid.UUID(a["id"]), name=a["name"]) for a in stored["authors"])
+    book = Book(
+        id=uuid.UUID(stored["id"]),
+        title=stored["title"],
+        author_ids=tuple(a.id for a in authors),
+        isbn13=stored["isbn13"],
+        publication_year=stored["publication_year"],
+        language=stored["language"],
+        created_at=read_time(stored["created_at"]),
+        updated_at=read_time(stored["updated_at"]),
+        version=stored["version"],
+    )
+    return BookView(book=book, authors=authors)
+
+
+BOOK_VIEW_CODEC = ResultCodec(encode=_stored_view, decode=_read_view)
+"""A new book's view as an Idempotency-Key stores it: the book's document (JSON)."""
+
+
 class BookService:
     """Adds, revises and removes books (the reads are BookQueries's).
 
@@ -85,19 +130,20 @@ class BookService:
 
     @overload
     async def add_book(
-        self, command: AddBook, once: Idempotency[BookView], origin: Origin = NO_ORIGIN
-    ) -> StoredResponse: ...
+        self, command: AddBook, once: Idempotency, origin: Origin = NO_ORIGIN
+    ) -> Once[BookView]: ...
 
     async def add_book(
         self,
         command: AddBook,
-        once: Idempotency[BookView] | None = None,
+        once: Idempotency | None = None,
         origin: Origin = NO_ORIGIN,
-    ) -> BookView | StoredResponse:
+    ) -> BookView | Once[BookView]:
         """Create a book crediting existing authors (and its ``book.created``, from ``origin``).
 
-        With ``once``, the response is recorded under the client's key in the same transaction,
-        and a repeat of the request gets that response instead of a second book.
+        With ``once``, the new book's view is recorded under the client's key in the same
+        transaction, and a repeat of the request gets that view again (``replayed``) instead of
+        a second book.
         """
         now = self._clock()
         book = Book.create(
@@ -118,7 +164,9 @@ class BookService:
                     return _view(book, await uow.books.credited_names(book.id))
 
                 result = await (
-                    write() if once is None else perform_once(uow.idempotency, once, now, write)
+                    write()
+                    if once is None
+                    else perform_once(uow.idempotency, once, now, write, BOOK_VIEW_CODEC)
                 )
                 await uow.commit()
         except UnknownAuthorsError:
