@@ -226,19 +226,6 @@ class FakeBookRepository:
                 added.add(book.id)
         return added
 
-    async def known_keys(
-        self, isbns: Collection[str], external_refs: Collection[str]
-    ) -> tuple[set[str], set[str]]:
-        stored = list(self.rows.values())
-        return (
-            {b.isbn13 for b in stored if b.isbn13 is not None and b.isbn13 in isbns},
-            {
-                b.external_ref
-                for b in stored
-                if b.external_ref is not None and b.external_ref in external_refs
-            },
-        )
-
     async def holder_of_isbn(self, isbn13: str) -> uuid.UUID | None:
         return next((b.id for b in self.rows.values() if b.isbn13 == isbn13), None)
 
@@ -279,6 +266,19 @@ class FakeBookReader:
             "updated_at": book.updated_at,
             "version": book.version,
         }
+
+    async def known_keys(
+        self, isbns: Collection[str], external_refs: Collection[str]
+    ) -> tuple[set[str], set[str]]:
+        stored = list(self._uow.store.values())
+        return (
+            {b.isbn13 for b in stored if b.isbn13 is not None and b.isbn13 in isbns},
+            {
+                b.external_ref
+                for b in stored
+                if b.external_ref is not None and b.external_ref in external_refs
+            },
+        )
 
     async def get(self, book_id: uuid.UUID) -> BookRead | None:
         book = self._uow.store.get(book_id)

@@ -21,10 +21,6 @@ class BooksContainer(containers.DeclarativeContainer):
     """Builds the books use cases; needs a session factory and the authors' directory port."""
 
     session_factory: providers.Dependency[async_sessionmaker[AsyncSession]] = providers.Dependency()
-    # Reads run on AUTOCOMMIT sessions (no BEGIN/ROLLBACK round trips): see shared.persistence.db.
-    read_session_factory: providers.Dependency[async_sessionmaker[AsyncSession]] = (
-        providers.Dependency()
-    )
     read_pool: providers.Dependency[ReadPool] = providers.Dependency()
     # The outbox relay's sessions (its own engine): the subscriber's writes run on them.
     relay_session_factory: providers.Dependency[async_sessionmaker[AsyncSession]] = (
@@ -37,13 +33,10 @@ class BooksContainer(containers.DeclarativeContainer):
     queries = providers.Singleton(BookQueries, reader=reader, authors=author_directory)
 
     unit_of_work = providers.Factory(SqlAlchemyBooksUnitOfWork, session_factory=session_factory)
-    read_unit_of_work = providers.Factory(
-        SqlAlchemyBooksUnitOfWork, session_factory=read_session_factory, read_only=True
-    )
     # The write side: a service and its unit of work per use case.
     service = providers.Factory(BookService, uow=unit_of_work, authors=author_directory)
     importer = providers.Factory(
-        BookImporter, uow=unit_of_work, authors=author_directory, reads=read_unit_of_work
+        BookImporter, uow=unit_of_work, authors=author_directory, reader=reader
     )
     facade = providers.Singleton(BooksFacade, queries=queries)
     # The relay's subscriber keeping the credited authors' names (from the authors' events).

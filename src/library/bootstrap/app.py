@@ -106,7 +106,6 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
             await engine.dispose()
             container.engine.reset()
             container.session_factory.reset()
-            container.read_session_factory.reset()
             log.info("stopped")
 
     options: dict[str, Any] = {

@@ -17,7 +17,6 @@ from shared.observability.metrics import package_version
 from shared.observability.tracing import tracer_provider_from_env
 from shared.persistence.db import (
     create_engine,
-    create_read_session_factory,
     create_session_factory,
     server_settings,
 )
@@ -41,7 +40,6 @@ class RootContainer(containers.DeclarativeContainer):
         engine,
         events_committed=providers.Callable(lambda notifier: notifier.notify, notifier),
     )
-    read_session_factory = providers.Singleton(create_read_session_factory, engine)
     # Reads have a pool of their own (asyncpg, no session): opened and closed by the lifespan.
     read_pool = providers.Singleton(
         ReadPool, settings=settings, server_settings=providers.Callable(server_settings, settings)
@@ -71,7 +69,6 @@ class RootContainer(containers.DeclarativeContainer):
     books = providers.Container(
         BooksContainer,
         session_factory=session_factory,
-        read_session_factory=read_session_factory,
         read_pool=read_pool,
         relay_session_factory=relay_session_factory,
         author_directory=providers.Factory(AuthorDirectoryAdapter, authors=authors.facade),

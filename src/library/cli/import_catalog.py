@@ -171,8 +171,11 @@ async def import_goodbooks(options: ImportOptions, console: Console) -> ImportSu
     # The rows' outcomes are counted (library_import_rows_total): a server sharing this
     # process's PROMETHEUS_MULTIPROC_DIR shows them on its /metrics.
     observability = container.observability()
+    # "Already there?" is a read: on the read pool, as the API's reads (a few connections).
+    read_pool = container.read_pool()
     try:
         await container.health().check()
+        await read_pool.open()
         importer = container.books.importer()
         with (
             options.report_path.open("w", encoding="utf-8", newline="") as stream,
@@ -197,6 +200,7 @@ async def import_goodbooks(options: ImportOptions, console: Console) -> ImportSu
             )
     finally:
         observability.stop()
+        await read_pool.close()
         await engine.dispose()
 
 

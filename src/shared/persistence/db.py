@@ -156,16 +156,6 @@ def create_session_factory(
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
 
 
-def create_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions for reads, on AUTOCOMMIT connections: each query is one round trip.
-
-    A read needs no transaction of its own; without one, PostgreSQL is not sent BEGIN before
-    the query nor ROLLBACK after it. Each statement still sees a consistent snapshot.
-    """
-    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return async_sessionmaker(autocommit, expire_on_commit=False, autoflush=False)
-
-
 async def flush(session: AsyncSession, *, kind: str, resource_id: object) -> None:
     """Flush ``session``; a row whose version changed since it was read is a ConcurrentUpdateError.
 

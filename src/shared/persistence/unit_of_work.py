@@ -43,14 +43,9 @@ class SqlAlchemyUnitOfWork(ABC):
     idempotency: SqlAlchemyIdempotencyStore
     outbox: SqlAlchemyOutbox
 
-    def __init__(
-        self, session_factory: async_sessionmaker[AsyncSession], *, read_only: bool = False
-    ) -> None:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
         self._session: AsyncSession | None = None
-        # A read-only unit of work (on an AUTOCOMMIT session factory) refuses to commit: its
-        # statements are not in one transaction, so a write through it could not be undone.
-        self._read_only = read_only
 
     @property
     def session(self) -> AsyncSession:
@@ -77,13 +72,10 @@ class SqlAlchemyUnitOfWork(ABC):
         BEGIN is sent now rather than with the first statement (the same one round trip), so a
         pooled connection that died while idle fails here, before the use case has done
         anything, and is replaced by a fresh one, once. That is the Faults guarantee on the
-        write side, without a ping per checkout. A read-only unit of work (AUTOCOMMIT) sends
-        no BEGIN and has nothing to check.
+        write side, without a ping per checkout.
         """
         for attempt in (1, 2):
             session = self._session_factory()
-            if self._read_only:
-                return session
             write_connection_waits.count += 1
             try:
                 connection = await session.connection()
@@ -127,8 +119,6 @@ class SqlAlchemyUnitOfWork(ABC):
             await session.close()
 
     async def commit(self) -> None:
-        if self._read_only:
-            raise RuntimeError("a read-only unit of work cannot commit")
         await self.outbox.flush()  # the events no write statement took along
         session = self.session
         await session.commit()

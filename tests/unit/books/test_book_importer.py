@@ -20,7 +20,13 @@ from library.books.interchange.goodbooks import SourceRow
 from library.books.interchange.importer import BookDraft, BookImporter, ImportStatus
 from library.books.interchange.runner import Report, run_import
 from library.bootstrap.adapters import AuthorDirectoryAdapter
-from tests.fakes import FakeAuthorReader, FakeAuthorsUnitOfWork, FakeBooksUnitOfWork, FakeClock
+from tests.fakes import (
+    FakeAuthorReader,
+    FakeAuthorsUnitOfWork,
+    FakeBookReader,
+    FakeBooksUnitOfWork,
+    FakeClock,
+)
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -46,6 +52,7 @@ def importer(authors_uow: FakeAuthorsUnitOfWork, books_uow: FakeBooksUnitOfWork)
     return BookImporter(
         uow=cast(BooksUnitOfWork, books_uow),
         authors=AuthorDirectoryAdapter(facade),
+        reader=FakeBookReader(books_uow),
         clock=clock,
     )
 

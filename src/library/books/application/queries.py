@@ -4,6 +4,7 @@ queries the API asks (CQRS: no entity, no unit of work; a row becomes JSON once)
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -127,6 +128,12 @@ class BookReader(Protocol):
 
     async def author_has_books(self, author_id: uuid.UUID) -> bool:
         """True if any book credits this author."""
+        ...
+
+    async def known_keys(
+        self, isbns: Collection[str], external_refs: Collection[str]
+    ) -> tuple[set[str], set[str]]:
+        """Which of these ISBN-13s and which of these external references are taken."""
         ...
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 from library.books.domain.model import Book
@@ -44,10 +44,4 @@ class BookRepository(Protocol):
         A book whose ISBN or external reference is already taken (by a stored book or by an
         earlier one of ``books``) is skipped, not an error: that is how a re-import finds it.
         """
-        ...
-
-    async def known_keys(
-        self, isbns: Collection[str], external_refs: Collection[str]
-    ) -> tuple[set[str], set[str]]:
-        """Which of these ISBN-13s and which of these external references are taken."""
         ...

@@ -10,6 +10,7 @@ statement cache prepares it once. No session, no ORM, no transaction.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from enum import Enum
 from functools import lru_cache
 from typing import Any, NamedTuple, TypeVar
@@ -73,6 +74,15 @@ _LISTED = (
 _GET = Statement(select(*_LISTED).where(BookRow.id == bindparam("id", type_=Uuid)))
 _HAS_BOOKS = Statement(
     select(exists().where(BookAuthorRow.author_id == bindparam("author_id", type_=Uuid)))
+)
+# Taken keys: each side an index lookup per key (uq_books_isbn13, the external_ref index).
+_KNOWN_KEYS = Statement(
+    select(BookRow.isbn13, BookRow.external_ref).where(
+        or_(
+            BookRow.isbn13 == func.any(bindparam("isbns", type_=ARRAY(Text))),
+            BookRow.external_ref == func.any(bindparam("refs", type_=ARRAY(Text))),
+        )
+    )
 )
 
 
@@ -141,6 +151,20 @@ class AsyncpgBookReader:
     async def author_has_books(self, author_id: uuid.UUID) -> bool:
         row = await self._pool.fetchrow(_HAS_BOOKS.sql, author_id)
         return bool(row is not None and row[0])
+
+    async def known_keys(
+        self, isbns: Collection[str], external_refs: Collection[str]
+    ) -> tuple[set[str], set[str]]:
+        if not isbns and not external_refs:
+            return set(), set()
+        isbn_set, ref_set = set(isbns), set(external_refs)
+        rows = await self._pool.fetch(
+            _KNOWN_KEYS.sql, *_KNOWN_KEYS.args({"isbns": list(isbn_set), "refs": list(ref_set)})
+        )
+        return (
+            {row[0] for row in rows if row[0] in isbn_set},
+            {row[1] for row in rows if row[1] in ref_set},
+        )
 
 
 def _book(row: Any) -> BookRead:

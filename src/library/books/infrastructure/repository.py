@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     Select,
-    Text,
     Uuid,
-    bindparam,
-    func,
-    or_,
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -210,30 +205,6 @@ class SqlAlchemyBookRepository:
             if book.id in added:
                 book.version = 1
         return added
-
-    async def known_keys(
-        self, isbns: Collection[str], external_refs: Collection[str]
-    ) -> tuple[set[str], set[str]]:
-        if not isbns and not external_refs:
-            return set(), set()
-        rows = await self._session.execute(
-            select(BookRow.isbn13, BookRow.external_ref).where(
-                or_(
-                    BookRow.isbn13 == func.any(bindparam("isbns", list(isbns), ARRAY(Text))),
-                    BookRow.external_ref
-                    == func.any(bindparam("refs", list(external_refs), ARRAY(Text))),
-                )
-            )
-        )
-        isbn_set, ref_set = set(isbns), set(external_refs)
-        taken_isbns: set[str] = set()
-        taken_refs: set[str] = set()
-        for isbn13, ref in rows:
-            if isbn13 in isbn_set:
-                taken_isbns.add(isbn13)
-            if ref in ref_set:
-                taken_refs.add(ref)
-        return taken_isbns, taken_refs
 
     async def _loaded_row(self, book: Book) -> BookRow:
         row = await self._session.get(BookRow, book.id, options=[selectinload(BookRow.credits)])

@@ -10,6 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from library.books.application.ports import AuthorDirectory, BooksUnitOfWork
+from library.books.application.queries import BookReader
 from library.books.domain.events import book_created
 from library.books.domain.model import Book, valid_author_ids
 from shared.kernel.errors import RuleViolationError
@@ -77,11 +78,11 @@ class BookImporter:
         self,
         uow: BooksUnitOfWork,
         authors: AuthorDirectory,
+        reader: BookReader,
         clock: Callable[[], datetime] = utc_now,
-        reads: BooksUnitOfWork | None = None,
     ) -> None:
         self._uow = uow
-        self._reads = reads or uow  # the "already there?" lookup needs no transaction
+        self._reader = reader  # the "already there?" lookup: a read, no transaction
         self._authors = authors
         self._clock = clock
 
@@ -107,11 +108,10 @@ class BookImporter:
                 outcomes[i] = ImportOutcome(ImportStatus.REJECTED, reason=_reason(exc))
 
         # Books the catalog has already: neither their authors nor their rows are written.
-        async with self._reads as uow:
-            isbns, refs = await uow.books.known_keys(
-                {b.isbn13 for b in books.values() if b.isbn13 is not None},
-                {b.external_ref for b in books.values() if b.external_ref is not None},
-            )
+        isbns, refs = await self._reader.known_keys(
+            {b.isbn13 for b in books.values() if b.isbn13 is not None},
+            {b.external_ref for b in books.values() if b.external_ref is not None},
+        )
         seen_isbns: set[str] = set()
         seen_refs: set[str] = set()
         for i, book in list(books.items()):
