@@ -14,9 +14,10 @@ from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from starlette.middleware.cors import CORSMiddleware
 
+from library.authors.api.router import SCHEMAS as AUTHORS_SCHEMAS
 from library.authors.api.router import add_routes as add_authors_routes
 from library.books.api.router import EXCEPTION_HANDLERS as BOOKS_EXCEPTION_HANDLERS
-from library.books.api.router import QUERY_SCHEMAS as BOOKS_QUERY_SCHEMAS
+from library.books.api.router import SCHEMAS as BOOKS_SCHEMAS
 from library.books.api.router import add_routes as add_books_routes
 from library.bootstrap.container import RootContainer
 from library.bootstrap.errors import install_driver_error_handlers
@@ -126,7 +127,7 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
         else FastAPI(**options, docs_url=None, redoc_url=None, openapi_url=None)
     )
     app.state.container = container
-    install_problem_handlers(app, schemas=BOOKS_QUERY_SCHEMAS)
+    install_problem_handlers(app, schemas={**AUTHORS_SCHEMAS, **BOOKS_SCHEMAS})
     install_driver_error_handlers(app)
     install_auth_handlers(app)
     for error_type, handler in BOOKS_EXCEPTION_HANDLERS.items():

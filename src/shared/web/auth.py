@@ -264,6 +264,11 @@ class Bearer(SecurityBase):
         self.authenticator = authenticator
         self.scope = scope
 
+    def requirement(self) -> list[dict[str, list[str]]]:
+        """The operation's ``security`` in OpenAPI, as FastAPI writes it for
+        ``Security(self, scopes=[scope])`` (for a route that calls this dependency itself)."""
+        return [{self.scheme_name: [self.scope]}]
+
     async def __call__(self, request: Request) -> Principal:
         if self.authenticator is None:
             request.scope[SCOPE_KEY] = DEVELOPMENT_PRINCIPAL

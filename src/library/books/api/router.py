@@ -24,7 +24,7 @@ from library.books.application.queries import BookQueries
 from library.books.application.services import AddBook, BookService, BookView, ReviseBook
 from library.books.domain.errors import DuplicateIsbnError
 from shared.kernel.preconditions import IfMatch
-from shared.web.api import PageOut, QueryModel, RouteParameters
+from shared.web.api import JsonBody, PageOut, QueryModel, RouteParameters, validated
 from shared.web.auth import ADMIN, READ, WRITE, Authorization, Principal
 from shared.web.http import (
     NEXT_PAGE,
@@ -48,11 +48,15 @@ IfMatchParam = Annotated[IfMatch, Depends(parse_if_match)]
 # documents a query model.
 LIST_QUERY = QueryModel(BookSearchParams)
 AUTHOR_BOOKS_QUERY = QueryModel(BookListParams)
-QUERY_SCHEMAS = {**LIST_QUERY.schemas, **AUTHOR_BOOKS_QUERY.schemas}
 # GET one book, the busiest route: its id and If-None-Match read in one pass (RouteParameters).
 GET_PARAMETERS = RouteParameters(
     "/books/{book_id}", book_id=Annotated[uuid.UUID, Path()], if_none_match=IfNoneMatchHeader
 )
+# POST, the write: its body and Idempotency-Key read the same way (JsonBody).
+NEW_BOOK = JsonBody(BookCreate)
+POST_PARAMETERS = RouteParameters("/books", idempotency_key=IdempotencyKeyHeader)
+# The component schemas those routes' openapi_extra refer to (the app adds them to its document).
+SCHEMAS = {**LIST_QUERY.schemas, **AUTHOR_BOOKS_QUERY.schemas, **NEW_BOOK.schemas}
 
 
 async def duplicate_isbn_problem(request: Request, exc: Exception) -> JSONResponse:
@@ -99,16 +103,19 @@ def add_routes(
         status_code=status.HTTP_201_CREATED,
         response_model=BookOut,
         responses=problem_responses(401, 403, 409, 413, 422, 503),
+        openapi_extra={
+            **POST_PARAMETERS.openapi_extra,
+            **NEW_BOOK.openapi_extra,
+            "security": auth.write.requirement(),
+        },
     )
-    async def create_book(
-        principal: Annotated[Principal, Security(auth.write, scopes=[WRITE])],
-        body: BookCreate,
-        request: Request,
-        idempotency_key: IdempotencyKeyHeader = None,
-    ) -> Response:
+    async def create_book(request: Request) -> Response:
         """Add a book crediting existing authors (safe to retry with an Idempotency-Key)."""
+        read = await NEW_BOOK.read(request)
+        principal = await auth.write(request)
+        params, body = validated(request, POST_PARAMETERS, read)
         command = AddBook(**body.values())
-        once = idempotency(request, idempotency_key, body, principal=principal.sub)
+        once = idempotency(request, params["idempotency_key"], body, principal=principal.sub)
         origin = origin_of(request, principal)
         if once is None:
             return new_book_response(request, await service().add_book(command, origin=origin))
