@@ -32,7 +32,6 @@ from time import perf_counter
 from typing import Any, Final
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from fastapi.routing import iter_route_contexts
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -49,6 +48,8 @@ from prometheus_client.process_collector import ProcessCollector
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from starlette.types import Scope
+
+from shared.observability.routes import RouteTemplates
 
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 
@@ -254,8 +255,7 @@ class Metrics:
         self._responses = {s: self.responses.labels(str(s)) for s in COUNTED_STATUSES}
         self._counted_written = dict.fromkeys(COUNTED_STATUSES, 0)
         self._writing = threading.Lock()
-        # Route objects (not hashable) by id: they live as long as the app.
-        self._routes: dict[int, str] = {}
+        self._routes = RouteTemplates()
         self._pools: dict[str, PoolSampler] = {}
         self._sampler: threading.Thread | None = None
         self._stopped = threading.Event()
@@ -274,9 +274,9 @@ class Metrics:
             method = "_OTHER"
         in_flight[method] -= 1
         route = scope.get("route")
-        template = "" if route is None else self._routes.get(id(route))
+        template = "" if route is None else self._routes.known.get(id(route))
         if template is None:
-            template = self._template(scope, route)
+            template = self._routes.resolve(scope, route)
         key = (method, template, status)
         counts = self._requests.get(key)
         if counts is None:
@@ -293,17 +293,6 @@ class Metrics:
         unwritten = _Unwritten(child, len(buckets))
         self._unwritten.append(unwritten)
         return unwritten.counts
-
-    def _template(self, scope: Scope, route: object) -> str:
-        """The full path template of a matched route (routers' prefixes included)."""
-        app = scope.get("app")
-        for context in iter_route_contexts(getattr(app, "routes", [])):
-            if context.original_route is route and context.path:
-                self._routes[id(route)] = context.path
-                return context.path
-        template = str(getattr(route, "path", ""))
-        self._routes[id(route)] = template
-        return template
 
     def query_observer(self, pool_name: str) -> QueryObserver:
         """A callback timing each statement of the pool ``pool_name`` (SQL text -> label set)."""
