@@ -5,6 +5,11 @@ runs the app in process as `bench.micro` does (production settings, 16 concurren
 HTTP server) under ``valgrind --tool=callgrind`` with instrumentation off, warms it up, counts
 the instructions of ``--requests`` requests only (``callgrind_control -i on``/``off`` around
 them), and prints the count per request, with the callgrind file for ``callgrind_annotate``.
+``--observability off|metrics|tracing|tracing-sampled|on|on-sampled`` (repeatable) sets the
+app up as `make bench-observability`'s variant of that name: metrics on or off, spans exported
+over OTLP/HTTP to a local sink in the parent process (not counted), every request or 1% of them
+sampled; the spans of the warm-up are exported before counting starts and those of the counted
+requests before it stops. Without it, the environment decides (metrics are on by default).
 
 On a shared machine req/s and CPU time drift with what else runs (two rounds of identical code
 differed by 2x here); an instruction count does not: the same code, data and settings give the
@@ -28,6 +33,7 @@ import time
 from pathlib import Path
 
 from bench import micro
+from bench.observability import VARIANTS, OtlpSink, variant_environment
 
 CHILD_WARM = 320
 
@@ -41,11 +47,16 @@ async def _child(dsn: str, shape: str, requests: int, control: Path) -> None:
     app = create_app()
     shapes, authors = await micro._targets(dsn)
     writes = authors if shape == "post_book" else None
+    provider = app.state.container.tracer_provider()  # None: tracing off
     async with app.router.lifespan_context(app):
         await micro._measure(app, shapes[shape], CHILD_WARM, writes)
+        if provider is not None:
+            provider.force_flush()  # the warm-up's spans are exported before counting starts
         (control / "ready").touch()
         await _file_appears(control / "go")
         await micro._measure(app, shapes[shape], requests, writes)
+        if provider is not None:
+            provider.force_flush()  # and the counted requests' before it stops
         (control / "done").touch()
         await _file_appears(control / "stop")
     if writes:
@@ -75,12 +86,20 @@ def _wait_for(path: Path, process: subprocess.Popen[bytes], timeout: float = 900
         time.sleep(0.2)
 
 
-def count(dsn: str, shape: str, requests: int, out_dir: Path) -> tuple[int, Path]:
-    """(instructions per request, callgrind file) of ``requests`` requests of ``shape``."""
+def count(
+    dsn: str,
+    shape: str,
+    requests: int,
+    out_dir: Path,
+    env: dict[str, str] | None = None,
+    tag: str = "",
+) -> tuple[int, Path]:
+    """(instructions per request, callgrind file) of ``requests`` requests of ``shape``, the
+    app's process getting ``env`` (default: this one's)."""
     valgrind, control_tool = shutil.which("valgrind"), shutil.which("callgrind_control")
     if valgrind is None or control_tool is None:
         raise SystemExit("valgrind not found: apt-get install valgrind")
-    out = out_dir / f"callgrind-{shape}.out"
+    out = out_dir / f"callgrind-{shape}{tag}.out"
     with tempfile.TemporaryDirectory() as tmp:
         control = Path(tmp)
         (control / "keys").mkdir()
@@ -108,8 +127,10 @@ def count(dsn: str, shape: str, requests: int, out_dir: Path) -> tuple[int, Path
             command = [control_tool, "-i", state, str(process.pid)]
             subprocess.run(command, check=True, capture_output=True)  # noqa: S603
 
-        log = (out_dir / f"callgrind-{shape}.log").open("wb")
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        log = (out_dir / f"callgrind-{shape}{tag}.log").open("wb")
+        process = subprocess.Popen(  # noqa: S603
+            command, stdout=log, stderr=subprocess.STDOUT, env=env
+        )
         try:
             _wait_for(control / "ready", process)
             instrument("on")
@@ -135,6 +156,12 @@ def main() -> None:
     p.add_argument("--only", action="append", choices=sorted(micro.SHAPES))
     p.add_argument("--requests", type=int, default=480)
     p.add_argument("--out", type=Path, default=Path("bench/results/instructions"))
+    p.add_argument(
+        "--observability",
+        action="append",
+        choices=list(VARIANTS),
+        help="metrics and tracing as bench.observability's variant of that name (repeatable)",
+    )
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--control", type=Path, help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -144,9 +171,28 @@ def main() -> None:
         uvloop.run(_child(a.dsn, a.only[0], a.requests, a.control))
         return
     a.out.mkdir(parents=True, exist_ok=True)
-    for shape in a.only or ["get_book", "list_50"]:
-        per_request, out = count(a.dsn, shape, a.requests, a.out)
-        print(f"{shape:10s} {per_request:>12,d} instructions/request  ({out})", flush=True)
+    if not a.observability:
+        for shape in a.only or ["get_book", "list_50"]:
+            per_request, out = count(a.dsn, shape, a.requests, a.out)
+            print(f"{shape:10s} {per_request:>12,d} instructions/request  ({out})", flush=True)
+        return
+    sink = OtlpSink()
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OTEL_", "PROMETHEUS", "LIBRARY_METRICS"))
+    }
+    try:
+        for name in a.observability:
+            env = {**base, **variant_environment(VARIANTS[name], sink.port)}
+            for shape in a.only or ["get_book", "list_50"]:
+                per_request, out = count(a.dsn, shape, a.requests, a.out, env, f"-{name}")
+                print(
+                    f"{shape:10s} {name:16s} {per_request:>12,d} instructions/request  ({out})",
+                    flush=True,
+                )
+    finally:
+        sink.close()
 
 
 if __name__ == "__main__":

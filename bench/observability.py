@@ -50,6 +50,7 @@ VARIANTS = {
         Variant("tracing", metrics=False, tracing=True),
         Variant("on", metrics=True, tracing=True),
         Variant("on-sampled", metrics=True, tracing=True, sampler_ratio=SAMPLED_RATIO),
+        Variant("tracing-sampled", metrics=False, tracing=True, sampler_ratio=SAMPLED_RATIO),
     )
 }
 
@@ -132,20 +133,35 @@ async def _prepare(
     return dsn, total, scenarios
 
 
+def variant_environment(variant: Variant, sink_port: int) -> dict[str, str]:
+    """The variables that give a server (or bench.instructions' app) ``variant``'s set-up."""
+    env = {"LIBRARY_METRICS_ENABLED": "true" if variant.metrics else "false"}
+    if variant.tracing:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{sink_port}"
+        env["OTEL_SERVICE_NAME"] = f"library-bench-{variant.name}"
+    if variant.sampler_ratio is not None:
+        env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+        env["OTEL_TRACES_SAMPLER_ARG"] = variant.sampler_ratio
+    return env
+
+
+def without_observability(environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` without what configures the app, tracing or multiprocess metrics."""
+    return {
+        k: v for k, v in environ.items() if not k.startswith(("LIBRARY_", "OTEL_", "PROMETHEUS"))
+    }
+
+
 def _environment(
     variant: Variant, dsn: str, port: int, sink: OtlpSink, auth: dict[str, str]
 ) -> dict[str, str]:
-    base = {
-        k: v for k, v in os.environ.items() if not k.startswith(("LIBRARY_", "OTEL_", "PROMETHEUS"))
-    }
-    env = {
-        **base,
+    return {
+        **without_observability(dict(os.environ)),
         "DATABASE_URL": dsn,
         "LIBRARY_HOST": "127.0.0.1",
         "LIBRARY_PORT": str(port),
         "LIBRARY_ENVIRONMENT": "production",
         "LIBRARY_LOG_FORMAT": "json",
-        "LIBRARY_METRICS_ENABLED": "true" if variant.metrics else "false",
         # Reads only: no event to deliver, and five relays' connections on top of five read
         # pools would pass PostgreSQL's 100.
         "LIBRARY_EVENTS_RELAY_ENABLED": "false",
@@ -153,14 +169,8 @@ def _environment(
         "LIBRARY_RATE_LIMIT_ANONYMOUS": "10000000/second",
         "LIBRARY_RATE_LIMIT_AUTHENTICATED": "10000000/second",
         **auth,  # production needs a key set to verify tokens with (reads send none)
+        **variant_environment(variant, sink.port),
     }
-    if variant.tracing:
-        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{sink.port}"
-        env["OTEL_SERVICE_NAME"] = f"library-bench-{variant.name}"
-    if variant.sampler_ratio is not None:
-        env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
-        env["OTEL_TRACES_SAMPLER_ARG"] = variant.sampler_ratio
-    return env
 
 
 def main(argv: list[str] | None = None) -> None:

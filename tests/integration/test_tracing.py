@@ -13,10 +13,12 @@ from dependency_injector import providers
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
 from opentelemetry.trace import SpanKind
 
 from library.bootstrap.app import create_app
 from library.bootstrap.container import RootContainer
+from shared.observability.spans import ServerSpans
 from shared.settings import Settings
 from tests.auth import bearer
 from tests.integration.helpers import API, create_author, create_book, running_app
@@ -135,21 +137,61 @@ async def test_each_use_case_has_its_span_over_its_statements(
 async def test_without_an_endpoint_nothing_is_installed(settings: Settings) -> None:
     async with running_app(settings) as (app, client):
         assert app.state.container.observability().tracing is None
-        assert not getattr(app, "_is_instrumented_by_opentelemetry", False)
+        assert not [m for m in app.user_middleware if m.cls is ServerSpans]  # type: ignore[comparison-overlap]
+        assert app.state.container.read_pool().statement_spans is None
         assert not hasattr(asyncpg.Connection.fetchrow, "__wrapped__")
         response = await client.get(f"{API}/books", headers={"traceparent": TRACEPARENT})
         assert response.status_code == 200
         assert "traceparent" not in response.headers
 
 
-async def test_tracing_is_removed_from_the_driver_at_shutdown(
-    settings: Settings, exporter: InMemorySpanExporter
-) -> None:
+async def test_tracing_is_removed_from_the_read_pool_at_shutdown(settings: Settings) -> None:
     provider: Any = TracerProvider()
     container = RootContainer()
     container.settings.override(settings)
     container.tracer_provider.override(providers.Object(provider))
     app = create_app(container=container)
+    read_pool = container.read_pool()
     async with app.router.lifespan_context(app):
-        assert hasattr(asyncpg.Connection.fetchrow, "__wrapped__")
-    assert not hasattr(asyncpg.Connection.fetchrow, "__wrapped__")
+        assert read_pool.statement_spans is not None
+    assert read_pool.statement_spans is None
+
+
+async def test_requests_not_sampled_carry_ids_and_record_nothing(
+    settings: Settings, exporter: InMemorySpanExporter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With parentbased_traceidratio at 0: a new trace is never sampled, a caller's sampled
+    trace always is; an unsampled request still has ids (its log lines, its response)."""
+    provider = TracerProvider(sampler=ParentBasedTraceIdRatio(0.0))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    container = RootContainer()
+    container.settings.override(settings)
+    container.tracer_provider.override(providers.Object(provider))
+    app = create_app(container=container)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            capsys.readouterr()
+            unsampled = await http.get(f"{API}/books", headers={"X-Request-ID": "unsampled"})
+            assert unsampled.status_code == 200
+            assert exporter.get_finished_spans() == ()
+            version, trace_id, span_id, flags = unsampled.headers["traceparent"].split("-")
+            assert (version, len(trace_id), len(span_id)) == ("00", 32, 16)
+            assert int(flags, 16) & 1 == 0  # not sampled
+            lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+            mine = [line for line in lines if line.get("request_id") == "unsampled"]
+            assert mine
+            assert {(line["trace_id"], line["span_id"]) for line in mine} == {(trace_id, span_id)}
+
+            not_sampled_parent = f"00-{TRACE_ID}-{PARENT_ID}-00"
+            followed = await http.get(f"{API}/books", headers={"traceparent": not_sampled_parent})
+            assert followed.headers["traceparent"].startswith(f"00-{TRACE_ID}-")
+            assert followed.headers["traceparent"].endswith("-00")
+            assert exporter.get_finished_spans() == ()
+
+            sampled = await http.get(f"{API}/books", headers={"traceparent": TRACEPARENT})
+            assert sampled.headers["traceparent"].endswith("-01")
+            spans = list(exporter.get_finished_spans())
+            [server] = [s for s in spans if s.kind is SpanKind.SERVER]
+            assert format(server.context.trace_id, "032x") == TRACE_ID
+            assert [s for s in children(spans, server) if is_database(s)]

@@ -132,7 +132,7 @@ class Observability:
                 self._server = MetricsServer(metrics, host, settings.metrics_port)
         if self.tracing is not None:
             self.tracing.instrument_engine(engine.sync_engine)
-            self.tracing.instrument_asyncpg()
+            self.tracing.instrument_read_pool(read_pool)
 
     def stop(self) -> None:
         """At shutdown: close the metrics port, drop this process's gauges, flush the spans."""

@@ -7,10 +7,11 @@ argument, ``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_BSP_*`` ...). Without an endpoi
 installed: no middleware, no event listener, no patched driver method, and this module does not
 even import the SDK.
 
-When on, the kept contrib instrumentations do the work: FastAPI's (the server span, W3C trace
-context read from ``traceparent``), SQLAlchemy's (a span per statement of the write side) and
-asyncpg's (a span per statement of the read side, and under SQLAlchemy's for writes). Statements
-are recorded as sent, with placeholders: parameter values are never captured. Responses carry
+When on: the server span of each request (W3C trace context read from ``traceparent``) and
+the read pool's statement spans are ours (shared.observability.spans: the contrib FastAPI and
+asyncpg instrumentations cost a request several times what the request itself does, sampled or
+not); the write side's statements are the contrib SQLAlchemy instrumentation's. Statements are
+recorded as sent, with placeholders: parameter values are never captured. Responses carry
 ``traceparent`` naming the server span; every log line of a traced request carries
 ``trace_id`` and ``span_id``.
 """
@@ -21,8 +22,6 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.instrumentation.propagators import ResponsePropagator
-from opentelemetry.propagators.textmap import CarrierT, Setter, default_setter
 from opentelemetry.trace import get_current_span
 from structlog.typing import EventDict, WrappedLogger
 
@@ -31,6 +30,8 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Tracer
     from sqlalchemy.engine import Engine
+
+    from shared.persistence.reads import ReadPool
 
 _ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
@@ -68,40 +69,38 @@ def add_trace_ids(_logger: WrappedLogger, _method: str, event: EventDict) -> Eve
     """structlog processor: the current span's ``trace_id`` and ``span_id``, when there is one."""
     context = get_current_span().get_span_context()
     if context.is_valid:
-        event["trace_id"] = format(context.trace_id, "032x")
-        event["span_id"] = format(context.span_id, "016x")
+        event["trace_id"] = "%032x" % context.trace_id  # noqa: UP031 (the cheaper form, per line)
+        event["span_id"] = "%016x" % context.span_id  # noqa: UP031
     return event
 
 
 class Tracing:
-    """Installs the instrumentations on one app, its engine and the asyncpg driver."""
+    """Installs the spans on one app, its engine and its read pool."""
 
     def __init__(self, provider: TracerProvider) -> None:
         from opentelemetry.metrics import NoOpMeterProvider
 
         self.provider = provider
-        # The metrics are Prometheus's (shared.observability.metrics): the instrumentations'
+        # The metrics are Prometheus's (shared.observability.metrics): the instrumentation's
         # own OpenTelemetry metrics are not recorded at all.
         self._meters = NoOpMeterProvider()
         self._engine_listeners: list[tuple[Any, str, Any]] = []
-        self._asyncpg: Any = None
+        self._read_pool: ReadPool | None = None
 
     def tracer(self, name: str) -> Tracer:
         return self.provider.get_tracer(name)
 
     def instrument_app(self, app: FastAPI) -> None:
-        """The server span of each request; ``traceparent`` read in and written out."""
-        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-        from opentelemetry.instrumentation.propagators import set_global_response_propagator
+        """The server span of each request; ``traceparent`` read in and written out. Call it
+        after the app's other middlewares are added: the span's layer must be outermost."""
+        from opentelemetry.sdk.trace import Tracer as SdkTracer
 
-        FastAPIInstrumentor.instrument_app(
-            app,
-            tracer_provider=self.provider,
-            meter_provider=self._meters,
-            # One span per request, not three: the ASGI messages are not worth a span each.
-            exclude_spans=["receive", "send"],
-        )
-        set_global_response_propagator(TraceparentResponsePropagator())  # type: ignore[no-untyped-call]
+        from shared.observability.spans import ServerSpans
+
+        tracer = self.provider.get_tracer("library.http")
+        if not isinstance(tracer, SdkTracer):
+            raise TypeError("tracing needs the OpenTelemetry SDK's tracer provider")
+        app.add_middleware(ServerSpans, tracer=tracer)
 
     def instrument_engine(self, engine: Engine) -> None:
         """A span per statement of the SQLAlchemy ``engine`` (the write side)."""
@@ -116,21 +115,23 @@ class Tracing:
         EngineTracer(tracer, engine, usage)  # type: ignore[no-untyped-call]
         self._engine_listeners.extend(registered[first:])
 
-    def instrument_asyncpg(self) -> None:
-        """A span per statement asyncpg runs (the read pool; the driver under SQLAlchemy)."""
-        from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    def instrument_read_pool(self, read_pool: ReadPool) -> None:
+        """A span per statement of the read pool, in sampled requests."""
+        from opentelemetry.sdk.trace import Tracer as SdkTracer
 
-        instrumentor = AsyncPGInstrumentor(capture_parameters=False)  # type: ignore[no-untyped-call]
-        if instrumentor.is_instrumented_by_opentelemetry:
-            return  # another app of this process did (tests): the driver is patched once
-        instrumentor.instrument(tracer_provider=self.provider)
-        self._asyncpg = instrumentor
+        from shared.observability.spans import StatementSpans
+
+        tracer = self.provider.get_tracer("library.db")
+        if not isinstance(tracer, SdkTracer):
+            raise TypeError("tracing needs the OpenTelemetry SDK's tracer provider")
+        read_pool.statement_spans = StatementSpans(tracer)
+        self._read_pool = read_pool
 
     def shutdown(self) -> None:
-        """Remove what was installed on the driver and the engine; flush the spans left."""
-        if self._asyncpg is not None:
-            self._asyncpg.uninstrument()
-            self._asyncpg = None
+        """Remove what was installed on the read pool and the engine; flush the spans left."""
+        if self._read_pool is not None:
+            self._read_pool.statement_spans = None
+            self._read_pool = None
         from sqlalchemy import event
 
         for target_ref, name, listener in self._engine_listeners:
@@ -139,23 +140,3 @@ class Tracing:
                 event.remove(target, name, listener)
         self._engine_listeners.clear()
         self.provider.force_flush()
-
-
-class TraceparentResponsePropagator(ResponsePropagator):
-    """Writes the server span's W3C ``traceparent`` into the response's headers."""
-
-    def inject(
-        self, carrier: CarrierT, context: Any = None, setter: Setter[CarrierT] = default_setter
-    ) -> None:
-        span_context = get_current_span(context).get_span_context()
-        # The instrumentation offers every ASGI message; only the first carries headers.
-        message: Any = carrier
-        if not span_context.is_valid or message.get("type") != "http.response.start":
-            return
-        setter.set(
-            carrier,
-            "traceparent",
-            f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
-            f"{span_context.trace_flags:02x}",
-        )
-        setter.set(carrier, "access-control-expose-headers", "traceparent")

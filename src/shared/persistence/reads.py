@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from time import monotonic, perf_counter
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import structlog
@@ -38,6 +38,16 @@ log = structlog.get_logger("library.db")
 
 QueryLogger = Callable[[Any], None]
 QueryTimer = Callable[[str, float], None]
+
+
+class StatementTracer(Protocol):
+    """What makes a span per statement (shared.observability.spans), when tracing is on."""
+
+    def start(self, sql: str, connection: Any) -> Any:
+        """A started span, or None when the statement is not traced (the request is not)."""
+
+    def end(self, span: Any, error: BaseException | None) -> None: ...
+
 
 # What a connection that died under us raises when it is used.
 _DEAD_CONNECTION = (
@@ -253,8 +263,9 @@ class ReadPool:
         self._server_settings = server_settings
         self._connections: ReadConnections | None = None
         self._query_loggers: list[QueryLogger] = []
-        # Observability hook, set by the composition root: a statement's duration.
+        # Observability hooks, set by the composition root: a statement's duration, its span.
         self.on_query: QueryTimer | None = None
+        self.statement_spans: StatementTracer | None = None
 
     @property
     def connections(self) -> ReadConnections:
@@ -328,30 +339,42 @@ class ReadPool:
     async def _fetch(self, sql: str, args: tuple[Any, ...]) -> Sequence[asyncpg.Record]:
         connections = self.connections
         connection = await connections.acquire()
+        spans = self.statement_spans
+        span = None if spans is None else spans.start(sql, connection)
+        error: BaseException | None = None
         started = perf_counter()
         try:
             rows: Sequence[asyncpg.Record] = await connection.fetch(sql, *args)
         except BaseException as exc:
+            error = exc
             _discard_if_interrupted(connection, exc)
             raise
         finally:
             if self.on_query is not None:
                 self.on_query(sql, perf_counter() - started)
+            if span is not None and spans is not None:
+                spans.end(span, error)
             connections.release(connection)
         return rows
 
     async def _fetchrow(self, sql: str, args: tuple[Any, ...]) -> asyncpg.Record | None:
         connections = self.connections
         connection = await connections.acquire()
+        spans = self.statement_spans
+        span = None if spans is None else spans.start(sql, connection)
+        error: BaseException | None = None
         started = perf_counter()
         try:
             row: asyncpg.Record | None = await connection.fetchrow(sql, *args)
         except BaseException as exc:
+            error = exc
             _discard_if_interrupted(connection, exc)
             raise
         finally:
             if self.on_query is not None:
                 self.on_query(sql, perf_counter() - started)
+            if span is not None and spans is not None:
+                spans.end(span, error)
             connections.release(connection)
         return row
 
