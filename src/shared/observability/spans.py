@@ -247,7 +247,7 @@ class ServerSpans:
         headers = dict(scope["headers"])
         host = headers.get(b"host", b"").decode("latin-1")
         agent = headers.get(b"user-agent", b"").decode("latin-1")
-        server = scope.get("server") or ("0.0.0.0", 80)  # noqa: S104 (ASGI's default, no bind)
+        server = scope.get("server") or ("0.0.0.0", 80)  # noqa: S104  # nosec B104 - the ASGI default, not a bind
         client = scope.get("client")
         scheme = scope.get("scheme", "http")
         path = scope.get("path", "")
