@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dependency_injector import containers, providers
+from pydantic import SecretStr
 
 from library.authors.container import AuthorsContainer
 from library.books.application.credited_names import CreditedNamesKeeper
@@ -41,19 +42,27 @@ class RootContainer(containers.DeclarativeContainer):
         engine,
         events_committed=providers.Callable(lambda notifier: notifier.notify, notifier),
     )
-    read_session_factory = providers.Singleton(create_read_session_factory, engine)
+    read_session_factory = providers.Singleton(
+        create_read_session_factory,
+        engine,
+        autocommit=providers.Callable(lambda s: s.db_pooler == "none", settings),
+    )
     # Reads have a pool of their own (asyncpg, no session): opened and closed by the lifespan.
     read_pool = providers.Singleton(
         ReadPool, settings=settings, server_settings=providers.Callable(server_settings, settings)
     )
 
     # The outbox relay's engine (docs/events.md): a few connections of its own, so deliveries
-    # never wait for the requests' pool (nor show in its statistics).
+    # never wait for the requests' pool (nor show in its statistics). Always to PostgreSQL
+    # itself, never through a transaction-mode pooler: its LISTEN and its advisory locks belong
+    # to a session.
     relay_engine = providers.Singleton(
         create_engine,
         providers.Callable(
             lambda s: s.model_copy(
                 update={
+                    "database_url": SecretStr(s.require_direct_url()),
+                    "db_pooler": "none",
                     "db_pool_size": s.events_relay_pool_size,
                     "db_max_overflow": 0,
                     # Told apart from the requests' sessions in pg_stat_activity.

@@ -15,21 +15,44 @@ SOURCE_DIR = Path(__file__).resolve().parents[2]
 
 
 def add_parser(commands: Any) -> None:
-    commands.add_parser("serve", help="serve the API (production: DATABASE_URL must be set)")
+    serve_parser = commands.add_parser(
+        "serve", help="serve the API (production: DATABASE_URL must be set)"
+    )
+    serve_parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes (default LIBRARY_WORKERS, else one per CPU in production, "
+        "1 elsewhere)",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
-    serve()
+    serve(workers=args.workers)
 
 
-def serve(*, reload: bool = False) -> None:
-    """Serve the API with uvicorn (uvloop + httptools), as production does; with ``reload``
-    (development only), restart whenever a source file changes."""
+def serve(*, reload: bool = False, workers: int | None = None) -> None:
+    """Serve the API with uvicorn (uvloop + httptools), as production does, in ``workers``
+    processes (default: the settings'); with ``reload`` (development only), in one process
+    restarted whenever a source file changes.
+
+    Raises RuntimeError, before anything starts, when the workers' pools together could open
+    more connections than ``LIBRARY_DB_CONNECTION_BUDGET``, or when a transaction-mode pooler
+    is configured without PostgreSQL's own URL."""
     import uvicorn
 
     from shared.observability.multiprocess import prepare_multiprocess_dir
 
+    if workers is not None and workers < 1:
+        raise RuntimeError("--workers must be at least 1")
     settings = Settings()
+    if reload:
+        workers = 1
+    if workers is not None:
+        settings = settings.model_copy(update={"workers": workers})
+    settings.check_connection_budget()
+    if settings.events_relay_enabled:
+        settings.require_direct_url()  # the relay's: refused now, not in every worker
     prepare_multiprocess_dir()  # metrics of several workers: a clean folder before they start
     reloading = (
         {"reload": True, "reload_dirs": [str(SOURCE_DIR)]}
@@ -38,6 +61,9 @@ def serve(*, reload: bool = False) -> None:
     )
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it; exit 0 (and run the
     # clean-up handlers, e.g. stopping the embedded database) instead of dying by the signal.
+    # With several workers, uvicorn's supervisor takes SIGTERM over: it passes it to every
+    # worker (each finishes its requests in flight and closes its pools), waits for them all,
+    # and returns.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         "library.bootstrap.app:create_app",

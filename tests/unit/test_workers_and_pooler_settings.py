@@ -1,0 +1,101 @@
+"""Workers, the connection budget and the transaction-mode pooler, as the settings decide them
+(no database: ``library serve`` refuses before anything starts)."""
+
+from __future__ import annotations
+
+import pytest
+
+from library.cli import main
+from shared.persistence.db import pooler_connect_args, server_settings, session_settings
+from shared.settings import Settings, available_cpus
+
+URL = "postgresql://app@127.0.0.1:1/library"
+DIRECT = "postgresql://app@127.0.0.1:2/library"
+
+
+@pytest.fixture(autouse=True)
+def _no_serving_settings_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "LIBRARY_WORKERS",
+        "LIBRARY_ENVIRONMENT",
+        "LIBRARY_DB_CONNECTION_BUDGET",
+        "LIBRARY_DB_POOLER",
+        "LIBRARY_DIRECT_DATABASE_URL",
+        "LIBRARY_DB_POOL_SIZE",
+        "LIBRARY_DB_MAX_OVERFLOW",
+        "LIBRARY_DB_READ_POOL_SIZE",
+        "LIBRARY_EVENTS_RELAY_POOL_SIZE",
+        "LIBRARY_EVENTS_RELAY_ENABLED",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", URL)
+
+
+@pytest.fixture
+def never_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refusal that regressed fails the test instead of serving."""
+    import uvicorn
+
+    def served(*args: object, **kwargs: object) -> None:
+        raise AssertionError("library serve started")
+
+    monkeypatch.setattr(uvicorn, "run", served)
+
+
+def test_workers_default_to_the_cpus_in_production_and_to_one_elsewhere() -> None:
+    assert Settings(environment="production").workers == available_cpus()
+    assert Settings(environment="development").workers == 1
+    assert Settings(environment="test").workers == 1
+    assert Settings(environment="production", workers=3).workers == 3
+
+
+def test_the_budget_counts_every_pool_of_every_worker() -> None:
+    settings = Settings(
+        workers=2, db_pool_size=10, db_max_overflow=5, db_read_pool_size=12, db_connection_budget=60
+    )
+    assert settings.connections_per_worker() == {"write": 15, "read": 12, "relay": 3}
+    settings.check_connection_budget()  # 2 x 30 = 60: exactly the budget
+    with pytest.raises(RuntimeError, match=r"3 workers x \(write 15 \+ read 12 \+ relay 3 = 30"):
+        settings.model_copy(update={"workers": 3}).check_connection_budget()
+    # Without the relay, its connections are not counted.
+    without_relay = settings.model_copy(update={"events_relay_enabled": False})
+    assert sum(without_relay.connections_per_worker().values()) == 27
+    without_relay.model_copy(update={"db_connection_budget": 54}).check_connection_budget()
+
+
+@pytest.mark.usefixtures("never_served")
+def test_serve_refuses_workers_beyond_the_budget_with_a_message_not_a_traceback() -> None:
+    # Defaults: 16 write + 16 read + 3 relay = 35 connections a worker; 3 workers = 105 > 90.
+    with pytest.raises(SystemExit) as refused:
+        main(["serve", "--workers", "3"])
+    message = str(refused.value.code)
+    assert message.startswith("error: 3 workers x (write 16 + read 16 + relay 3 = 35")
+    assert "LIBRARY_DB_CONNECTION_BUDGET=90" in message
+    assert "LIBRARY_DB_POOL_SIZE" in message
+
+
+@pytest.mark.usefixtures("never_served")
+def test_serve_refuses_a_pooler_without_postgresql_s_own_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LIBRARY_DB_POOLER", "transaction")
+    with pytest.raises(SystemExit, match="LIBRARY_DIRECT_DATABASE_URL"):
+        main(["serve", "--workers", "1"])
+
+
+def test_direct_connections_keep_their_statement_cache_and_session_settings() -> None:
+    settings = Settings()
+    assert pooler_connect_args(settings) == {}
+    assert server_settings(settings) == session_settings(settings)
+    assert settings.require_direct_url() == settings.require_database_url()
+
+
+def test_through_a_pooler_statements_are_unnamed_and_only_passed_on_settings_are_sent() -> None:
+    settings = Settings(db_pooler="transaction", direct_database_url=DIRECT)
+    assert pooler_connect_args(settings) == {"statement_cache_size": 0}
+    # PgBouncer 1.18 refuses a client sending statement_timeout (or drops it when told to
+    # ignore it): those are the role's settings then (docs/operations.md).
+    assert server_settings(settings) == {"application_name": "library", "timezone": "UTC"}
+    assert settings.require_direct_url() == "postgresql+asyncpg://app@127.0.0.1:2/library"
+    # Migrations run on PostgreSQL itself, not through the pooler.
+    assert settings.require_migration_url() == settings.require_direct_url()
