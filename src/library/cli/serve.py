@@ -12,6 +12,8 @@ from shared.settings import Settings
 
 # src/, which the development server watches with --reload.
 SOURCE_DIR = Path(__file__).resolve().parents[2]
+# The app factory, as an import string: each worker (or reloaded process) builds its own app.
+APP = "library.bootstrap.app:create_app"
 
 
 def add_parser(commands: Any) -> None:
@@ -54,29 +56,47 @@ def serve(*, reload: bool = False, workers: int | None = None) -> None:
     if settings.events_relay_enabled:
         settings.require_direct_url()  # the relay's: refused now, not in every worker
     prepare_multiprocess_dir()  # metrics of several workers: a clean folder before they start
-    reloading = (
-        {"reload": True, "reload_dirs": [str(SOURCE_DIR)]}
-        if reload
-        else {"workers": settings.workers}
-    )
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop" if sys.platform != "win32" else "asyncio",
+        "http": "httptools",
+        "access_log": False,  # our middleware logs each request once
+        "log_config": None,  # logging is configured by the app (structlog)
+        "proxy_headers": True,
+        # Only these proxies' X-Forwarded-For is believed (the client address of limits and logs).
+        "forwarded_allow_ips": settings.trusted_proxies,
+        "timeout_graceful_shutdown": 20,
+    }
+    if settings.workers > 1 and not reload:
+        _supervise(uvicorn.Config(APP, workers=settings.workers, **options))
+        return
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it; exit 0 (and run the
     # clean-up handlers, e.g. stopping the embedded database) instead of dying by the signal.
-    # With several workers, uvicorn's supervisor takes SIGTERM over: it passes it to every
-    # worker (each finishes its requests in flight and closes its pools), waits for them all,
-    # and returns.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(
-        "library.bootstrap.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
-        access_log=False,  # our middleware logs each request once
-        log_config=None,  # logging is configured by the app (structlog)
-        proxy_headers=True,
-        # Only these proxies' X-Forwarded-For is believed (the client address of limits and logs).
-        forwarded_allow_ips=settings.trusted_proxies,
-        timeout_graceful_shutdown=20,
-        **reloading,
+    reloading: dict[str, Any] = (
+        {"reload": True, "reload_dirs": [str(SOURCE_DIR)]} if reload else {"workers": 1}
     )
+    uvicorn.run(APP, **options, **reloading)
+
+
+def _supervise(config: Any) -> None:
+    """Run ``config.workers`` workers under uvicorn's supervisor, which also lets go of the
+    listening socket as it stops them.
+
+    On SIGTERM the supervisor passes the signal to every worker (each stops accepting, answers
+    its requests in flight, closes its pools), waits for them all, and returns: exit 0. The
+    workers share the supervisor's socket: kept open until the end, it would take new
+    connections into its backlog that no worker answers any more; closed first, they are
+    refused at once (as with one process), and a load balancer tries elsewhere.
+    """
+    from uvicorn.supervisors.multiprocess import Multiprocess
+
+    class Supervisor(Multiprocess):
+        def terminate_all(self) -> None:
+            for sock in self.sockets:
+                sock.close()
+            super().terminate_all()
+
+    Supervisor(config, sockets=[config.bind_socket()]).run()

@@ -50,14 +50,15 @@ class ServerProcess:
             "LIBRARY_AUTH_AUDIENCE": AUTH_SETTINGS["auth_audience"],
             "LIBRARY_RATE_LIMIT_ENABLED": "false",
         }
+        self.args: list[str] = []  # after ``library serve`` (e.g. --workers 2)
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
     async def start(self) -> None:
         """Start the process and wait until it answers /health/live."""
         self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-            [sys.executable, "-m", "library.cli", "serve"],
+        self.process = subprocess.Popen(  # noqa: ASYNC220, S603 - returns at once; our serve
+            [sys.executable, "-m", "library.cli", "serve", *self.args],
             cwd=PROJECT_ROOT,
             env=self.env,
             stdout=self._log,
