@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +47,6 @@ def serve(*, reload: bool = False, workers: int | None = None) -> None:
     is configured without PostgreSQL's own URL."""
     import uvicorn
 
-    from shared.observability.multiprocess import prepare_multiprocess_dir
-
     if workers is not None and workers < 1:
         raise RuntimeError("--workers must be at least 1")
     settings = Settings()
@@ -55,7 +57,6 @@ def serve(*, reload: bool = False, workers: int | None = None) -> None:
     settings.check_connection_budget()
     if settings.events_relay_enabled:
         settings.require_direct_url()  # the relay's: refused now, not in every worker
-    prepare_multiprocess_dir()  # metrics of several workers: a clean folder before they start
     options: dict[str, Any] = {
         "factory": True,
         "host": settings.host,
@@ -69,16 +70,39 @@ def serve(*, reload: bool = False, workers: int | None = None) -> None:
         "forwarded_allow_ips": settings.trusted_proxies,
         "timeout_graceful_shutdown": 20,
     }
-    if settings.workers > 1 and not reload:
-        _supervise(uvicorn.Config(APP, workers=settings.workers, **options))
+    several = settings.workers > 1 and not reload
+    with _metrics_folder(settings, several=several):
+        if several:
+            _supervise(uvicorn.Config(APP, workers=settings.workers, **options))
+            return
+        # uvicorn shuts down gracefully on SIGTERM, then re-raises it; exit 0 (and run the
+        # clean-up handlers, e.g. stopping the embedded database) instead of dying by it.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        reloading: dict[str, Any] = (
+            {"reload": True, "reload_dirs": [str(SOURCE_DIR)]} if reload else {"workers": 1}
+        )
+        uvicorn.run(APP, **options, **reloading)
+
+
+@contextmanager
+def _metrics_folder(settings: Settings, *, several: bool) -> Iterator[None]:
+    """prometheus-client's multiprocess folder, ready before any worker starts.
+
+    ``PROMETHEUS_MULTIPROC_DIR`` when it is set, emptied (files of an earlier run would be
+    summed with this one's). Unset with several workers, a folder of this run's, removed at the
+    end: each worker's /metrics then renders the sum of all of them, not its own requests."""
+    from shared.observability.multiprocess import prepare_multiprocess_dir
+
+    if not several or not settings.metrics_enabled or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        prepare_multiprocess_dir()
+        yield
         return
-    # uvicorn shuts down gracefully on SIGTERM, then re-raises it; exit 0 (and run the
-    # clean-up handlers, e.g. stopping the embedded database) instead of dying by the signal.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    reloading: dict[str, Any] = (
-        {"reload": True, "reload_dirs": [str(SOURCE_DIR)]} if reload else {"workers": 1}
-    )
-    uvicorn.run(APP, **options, **reloading)
+    with tempfile.TemporaryDirectory(prefix="library-metrics-") as folder:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder  # the workers inherit it
+        try:
+            yield
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
 def _supervise(config: Any) -> None:

@@ -45,6 +45,17 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def reads_counted(metrics: str) -> int:
+    """The GETs of one author counted in a /metrics page."""
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in metrics.splitlines()
+        if line.startswith("http_server_request_duration_seconds_count{")
+        and 'http_route="/api/v1/authors/{author_id}"' in line
+        and 'http_request_method="GET"' in line
+    )
+
+
 async def app_sessions(admin: asyncpg.Connection, name: str) -> list[asyncpg.Record]:
     """The backends of every pool of every worker (the relay's are named ``<name>-relay``)."""
     rows: list[asyncpg.Record] = await admin.fetch(
@@ -100,6 +111,9 @@ async def test_two_workers_serve_then_sigterm_stops_both_gracefully(
                 *(client.get(f"{API}/authors/{author['id']}") for _ in range(20)),
             )
             assert [r.status_code for r in responses] == [201] * 10 + [200] * 20
+            # Whichever worker answers, /metrics counts the requests of both.
+            for _ in range(6):
+                assert reads_counted((await client.get("/metrics")).text) == 20
 
             # Requests in flight at SIGTERM: they wait for a lock the test holds.
             locking = admin.transaction()
