@@ -11,6 +11,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+# The pool sizes the connection budget counts; when none is set, serve derives them from it.
+POOL_SIZE_SETTINGS = (
+    "db_pool_size",
+    "db_max_overflow",
+    "db_read_pool_size",
+    "events_relay_pool_size",
+)
+
 
 class Settings(BaseSettings):
     """Everything an operator may tune (documented in docs/operations.md and .env.example)."""
@@ -77,7 +85,8 @@ class Settings(BaseSettings):
     # and the migrations, need a session of their own. Required with db_pooler=transaction.
     direct_database_url: SecretStr | None = None
     # Connections every worker of `library serve` may open together, all pools counted (write
-    # pool + overflow, read pool, the relay's): `library serve` refuses to start beyond it.
+    # pool + overflow, read pool, the relay's). Beyond it, `library serve` shrinks the default
+    # pools to fit, or refuses to start when a pool size was set (within_connection_budget).
     # PostgreSQL's max_connections (100 by default) less room for migrations, psql, monitoring.
     db_connection_budget: int = Field(default=90, ge=1, le=100_000)
 
@@ -159,14 +168,28 @@ class Settings(BaseSettings):
             pools["relay"] = self.events_relay_pool_size
         return pools
 
-    def check_connection_budget(self) -> None:
-        """RuntimeError when every worker's pools together may open more connections than
-        ``db_connection_budget`` allows."""
+    def within_connection_budget(self) -> Settings:
+        """These settings, with every worker's pools together within ``db_connection_budget``.
+
+        As configured when they fit. When they do not and no pool size was set (the defaults,
+        sized for one process), the request pools are shrunk to share what the budget leaves
+        each worker once its relay is counted: half for writes, half for reads. Otherwise a
+        RuntimeError says what to change."""
         pools = self.connections_per_worker()
         per_worker = sum(pools.values())
         total = per_worker * self.workers
         if total <= self.db_connection_budget:
-            return
+            return self
+        for_requests = self.db_connection_budget // self.workers - pools.get("relay", 0)
+        if not self.model_fields_set & set(POOL_SIZE_SETTINGS) and for_requests >= 2:
+            write = for_requests // 2
+            return self.model_copy(
+                update={
+                    "db_pool_size": write,
+                    "db_max_overflow": 0,
+                    "db_read_pool_size": for_requests - write,
+                }
+            )
         sizes = " + ".join(f"{name} {size}" for name, size in pools.items())
         raise RuntimeError(
             f"{self.workers} workers x ({sizes} = {per_worker} connections) = {total} "
@@ -258,8 +281,16 @@ class Settings(BaseSettings):
 
 
 def available_cpus() -> int:
-    """The CPUs this process may run on (its affinity, e.g. a container's cpuset)."""
+    """The CPUs this process may use: those it may run on (its affinity, e.g. a container's
+    cpuset), fewer when a cgroup quota allows less (a container's --cpus)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max":
+        return cpus
+    return max(1, min(cpus, -(-int(quota) // int(period))))

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from library.cli import main
@@ -54,18 +56,55 @@ def test_the_budget_counts_every_pool_of_every_worker() -> None:
         workers=2, db_pool_size=10, db_max_overflow=5, db_read_pool_size=12, db_connection_budget=60
     )
     assert settings.connections_per_worker() == {"write": 15, "read": 12, "relay": 3}
-    settings.check_connection_budget()  # 2 x 30 = 60: exactly the budget
+    assert settings.within_connection_budget() is settings  # 2 x 30 = 60: exactly the budget
+    # Sizes that were set are never changed behind the operator's back: refused.
     with pytest.raises(RuntimeError, match=r"3 workers x \(write 15 \+ read 12 \+ relay 3 = 30"):
-        settings.model_copy(update={"workers": 3}).check_connection_budget()
+        settings.model_copy(update={"workers": 3}).within_connection_budget()
     # Without the relay, its connections are not counted.
     without_relay = settings.model_copy(update={"events_relay_enabled": False})
     assert sum(without_relay.connections_per_worker().values()) == 27
-    without_relay.model_copy(update={"db_connection_budget": 54}).check_connection_budget()
+    fits = without_relay.model_copy(update={"db_connection_budget": 54})
+    assert fits.within_connection_budget() is fits
+
+
+def test_the_default_pools_shrink_to_share_the_budget_among_the_workers() -> None:
+    # Defaults: 16 write + 16 read + 3 relay = 35 a worker; 3 workers would open 105 > 90.
+    fitted = Settings(workers=3).within_connection_budget()
+    assert fitted.connections_per_worker() == {"write": 13, "read": 14, "relay": 3}
+    assert fitted.workers * sum(fitted.connections_per_worker().values()) == 90
+    # Too many workers for even one connection of each pool each: refused.
+    with pytest.raises(RuntimeError, match="40 workers x"):
+        Settings(workers=40).within_connection_budget()
 
 
 @pytest.mark.usefixtures("never_served")
-def test_serve_refuses_workers_beyond_the_budget_with_a_message_not_a_traceback() -> None:
-    # Defaults: 16 write + 16 read + 3 relay = 35 connections a worker; 3 workers = 105 > 90.
+def test_serve_gives_its_workers_the_fitted_pool_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from library.cli import serve
+
+    # serve sets the fitted sizes in the environment: in a copy, dropped after the test.
+    monkeypatch.setattr(os, "environ", os.environ.copy())
+    started: list[tuple[int, dict[str, str]]] = []
+    monkeypatch.setattr(
+        serve,
+        "_supervise",
+        lambda config: started.append(
+            (config.workers, {k: v for k, v in os.environ.items() if k.startswith("LIBRARY_")})
+        ),
+    )
+    main(["serve", "--workers", "3"])
+    [(workers, env)] = started
+    assert workers == 3
+    assert env["LIBRARY_DB_POOL_SIZE"] == "13"
+    assert env["LIBRARY_DB_MAX_OVERFLOW"] == "0"
+    assert env["LIBRARY_DB_READ_POOL_SIZE"] == "14"
+    assert env["LIBRARY_EVENTS_RELAY_POOL_SIZE"] == "3"
+
+
+@pytest.mark.usefixtures("never_served")
+def test_serve_refuses_set_pool_sizes_beyond_the_budget_with_a_message_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LIBRARY_DB_POOL_SIZE", "16")
     with pytest.raises(SystemExit) as refused:
         main(["serve", "--workers", "3"])
     message = str(refused.value.code)

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from shared.settings import Settings
+from shared.settings import POOL_SIZE_SETTINGS, Settings
 
 # src/, which the development server watches with --reload.
 SOURCE_DIR = Path(__file__).resolve().parents[2]
@@ -42,9 +42,9 @@ def serve(*, reload: bool = False, workers: int | None = None) -> None:
     processes (default: the settings'); with ``reload`` (development only), in one process
     restarted whenever a source file changes.
 
-    Raises RuntimeError, before anything starts, when the workers' pools together could open
-    more connections than ``LIBRARY_DB_CONNECTION_BUDGET``, or when a transaction-mode pooler
-    is configured without PostgreSQL's own URL."""
+    The workers' pools together stay within ``LIBRARY_DB_CONNECTION_BUDGET``: the default pool
+    sizes are shrunk to fit. Raises RuntimeError, before anything starts, when configured sizes
+    do not fit, or when a transaction-mode pooler is configured without PostgreSQL's own URL."""
     import uvicorn
 
     if workers is not None and workers < 1:
@@ -54,7 +54,19 @@ def serve(*, reload: bool = False, workers: int | None = None) -> None:
         workers = 1
     if workers is not None:
         settings = settings.model_copy(update={"workers": workers})
-    settings.check_connection_budget()
+    fitted = settings.within_connection_budget()
+    if fitted is not settings:
+        # The workers read their settings from the environment: they get the fitted sizes.
+        for name in POOL_SIZE_SETTINGS:
+            os.environ[f"LIBRARY_{name.upper()}"] = str(getattr(fitted, name))
+        pools = " + ".join(f"{k} {v}" for k, v in fitted.connections_per_worker().items())
+        print(
+            f"library serve: {fitted.workers} workers x ({pools}) connections, within "
+            f"LIBRARY_DB_CONNECTION_BUDGET={fitted.db_connection_budget}",
+            file=sys.stderr,
+            flush=True,
+        )
+        settings = fitted
     if settings.events_relay_enabled:
         settings.require_direct_url()  # the relay's: refused now, not in every worker
     options: dict[str, Any] = {
