@@ -144,6 +144,7 @@ def _environment(
         "LIBRARY_HOST": "127.0.0.1",
         "LIBRARY_PORT": str(port),
         "LIBRARY_ENVIRONMENT": "production",
+        "LIBRARY_WORKERS": "1",  # one process (production's default is one per CPU)
         "LIBRARY_LOG_FORMAT": "json",
         "LIBRARY_METRICS_ENABLED": "true" if variant.metrics else "false",
         # Reads only: no event to deliver, and five relays' connections on top of five read
