@@ -267,6 +267,15 @@ class Settings(BaseSettings):
             return self.migration_database_url.get_secret_value()
         return self.require_direct_url()
 
+    def direct(self) -> Settings:
+        """These settings on PostgreSQL itself, past any pooler: for what needs a session of
+        its own (the relay's LISTEN and locks, an export's cursor, a seed's COPY)."""
+        if self.direct_database_url is None and self.db_pooler == "none":
+            return self
+        return self.model_copy(
+            update={"database_url": SecretStr(self.require_direct_url()), "db_pooler": "none"}
+        )
+
     def require_direct_url(self) -> str:
         """The URL of PostgreSQL itself, for sessions a transaction-mode pooler would break (the
         relay's LISTEN and session locks): DATABASE_URL unless a pooler sits there."""

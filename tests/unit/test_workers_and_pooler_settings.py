@@ -138,3 +138,26 @@ def test_through_a_pooler_statements_are_unnamed_and_only_passed_on_settings_are
     assert settings.require_direct_url() == "postgresql+asyncpg://app@127.0.0.1:2/library"
     # Migrations run on PostgreSQL itself, not through the pooler.
     assert settings.require_migration_url() == settings.require_direct_url()
+
+
+def test_what_needs_a_session_of_its_own_goes_past_the_pooler() -> None:
+    """The relay's engine, an export's cursor and a seed's COPY use ``direct()``."""
+    pooled = Settings(db_pooler="transaction", direct_database_url=DIRECT)
+    direct = pooled.direct()
+    assert direct.require_database_url() == "postgresql+asyncpg://app@127.0.0.1:2/library"
+    assert direct.db_pooler == "none"
+    assert pooled_relay_url(pooled) == direct.require_database_url()
+    plain = Settings()
+    assert plain.direct() is plain
+
+
+def pooled_relay_url(settings: Settings) -> str:
+    from library.bootstrap.container import RootContainer
+
+    container = RootContainer()
+    container.settings.override(settings)
+    engine = container.relay_engine()
+    try:
+        return engine.url.render_as_string(hide_password=False)
+    finally:
+        engine.sync_engine.dispose()

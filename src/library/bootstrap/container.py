@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dependency_injector import containers, providers
-from pydantic import SecretStr
 
 from library.authors.container import AuthorsContainer
 from library.books.application.credited_names import CreditedNamesKeeper
@@ -59,10 +58,8 @@ class RootContainer(containers.DeclarativeContainer):
     relay_engine = providers.Singleton(
         create_engine,
         providers.Callable(
-            lambda s: s.model_copy(
+            lambda s: s.direct().model_copy(
                 update={
-                    "database_url": SecretStr(s.require_direct_url()),
-                    "db_pooler": "none",
                     "db_pool_size": s.events_relay_pool_size,
                     "db_max_overflow": 0,
                     # Told apart from the requests' sessions in pg_stat_activity.
