@@ -106,6 +106,8 @@ async def test_creates_reads_lists_and_updates_through_the_pooler(
     )
     assert patched.status_code == 200, patched.text
     assert (await pooled.get(url)).json()["title"] == "The Dispossessed: An Ambiguous Utopia"
+    ready = await pooled.get("/health/ready")
+    assert ready.status_code == 200, ready.text
 
 
 async def test_an_idempotent_post_replays_through_the_pooler(
