@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -63,6 +64,9 @@ class ServerProcess:
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            # A group of its own: a test that ends early kills its workers too (they outlive a
+            # supervisor killed alone, and their relays would serve the later tests' events).
+            start_new_session=True,
         )
         # Generous: on a loaded 2-core machine, importing the app alone has taken 20 s.
         deadline = time.monotonic() + 120
@@ -115,6 +119,8 @@ class ServerProcess:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)  # the server and any worker left
         if self.running():
-            self.signal(signal.SIGKILL)
             await self.wait()
