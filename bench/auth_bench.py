@@ -38,6 +38,7 @@ def _env(dsn: str, port: int, extra: dict[str, str]) -> dict[str, str]:
         "DATABASE_URL": dsn,
         "LIBRARY_HOST": "127.0.0.1",
         "LIBRARY_PORT": str(port),
+        "LIBRARY_WORKERS": "1",  # one process (production's default is one per CPU)
         "LIBRARY_LOG_FORMAT": "json",
         "LIBRARY_RATE_LIMIT_ENABLED": "false",
         **extra,

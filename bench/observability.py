@@ -161,6 +161,7 @@ def _environment(
         "LIBRARY_HOST": "127.0.0.1",
         "LIBRARY_PORT": str(port),
         "LIBRARY_ENVIRONMENT": "production",
+        "LIBRARY_WORKERS": "1",  # one process (production's default is one per CPU)
         "LIBRARY_LOG_FORMAT": "json",
         # Reads only: no event to deliver, and five relays' connections on top of five read
         # pools would pass PostgreSQL's 100.

@@ -338,6 +338,8 @@ def main(argv: list[str] | None = None) -> None:
             "LIBRARY_HOST": "127.0.0.1",
             "LIBRARY_PORT": str(cfg.app_port),
             "LIBRARY_ENVIRONMENT": "production",
+            # One process, as measured so far (production's default is one per CPU).
+            "LIBRARY_WORKERS": "1",
             "LIBRARY_LOG_FORMAT": "json",
             "LIBRARY_AUTH_JWKS_FILE": str(key.jwks_file),
             "LIBRARY_AUTH_ISSUER": devauth.DEV_ISSUER,

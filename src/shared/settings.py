@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+# The pool sizes the connection budget counts; when none is set, serve derives them from it.
+POOL_SIZE_SETTINGS = (
+    "db_pool_size",
+    "db_max_overflow",
+    "db_read_pool_size",
+    "events_relay_pool_size",
+)
 
 
 class Settings(BaseSettings):
@@ -67,10 +76,24 @@ class Settings(BaseSettings):
     search_typo_threshold: float = Field(default=0.5, ge=0.1, le=1.0)
     # How the app's sessions show in pg_stat_activity (lets operators and tests single them out).
     db_application_name: str = Field(default="library", min_length=1, max_length=63)
+    # What DATABASE_URL points at: PostgreSQL itself ("none"), or a pooler in transaction mode
+    # ("transaction": PgBouncer's pool_mode=transaction), where a server connection is lent for
+    # one transaction only: no statement cache, no session settings sent (docs/operations.md
+    # "Through PgBouncer").
+    db_pooler: Literal["none", "transaction"] = "none"
+    # PostgreSQL itself, not the pooler: the outbox relay's LISTEN and session advisory locks,
+    # and the migrations, need a session of their own. Required with db_pooler=transaction.
+    direct_database_url: SecretStr | None = None
+    # Connections every worker of `library serve` may open together, all pools counted (write
+    # pool + overflow, read pool, the relay's). Beyond it, `library serve` shrinks the default
+    # pools to fit, or refuses to start when a pool size was set (within_connection_budget).
+    # PostgreSQL's max_connections (100 by default) less room for migrations, psql, monitoring.
+    db_connection_budget: int = Field(default=90, ge=1, le=100_000)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    workers: int = Field(default=1, ge=1, le=64)
+    # Unset: one per CPU in production, 1 elsewhere (development, test).
+    workers: int = Field(default=0, ge=0, le=64)
     # The largest request body accepted (413 beyond): ample for the largest valid body, an
     # author's 10,000-character bio written entirely as JSON escapes.
     max_request_body_bytes: int = Field(default=256 * 1024, ge=1024)
@@ -128,6 +151,54 @@ class Settings(BaseSettings):
     search_concurrency: int = Field(default=8, ge=1, le=200)
     search_queue_seconds: float = Field(default=2.0, gt=0, le=60)
 
+    @model_validator(mode="after")
+    def _default_workers(self) -> Settings:
+        """Unset (0) workers: one per CPU this process may run on in production, else 1."""
+        if self.workers == 0:
+            self.workers = available_cpus() if self.environment == "production" else 1
+        return self
+
+    def connections_per_worker(self) -> dict[str, int]:
+        """The most connections each pool of one worker opens, by pool."""
+        pools = {
+            "write": self.db_pool_size + self.db_max_overflow,
+            "read": self.db_read_pool_size,
+        }
+        if self.events_relay_enabled:
+            pools["relay"] = self.events_relay_pool_size
+        return pools
+
+    def within_connection_budget(self) -> Settings:
+        """These settings, with every worker's pools together within ``db_connection_budget``.
+
+        As configured when they fit. When they do not and no pool size was set (the defaults,
+        sized for one process), the request pools are shrunk to share what the budget leaves
+        each worker once its relay is counted: half for writes, half for reads. Otherwise a
+        RuntimeError says what to change."""
+        pools = self.connections_per_worker()
+        per_worker = sum(pools.values())
+        total = per_worker * self.workers
+        if total <= self.db_connection_budget:
+            return self
+        for_requests = self.db_connection_budget // self.workers - pools.get("relay", 0)
+        if not self.model_fields_set & set(POOL_SIZE_SETTINGS) and for_requests >= 2:
+            write = for_requests // 2
+            return self.model_copy(
+                update={
+                    "db_pool_size": write,
+                    "db_max_overflow": 0,
+                    "db_read_pool_size": for_requests - write,
+                }
+            )
+        sizes = " + ".join(f"{name} {size}" for name, size in pools.items())
+        raise RuntimeError(
+            f"{self.workers} workers x ({sizes} = {per_worker} connections) = {total} "
+            f"connections, over LIBRARY_DB_CONNECTION_BUDGET={self.db_connection_budget}: "
+            "lower LIBRARY_WORKERS or the pool sizes (LIBRARY_DB_POOL_SIZE, "
+            "LIBRARY_DB_MAX_OVERFLOW, LIBRARY_DB_READ_POOL_SIZE, LIBRARY_EVENTS_RELAY_POOL_SIZE), "
+            "or raise the budget if the database allows more (its max_connections)"
+        )
+
     @staticmethod
     def listed(value: str) -> list[str]:
         """The items of a comma-separated setting."""
@@ -155,7 +226,7 @@ class Settings(BaseSettings):
                 "(`make run` does it for development)"
             )
 
-    @field_validator("database_url", "migration_database_url", mode="after")
+    @field_validator("database_url", "migration_database_url", "direct_database_url", mode="after")
     @classmethod
     def _asyncpg_url(cls, secret: SecretStr | None) -> SecretStr | None:
         """Accept postgres:// and postgresql:// URLs and use the asyncpg driver for them."""
@@ -190,7 +261,45 @@ class Settings(BaseSettings):
         return self.database_url.get_secret_value()
 
     def require_migration_url(self) -> str:
-        """The URL migrations run with: the schema owner's, or the server's when not set apart."""
+        """The URL migrations run with: the schema owner's, or the server's when not set apart
+        (PostgreSQL's own, not a pooler's)."""
         if self.migration_database_url is not None:
             return self.migration_database_url.get_secret_value()
+        return self.require_direct_url()
+
+    def direct(self) -> Settings:
+        """These settings on PostgreSQL itself, past any pooler: for what needs a session of
+        its own (the relay's LISTEN and locks, an export's cursor, a seed's COPY)."""
+        if self.direct_database_url is None and self.db_pooler == "none":
+            return self
+        return self.model_copy(
+            update={"database_url": SecretStr(self.require_direct_url()), "db_pooler": "none"}
+        )
+
+    def require_direct_url(self) -> str:
+        """The URL of PostgreSQL itself, for sessions a transaction-mode pooler would break (the
+        relay's LISTEN and session locks): DATABASE_URL unless a pooler sits there."""
+        if self.direct_database_url is not None:
+            return self.direct_database_url.get_secret_value()
+        if self.db_pooler != "none":
+            raise RuntimeError(
+                "LIBRARY_DB_POOLER=transaction needs LIBRARY_DIRECT_DATABASE_URL: PostgreSQL's "
+                "own URL, for the outbox relay's LISTEN and locks and for migrations"
+            )
         return self.require_database_url()
+
+
+def available_cpus() -> int:
+    """The CPUs this process may use: those it may run on (its affinity, e.g. a container's
+    cpuset), fewer when a cgroup quota allows less (a container's --cpus)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max":
+        return cpus
+    return max(1, min(cpus, -(-int(quota) // int(period))))

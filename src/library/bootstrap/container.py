@@ -46,11 +46,13 @@ class RootContainer(containers.DeclarativeContainer):
     )
 
     # The outbox relay's engine (docs/events.md): a few connections of its own, so deliveries
-    # never wait for the requests' pool (nor show in its statistics).
+    # never wait for the requests' pool (nor show in its statistics). Always to PostgreSQL
+    # itself, never through a transaction-mode pooler: its LISTEN and its advisory locks belong
+    # to a session.
     relay_engine = providers.Singleton(
         create_engine,
         providers.Callable(
-            lambda s: s.model_copy(
+            lambda s: s.direct().model_copy(
                 update={
                     "db_pool_size": s.events_relay_pool_size,
                     "db_max_overflow": 0,

@@ -103,6 +103,9 @@ async def export_catalog(options: ExportOptions, output: BinaryIO, console: Cons
     from library.bootstrap.container import RootContainer
 
     container = RootContainer()
+    # On PostgreSQL itself, past a transaction-mode pooler: asyncpg names the cursor's statement,
+    # which would stay behind on the pooler's server session.
+    container.settings.override(Settings().direct())
     engine = container.engine()
     read_pool = container.read_pool()
     try:

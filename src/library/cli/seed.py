@@ -59,7 +59,8 @@ def seed(*, books: int, seed: int, replace: bool, source: Path) -> None:
             "(https://github.com/zygmuntz/goodbooks-10k)"
         )
     migrate()
-    url = make_url(Settings().require_database_url()).set(drivername="postgresql")
+    # PostgreSQL itself, past a pooler (asyncpg's COPY names its statement).
+    url = make_url(Settings().direct().require_database_url()).set(drivername="postgresql")
     profile = seeding.CatalogProfile.from_csv(source)
     started = time.perf_counter()
     with Progress(

@@ -70,8 +70,16 @@ def _connect_or_unavailable(
         raise connection_refused(exc.__cause__ or exc) from exc
 
 
-def server_settings(settings: Settings) -> dict[str, str]:
-    """The session settings of every connection the app opens (writes and reads alike)."""
+# The startup parameters PgBouncer 1.18 passes on (and sets again on each server connection it
+# lends); it refuses a client that sends any other one, unless told to ignore it, and then the
+# setting is lost.
+POOLER_STARTUP_PARAMETERS = frozenset(
+    {"application_name", "client_encoding", "datestyle", "timezone", "standard_conforming_strings"}
+)
+
+
+def session_settings(settings: Settings) -> dict[str, str]:
+    """The session settings every connection of the app needs (writes and reads alike)."""
     return {
         "application_name": settings.db_application_name,
         # Typo tolerance of the author search (the `<%` operator of pg_trgm).
@@ -82,6 +90,32 @@ def server_settings(settings: Settings) -> dict[str, str]:
         "idle_in_transaction_session_timeout": str(settings.db_idle_in_transaction_timeout_ms),
         "timezone": "UTC",
     }
+
+
+def server_settings(settings: Settings) -> dict[str, str]:
+    """The session settings the app sends as it connects: all of them to PostgreSQL itself;
+    through a transaction-mode pooler only those it passes on (the others are the database
+    role's: docs/operations.md "Through PgBouncer")."""
+    wanted = session_settings(settings)
+    if settings.db_pooler == "none":
+        return wanted
+    return {name: value for name, value in wanted.items() if name in POOLER_STARTUP_PARAMETERS}
+
+
+def pooler_connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg's arguments for a connection through a transaction-mode pooler (none direct).
+
+    A prepared statement lives in one server session, and the pooler lends a session for one
+    transaction only: asyncpg's statement cache is off, so that each statement is unnamed and
+    parsed again each time, in the same message flow as its execution (no name can collide
+    with another client's, none is looked for on a session that never saw it)."""
+    if settings.db_pooler == "none":
+        return {}
+    return {"statement_cache_size": 0}
+
+
+def _unnamed_statement() -> str:
+    return ""
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -103,6 +137,18 @@ def create_engine(settings: Settings) -> AsyncEngine:
         connect_args={
             "timeout": settings.db_connect_timeout_seconds,
             "server_settings": server_settings(settings),
+            **pooler_connect_args(settings),
+            # Through a pooler, SQLAlchemy's cache of prepared statements is off too, and its
+            # statements unnamed: each is prepared and run in the transaction SQLAlchemy began
+            # (one server session), the next replacing it, so none piles up on the server.
+            **(
+                {}
+                if settings.db_pooler == "none"
+                else {
+                    "prepared_statement_cache_size": 0,
+                    "prepared_statement_name_func": _unnamed_statement,
+                }
+            ),
         },
     )
     event.listen(engine.sync_engine, "do_connect", _connect_or_unavailable)

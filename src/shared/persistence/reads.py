@@ -3,7 +3,8 @@
 Reads need none of the unit of work's machinery: no session, no identity map, no BEGIN or
 ROLLBACK. A reader adapter sends one statement with :meth:`ReadPool.fetch` or
 :meth:`ReadPool.fetchrow` and gets rows back; asyncpg prepares each statement once per
-connection and reuses it (its statement cache).
+connection and reuses it (its statement cache), except through a transaction-mode pooler
+(``LIBRARY_DB_POOLER=transaction``), where each read parses its statement again.
 
 Connections lost while idle (a killed backend, a restarted server) never fail a read:
 asyncpg notices a closed socket without a round trip, and a read that still meets a dead
@@ -31,6 +32,7 @@ import structlog
 from sqlalchemy import Select
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
+from shared.persistence.db import pooler_connect_args
 from shared.persistence.errors import DatabaseUnavailableError, connection_refused
 from shared.settings import Settings
 
@@ -296,6 +298,8 @@ class ReadPool:
             s.asyncpg_dsn(),
             timeout=s.db_connect_timeout_seconds,
             server_settings=self._server_settings,
+            # Through a transaction-mode pooler: no statement cache (shared.persistence.db).
+            **pooler_connect_args(s),
         )
         # Nothing is sent here: a connection opened for a request costs only its handshake.
         for logger in self._query_loggers:

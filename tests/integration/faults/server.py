@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -50,18 +51,22 @@ class ServerProcess:
             "LIBRARY_AUTH_AUDIENCE": AUTH_SETTINGS["auth_audience"],
             "LIBRARY_RATE_LIMIT_ENABLED": "false",
         }
+        self.args: list[str] = []  # after ``library serve`` (e.g. --workers 2)
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
     async def start(self) -> None:
         """Start the process and wait until it answers /health/live."""
         self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-            [sys.executable, "-m", "library.cli", "serve"],
+        self.process = subprocess.Popen(  # noqa: ASYNC220, S603 - returns at once; our serve
+            [sys.executable, "-m", "library.cli", "serve", *self.args],
             cwd=PROJECT_ROOT,
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            # A group of its own: a test that ends early kills its workers too (they outlive a
+            # supervisor killed alone, and their relays would serve the later tests' events).
+            start_new_session=True,
         )
         # Generous: on a loaded 2-core machine, importing the app alone has taken 20 s.
         deadline = time.monotonic() + 120
@@ -114,6 +119,8 @@ class ServerProcess:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)  # the server and any worker left
         if self.running():
-            self.signal(signal.SIGKILL)
             await self.wait()
