@@ -7,7 +7,8 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import Header, Request, Response
@@ -17,8 +18,8 @@ from shared.kernel.events import Origin
 from shared.kernel.idempotency import KEY_MAX_LENGTH, Idempotency
 from shared.kernel.pagination import Page
 from shared.kernel.preconditions import ANY_VERSION, IfMatch
-from shared.web.api import RequestModel
-from shared.web.auth import DEVELOPMENT_PRINCIPAL, Principal
+from shared.web.api import JsonBody, RequestModel, RouteParameters, validated
+from shared.web.auth import DEVELOPMENT_PRINCIPAL, Bearer, Principal
 from shared.web.middleware import REQUEST_ID_KEY
 from shared.web.responses import JsonResponse, json_bytes
 
@@ -204,3 +205,53 @@ def origin_of(request: Request, principal: Principal) -> Origin:
         request_id=request.scope.get(REQUEST_ID_KEY),
         actor=None if principal is DEVELOPMENT_PRINCIPAL else principal.sub,
     )
+
+
+Body = TypeVar("Body", bound=RequestModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Creation(Generic[Body]):
+    """A creating POST, read: its body, who sends it, its Idempotency-Key (None without one)
+    and where it comes from (for its events)."""
+
+    body: Body
+    principal: Principal
+    once: Idempotency | None
+    origin: Origin
+
+
+class NewResource(Generic[Body]):
+    """The POST that creates a resource: its JSON body and Idempotency-Key, read by the route
+    itself (``JsonBody``, ``RouteParameters``: FastAPI's answers, in its order), and its token.
+
+    Built once per route at import (``schemas`` go to the document's components); the route
+    passes ``openapi_extra(bearer)`` and reads each request with ``read(request, bearer)``.
+    """
+
+    def __init__(self, model: type[Body], path: str) -> None:
+        self._body = JsonBody(model)
+        self._parameters = RouteParameters(path, idempotency_key=IdempotencyKeyHeader)
+        self.schemas = self._body.schemas
+
+    def openapi_extra(self, bearer: Bearer) -> dict[str, Any]:
+        """The operation's header, body and security requirement, as FastAPI documents them."""
+        return {
+            **self._parameters.openapi_extra,
+            **self._body.openapi_extra,
+            "security": bearer.requirement(),
+        }
+
+    async def read(self, request: Request, bearer: Bearer) -> Creation[Body]:
+        """The request, read: a body that is not JSON is a 422 first, then the token (401/403),
+        then one 422 with the header's and the body's errors."""
+        read = await self._body.read(request)
+        principal = await bearer(request)
+        params, body = validated(request, self._parameters, read)
+        key = params["idempotency_key"]
+        return Creation(
+            body=body,
+            principal=principal,
+            once=idempotency(request, key, body, principal=principal.sub),
+            origin=origin_of(request, principal),
+        )

@@ -14,17 +14,16 @@ from library.authors.domain.model import NAME_MAX_LENGTH, Author
 from shared.kernel.pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
 from shared.kernel.preconditions import IfMatch
 from shared.kernel.values import search_text
-from shared.web.api import DIGITS_ONLY, JsonBody, PageOut, RouteParameters, domain_rule, validated
+from shared.web.api import DIGITS_ONLY, PageOut, RouteParameters, domain_rule
 from shared.web.auth import ADMIN, READ, WRITE, Authorization, Principal
 from shared.web.http import (
     NEXT_PAGE,
     NOT_MODIFIED,
-    IdempotencyKeyHeader,
     IfNoneMatchHeader,
+    NewResource,
     RoutePath,
     created,
     etag,
-    idempotency,
     not_modified,
     origin_of,
     page_response,
@@ -41,9 +40,8 @@ PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), DIGITS_ONLY]
 GET_PARAMETERS = RouteParameters(
     "/{author_id}", author_id=Annotated[uuid.UUID, Path()], if_none_match=IfNoneMatchHeader
 )
-# POST, the write: its body and Idempotency-Key read the same way (JsonBody).
-NEW_AUTHOR = JsonBody(AuthorCreate)
-POST_PARAMETERS = RouteParameters("/authors", idempotency_key=IdempotencyKeyHeader)
+# POST, the write: its body and Idempotency-Key read the same way (NewResource).
+NEW_AUTHOR = NewResource(AuthorCreate, "/authors")
 # The component schemas those routes' openapi_extra refer to (the app adds them to its document).
 SCHEMAS = NEW_AUTHOR.schemas
 
@@ -81,25 +79,16 @@ def add_routes(
         status_code=status.HTTP_201_CREATED,
         response_model=AuthorOut,
         responses=problem_responses(401, 403, 409, 413, 422, 503),
-        openapi_extra={
-            **POST_PARAMETERS.openapi_extra,
-            **NEW_AUTHOR.openapi_extra,
-            "security": auth.write.requirement(),
-        },
+        openapi_extra=NEW_AUTHOR.openapi_extra(auth.write),
     )
     async def create_author(request: Request) -> Response:
         """Add an author to the catalog (safe to retry with an Idempotency-Key)."""
-        read = await NEW_AUTHOR.read(request)
-        principal = await auth.write(request)
-        params, body = validated(request, POST_PARAMETERS, read)
-        command = RegisterAuthor(**body.values())
-        once = idempotency(request, params["idempotency_key"], body, principal=principal.sub)
-        origin = origin_of(request, principal)
-        if once is None:
-            return new_author_response(
-                request, await service().register_author(command, origin=origin)
-            )
-        result = await service().register_author(command, once, origin)
+        new = await NEW_AUTHOR.read(request, auth.write)
+        command = RegisterAuthor(**new.body.values())
+        if new.once is None:
+            author = await service().register_author(command, origin=new.origin)
+            return new_author_response(request, author)
+        result = await service().register_author(command, new.once, new.origin)
         return new_author_response(request, result.value, replayed=result.replayed)
 
     @router.get(

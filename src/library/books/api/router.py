@@ -24,17 +24,16 @@ from library.books.application.queries import BookQueries
 from library.books.application.services import AddBook, BookService, BookView, ReviseBook
 from library.books.domain.errors import DuplicateIsbnError
 from shared.kernel.preconditions import IfMatch
-from shared.web.api import JsonBody, PageOut, QueryModel, RouteParameters, validated
+from shared.web.api import PageOut, QueryModel, RouteParameters
 from shared.web.auth import ADMIN, READ, WRITE, Authorization, Principal
 from shared.web.http import (
     NEXT_PAGE,
     NOT_MODIFIED,
-    IdempotencyKeyHeader,
     IfNoneMatchHeader,
+    NewResource,
     RoutePath,
     created,
     etag,
-    idempotency,
     not_modified,
     origin_of,
     page_response,
@@ -52,9 +51,8 @@ AUTHOR_BOOKS_QUERY = QueryModel(BookListParams)
 GET_PARAMETERS = RouteParameters(
     "/books/{book_id}", book_id=Annotated[uuid.UUID, Path()], if_none_match=IfNoneMatchHeader
 )
-# POST, the write: its body and Idempotency-Key read the same way (JsonBody).
-NEW_BOOK = JsonBody(BookCreate)
-POST_PARAMETERS = RouteParameters("/books", idempotency_key=IdempotencyKeyHeader)
+# POST, the write: its body and Idempotency-Key read the same way (NewResource).
+NEW_BOOK = NewResource(BookCreate, "/books")
 # The component schemas those routes' openapi_extra refer to (the app adds them to its document).
 SCHEMAS = {**LIST_QUERY.schemas, **AUTHOR_BOOKS_QUERY.schemas, **NEW_BOOK.schemas}
 
@@ -103,23 +101,16 @@ def add_routes(
         status_code=status.HTTP_201_CREATED,
         response_model=BookOut,
         responses=problem_responses(401, 403, 409, 413, 422, 503),
-        openapi_extra={
-            **POST_PARAMETERS.openapi_extra,
-            **NEW_BOOK.openapi_extra,
-            "security": auth.write.requirement(),
-        },
+        openapi_extra=NEW_BOOK.openapi_extra(auth.write),
     )
     async def create_book(request: Request) -> Response:
         """Add a book crediting existing authors (safe to retry with an Idempotency-Key)."""
-        read = await NEW_BOOK.read(request)
-        principal = await auth.write(request)
-        params, body = validated(request, POST_PARAMETERS, read)
-        command = AddBook(**body.values())
-        once = idempotency(request, params["idempotency_key"], body, principal=principal.sub)
-        origin = origin_of(request, principal)
-        if once is None:
-            return new_book_response(request, await service().add_book(command, origin=origin))
-        result = await service().add_book(command, once, origin)
+        new = await NEW_BOOK.read(request, auth.write)
+        command = AddBook(**new.body.values())
+        if new.once is None:
+            view = await service().add_book(command, origin=new.origin)
+            return new_book_response(request, view)
+        result = await service().add_book(command, new.once, new.origin)
         return new_book_response(request, result.value, replayed=result.replayed)
 
     @router.get(
