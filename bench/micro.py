@@ -67,7 +67,7 @@ def production_like(run_dir: Path) -> None:
     key = devauth.new_key_pair(run_dir)
     os.environ.update(
         {
-            "LIBRARY_ENVIRONMENT": "production",
+            "LIBRARY_ENVIRONMENT": os.environ.get("MICRO_ENVIRONMENT", "production"),
             "LIBRARY_LOG_FORMAT": "json",
             "LIBRARY_AUTH_JWKS_FILE": str(key.jwks_file),
             "LIBRARY_AUTH_ISSUER": devauth.DEV_ISSUER,

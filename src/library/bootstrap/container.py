@@ -39,6 +39,7 @@ class RootContainer(containers.DeclarativeContainer):
         create_session_factory,
         engine,
         events_committed=providers.Callable(lambda notifier: notifier.notify, notifier),
+        record_events=providers.Callable(lambda s: s.events_outbox_enabled, settings),
     )
     # Reads have a pool of their own (asyncpg, no session): opened and closed by the lifespan.
     read_pool = providers.Singleton(
@@ -86,7 +87,12 @@ class RootContainer(containers.DeclarativeContainer):
         engine=relay_engine,
         subscribers=providers.Callable(
             lambda keeper, nats_publisher: [
-                Subscriber(CreditedNamesKeeper.SUBSCRIBER, keeper.on_events),
+                Subscriber(
+                    CreditedNamesKeeper.SUBSCRIBER,
+                    keeper.on_events,
+                    types=CreditedNamesKeeper.TYPES,
+                    data_of=CreditedNamesKeeper.DATA_OF,
+                ),
                 *(
                     []
                     if nats_publisher is None
