@@ -61,7 +61,9 @@ _WRITE_HEADERS: list[tuple[bytes, bytes]] = []
 def production_like(run_dir: Path) -> None:
     """Configure the app in this process as ``make bench`` serves it: production, JSON logs,
     tokens verified against a key pair of the run's own (writes send one), and rate limits
-    that 16 callers can never reach (so the limiter's cost is counted, never a 429)."""
+    that 16 callers can never reach (so the limiter's cost is counted, never a 429).
+    ``MICRO_ENVIRONMENT=development`` serves as development instead, for the switches honoured
+    there only (e.g. ``LIBRARY_EVENTS_OUTBOX_ENABLED=false``: the outbox's instructions)."""
     from tools import devauth
 
     key = devauth.new_key_pair(run_dir)
