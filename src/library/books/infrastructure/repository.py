@@ -121,7 +121,8 @@ class SqlAlchemyBookRepository:
         if self._outbox is not None and self._outbox.enabled:
             statement, values["events"] = _INSERT_BOOK, self._outbox.take()
         try:
-            inserted = await self._session.execute(statement, values)
+            connection = await self._session.connection()
+            inserted = await connection.execute(statement, values)
             version, names = inserted.one()
         except IntegrityError as exc:
             _refused(exc, book)
