@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import signal
 import sys
@@ -18,6 +19,10 @@ from shared.settings import POOL_SIZE_SETTINGS, Settings
 SOURCE_DIR = Path(__file__).resolve().parents[2]
 # The app factory, as an import string: each worker (or reloaded process) builds its own app.
 APP = "library.bootstrap.app:create_app"
+# The same for the workers of a supervisor: each first ties its life to the supervisor's.
+SUPERVISED_APP = "library.cli.serve:supervised_app"
+_SUPERVISOR_PID = "LIBRARY_SUPERVISOR_PID"  # set for the workers, read by supervised_app
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def add_parser(commands: Any) -> None:
@@ -85,7 +90,8 @@ def serve(*, reload: bool = False, workers: int | None = None) -> None:
     several = settings.workers > 1 and not reload
     with _metrics_folder(settings, several=several):
         if several:
-            _supervise(uvicorn.Config(APP, workers=settings.workers, **options))
+            os.environ[_SUPERVISOR_PID] = str(os.getpid())  # the workers inherit it
+            _supervise(uvicorn.Config(SUPERVISED_APP, workers=settings.workers, **options))
             return
         # uvicorn shuts down gracefully on SIGTERM, then re-raises it; exit 0 (and run the
         # clean-up handlers, e.g. stopping the embedded database) instead of dying by it.
@@ -115,6 +121,25 @@ def _metrics_folder(settings: Settings, *, several: bool) -> Iterator[None]:
             yield
         finally:
             del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def supervised_app() -> Any:
+    """A worker's app, in a worker that stops when its supervisor is gone.
+
+    The supervisor stops its workers on SIGTERM and SIGINT; killed itself (SIGKILL, the OOM
+    killer), it cannot, and its workers would go on serving on the shared socket, orphaned.
+    So each worker asks Linux for a SIGTERM when its parent dies (``PR_SET_PDEATHSIG``): it then
+    shuts down as on any SIGTERM (requests in flight answered, pools closed). A supervisor
+    already gone before the worker asked is caught by comparing the parent's pid."""
+    from library.bootstrap.app import create_app
+
+    supervisor = os.environ.get(_SUPERVISOR_PID)
+    if supervisor is not None and sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != int(supervisor):
+            os.kill(os.getpid(), signal.SIGTERM)
+    return create_app()
 
 
 def _supervise(config: Any) -> None:

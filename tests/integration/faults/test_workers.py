@@ -168,3 +168,32 @@ async def test_two_workers_serve_then_sigterm_stops_both_gracefully(
         assert await admin.fetchval("SELECT count(*) FROM books") == 14
     finally:
         await admin.close()
+
+
+async def test_workers_stop_when_their_supervisor_is_killed(
+    database_url: str, clean_database: None, tmp_path: Path
+) -> None:
+    """A supervisor killed outright (SIGKILL, the OOM killer) cannot stop its workers: each
+    asked Linux for a SIGTERM when its parent dies, and stops (no orphan left serving)."""
+    server = ServerProcess(database_url, unique_application_name(), tmp_path / "server.log")
+    server.args = ["--workers", "2"]
+    server.env.update(LIBRARY_DB_POOL_SIZE="2", LIBRARY_DB_READ_POOL_SIZE="2")
+    async with server:
+        assert server.process is not None
+        supervisor = server.process.pid
+
+        async def both_workers_up() -> bool:
+            return len([pid for pid in workers_of(supervisor) if alive(pid)]) == 2
+
+        await wait_for(both_workers_up, seconds=60, what="two worker processes")
+        workers = workers_of(supervisor)
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+            assert (await client.get("/health/live")).status_code == 200
+        server.signal(signal.SIGKILL)
+
+        async def workers_gone() -> bool:
+            return not [pid for pid in workers if alive(pid)]
+
+        await wait_for(workers_gone, seconds=30, what="the orphaned workers to stop")
+        assert not await asyncio.to_thread(server.accepts_connections)
+        assert await server.wait() == -signal.SIGKILL
