@@ -111,7 +111,14 @@ class EventNotifier:
 _ENSURE = text(
     "INSERT INTO relay_positions (subscriber) VALUES (:name) ON CONFLICT (subscriber) DO NOTHING"
 )
-_POSITION = text("SELECT xid, id FROM relay_positions WHERE subscriber = :name")
+# The subscriber's lock (taken or not) and its position (none yet: NULL), in one round trip.
+_LOCK_AND_POSITION = text(
+    """
+    SELECT l.locked, p.xid, p.id
+    FROM (SELECT pg_try_advisory_lock(:space, :key) AS locked) AS l
+    LEFT JOIN relay_positions p ON p.subscriber = :name
+    """
+)
 # The next final events (the change feed's rule: below the snapshot's xmin) after a position,
 # in feed order. Every event moves the position; only those of the subscriber's types are
 # read ($4: NULL for every type), with their data only when it reads it ($5: NULL for all).
@@ -165,7 +172,6 @@ _PRUNE = text(
 )
 PRUNE_BATCH = 1000
 _ANNOUNCE = text("SELECT pg_notify(:channel, '')")
-_TRY_LOCK = text("SELECT pg_try_advisory_lock(:space, :key)")
 _UNLOCK = text("SELECT pg_advisory_unlock(:space, :key)")
 
 
@@ -213,7 +219,6 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._gather = gather_seconds
-        self._ensured: set[str] = set()
         self._listener: AsyncConnection | None = None
 
     async def run_once(self) -> int:
@@ -236,16 +241,15 @@ class OutboxRelay:
         conn = await self._engine.connect()
         try:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            if not (await conn.execute(_TRY_LOCK, lock)).scalar_one():
+            locked, xid, event_id = (
+                await conn.execute(_LOCK_AND_POSITION, {**lock, "name": subscriber.name})
+            ).one()
+            if not locked:
                 return 0  # another worker is delivering to this subscriber
             try:
-                if subscriber.name not in self._ensured:
+                if xid is None:  # its first delivery, or deleted under us (an operator replaying)
                     await conn.execute(_ENSURE, {"name": subscriber.name})
-                    self._ensured.add(subscriber.name)
-                row = (await conn.execute(_POSITION, {"name": subscriber.name})).one_or_none()
-                xid, event_id = (0, 0) if row is None else (row[0], row[1])
-                if row is None:  # deleted under us (an operator replaying, tests emptying)
-                    await conn.execute(_ENSURE, {"name": subscriber.name})
+                    xid, event_id = 0, 0
                 driver = (await conn.get_raw_connection()).driver_connection
                 rows = await driver.fetch(  # type: ignore[union-attr]
                     _NEXT,

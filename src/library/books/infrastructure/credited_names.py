@@ -77,24 +77,30 @@ class SqlAlchemyAuthorNameCopies:
     ) -> None:
         authors = list(names)
         chunk = self._chunk
+        if not authors:
+            # Only books' own events (POSTs): each refresh is one statement, atomic on its own,
+            # sent without a transaction around it (no BEGIN and COMMIT round trips).
+            books = sorted(set(book_ids))
+            async with self._sessions() as session:
+                conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                for start in range(0, len(books), chunk):
+                    await conn.execute(_REFRESH, {"book_ids": books[start : start + chunk]})
+            return
         async with self._sessions() as session:
             async with session.begin():
-                if authors:
-                    await session.execute(
-                        _KEEP,
-                        {
-                            "ids": authors,
-                            "names": [names[a][0] for a in authors],
-                            "versions": [names[a][1] for a in authors],
-                        },
+                await session.execute(
+                    _KEEP,
+                    {
+                        "ids": authors,
+                        "names": [names[a][0] for a in authors],
+                        "versions": [names[a][1] for a in authors],
+                    },
+                )
+                books = list(
+                    await session.scalars(
+                        _BOOKS, {"book_ids": list(book_ids), "author_ids": authors}
                     )
-                    books = list(
-                        await session.scalars(
-                            _BOOKS, {"book_ids": list(book_ids), "author_ids": authors}
-                        )
-                    )
-                else:  # only books' own events (POSTs): their ids are all there is to refresh
-                    books = sorted(set(book_ids))
+                )
                 # The first books in the same transaction: a batch of a few is one transaction.
                 if books:
                     await session.execute(_REFRESH, {"book_ids": books[:chunk]})
