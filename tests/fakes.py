@@ -42,7 +42,7 @@ from shared.kernel.errors import (
     RuleViolationError,
 )
 from shared.kernel.events import DomainEvent
-from shared.kernel.idempotency import KEY_TTL, StoredResult
+from shared.kernel.idempotency import KEY_TTL, StoredResult, stored_time
 
 YEAR_LAST_ASC = 2_147_483_647
 YEAR_LAST_DESC = -2_147_483_648
@@ -133,8 +133,8 @@ def _author_read(author: Author) -> AuthorRead:
         "birth_year": author.birth_year,
         "death_year": author.death_year,
         "bio": author.bio,
-        "created_at": author.created_at,
-        "updated_at": author.updated_at,
+        "created_at": stored_time(author.created_at),
+        "updated_at": stored_time(author.updated_at),
         "version": author.version,
     }
 
@@ -262,8 +262,8 @@ class FakeBookReader:
             "isbn13": book.isbn13,
             "publication_year": book.publication_year,
             "language": book.language,
-            "created_at": book.created_at,
-            "updated_at": book.updated_at,
+            "created_at": stored_time(book.created_at),
+            "updated_at": stored_time(book.updated_at),
             "version": book.version,
         }
 

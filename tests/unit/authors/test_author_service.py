@@ -20,7 +20,7 @@ from shared.kernel.errors import (
     InvalidCursorError,
     RuleViolationError,
 )
-from shared.kernel.idempotency import Idempotency
+from shared.kernel.idempotency import Idempotency, stored_time
 from shared.kernel.pagination import encode_cursor
 from tests.fakes import FakeAuthorReader, FakeAuthorsUnitOfWork, FakeBookCatalog, FakeClock
 
@@ -89,7 +89,11 @@ async def test_a_registered_author_is_committed_and_readable(
         2018,
         "Earthsea",
     )
-    assert (found["version"], found["created_at"], found["updated_at"]) == (1, T0, T0)
+    assert (found["version"], found["created_at"], found["updated_at"]) == (
+        1,
+        stored_time(T0),
+        stored_time(T0),
+    )
 
 
 @pytest.mark.parametrize(
@@ -166,7 +170,7 @@ async def test_a_revision_without_change_does_not_commit_nor_bump_the_version(
         assert (revised.version, revised.updated_at) == (1, T0)
     assert uow.commits == 1
     stored = await queries.get_author(author.id)
-    assert (stored["version"], stored["updated_at"]) == (1, T0)
+    assert (stored["version"], stored["updated_at"]) == (1, stored_time(T0))
 
 
 async def test_a_revision_with_a_change_commits_and_bumps_the_version(

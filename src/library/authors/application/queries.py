@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol, TypedDict
 
 from library.authors.domain.errors import AuthorNotFoundError
@@ -52,8 +51,9 @@ class AuthorRead(TypedDict):
     birth_year: int | None
     death_year: int | None
     bio: str | None
-    created_at: datetime
-    updated_at: datetime
+    # RFC 3339 in UTC, as the API writes times: the read pool's wire form, sent on as it is.
+    created_at: str
+    updated_at: str
     version: int
 
 

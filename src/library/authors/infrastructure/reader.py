@@ -34,7 +34,7 @@ from library.authors.application.queries import (
 )
 from library.authors.infrastructure.models import AuthorRow
 from shared.persistence.db import contains_literally
-from shared.persistence.reads import ReadPool, Statement
+from shared.persistence.reads import ReadPool, Statement, api_time
 
 _COLUMNS = (
     cast(AuthorRow.id, Text).label("id"),  # text, ready for JSON
@@ -42,8 +42,8 @@ _COLUMNS = (
     AuthorRow.birth_year,
     AuthorRow.death_year,
     AuthorRow.bio,
-    AuthorRow.created_at,
-    AuthorRow.updated_at,
+    api_time(AuthorRow.created_at).label("created_at"),  # as the API writes times, as text
+    api_time(AuthorRow.updated_at).label("updated_at"),
     AuthorRow.version,
 )
 _GET = Statement(select(*_COLUMNS).where(AuthorRow.id == bindparam("id", type_=Uuid)))

@@ -20,6 +20,7 @@ from library.books.domain.model import (
     valid_language,
     valid_title,
 )
+from shared.kernel.idempotency import stored_time
 from shared.kernel.pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
 from shared.kernel.values import (
     EARLIEST_YEAR,
@@ -163,8 +164,8 @@ def book_document(view: BookView) -> BookRead:
         "isbn13": book.isbn13,
         "publication_year": book.publication_year,
         "language": book.language,
-        "created_at": book.created_at,
-        "updated_at": book.updated_at,
+        "created_at": stored_time(book.created_at),
+        "updated_at": stored_time(book.updated_at),
         "version": book.version,
     }
 

@@ -96,8 +96,9 @@ class BookRead(TypedDict):
     isbn13: str | None
     publication_year: int | None
     language: str | None
-    created_at: datetime
-    updated_at: datetime
+    # RFC 3339 in UTC, as the API writes times: the read pool's wire form, sent on as it is.
+    created_at: str
+    updated_at: str
     version: int
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from datetime import datetime
 from enum import Enum
 from functools import lru_cache
 from typing import Any, NamedTuple, TypeVar
@@ -53,7 +54,7 @@ from library.books.infrastructure.models import (
     BookRow,
 )
 from shared.persistence.db import contains_literally
-from shared.persistence.reads import ReadPool, Statement
+from shared.persistence.reads import ReadPool, Statement, api_time
 
 # Ids leave the database as text (uuid_out in C), ready for JSON: no UUID objects to build and
 # turn back into strings, and no uuid[] type for asyncpg to introspect on each new connection.
@@ -63,8 +64,9 @@ _LISTED = (
     BookRow.isbn13,
     BookRow.publication_year,
     BookRow.language,
-    BookRow.created_at,
-    BookRow.updated_at,
+    # Times as the API writes them, as text (shared.persistence.reads.api_time_sql).
+    api_time(BookRow.created_at).label("created_at"),
+    api_time(BookRow.updated_at).label("updated_at"),
     BookRow.version,
     cast(BookRow.credited_ids, ARRAY(Text)).label("credited_ids"),
     BookRow.credited_names,
@@ -246,7 +248,9 @@ def _page_statement(
     matches in the GIN indexes and sorts them.
     """
     key = _sort_expression(sort)
-    stmt = select(*_LISTED, key.label("sort_key"))
+    # The last row's key goes into the next page's cursor; a time as text, like the others.
+    shown = api_time(BookRow.created_at) if sort.field == "created_at" else key
+    stmt = select(*_LISTED, shown.label("sort_key"))
     if substring is not None:
         stmt = stmt.where(_matches(substring=substring))
     stmt = _filtered(stmt, filters)
@@ -425,6 +429,8 @@ def _after_value(sort: BookSort) -> ColumnElement[Any]:
 
 
 def _sort_bound(sort: BookSort, value: SortValue) -> Any:
+    if sort.field == "created_at" and isinstance(value, str):
+        return datetime.fromisoformat(value)  # a key as this reader gives it (API text)
     if sort.field == "publication_year" and value is None:
         return YEAR_LAST_DESC if sort.descending else YEAR_LAST_ASC
     if sort is BookSort.RELEVANCE and value is not None:

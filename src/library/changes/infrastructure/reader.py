@@ -13,16 +13,19 @@ from typing import Any
 import orjson
 
 from library.changes.application.queries import CursorExpiredError, FeedEvent, Position
-from shared.persistence.reads import ReadPool
+from shared.persistence.reads import ReadPool, api_time_sql
 
 # Written out (no formatting into SQL); "xid < ..." is shared.persistence.outbox.VISIBLE_BELOW.
 # The row comparison is an index range on ix_events_position / ix_events_resource. The first
 # column says whether retention deleted an event after the cursor ($4: the position is a
 # reader's cursor; events_pruned holds the last position pruned): then no event is read, and
 # the statement still answers one row (the page is refused, not shown with a gap).
-_EXPIRED = """
+_EXPIRED = (
+    """
     SELECT g.expired, e.id, e.xid, e.type, CAST(e.resource_id AS text), e.version,
-           e.occurred_at, CAST(e.data AS text), e.request_id, e.actor
+           """
+    + api_time_sql("e.occurred_at")
+    + """, CAST(e.data AS text), e.request_id, e.actor
     FROM (
         SELECT $4 AND EXISTS (
             SELECT 1 FROM events_pruned p WHERE (p.xid, p.id) > ($1, $2)
@@ -37,6 +40,7 @@ _EXPIRED = """
     ) AS e ON NOT g.expired
     ORDER BY e.xid, e.id
 """
+)
 _AFTER = _EXPIRED.format(resource="")
 _AFTER_FOR_RESOURCE = _EXPIRED.format(resource="resource_id = $5\n          AND ")
 _END = "SELECT CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS text) AS bigint)"
