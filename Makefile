@@ -21,7 +21,7 @@ BENCH_RUN := $(UV) run --frozen --group bench
 BOOKS ?= 1000000
 SEED ?= 1
 
-.PHONY: help install run token migrate revision import bench-import seed-large test test-quick test-unit test-integration test-containers images lint audit fmt bench bench-auth bench-instructions bench-quick bench-observability docker-build clean openapi fuzz-api
+.PHONY: help install run run-cluster token migrate revision import bench-import seed-large test test-quick test-unit test-integration test-containers images lint audit fmt bench bench-auth bench-instructions bench-quick bench-observability docker-build clean openapi fuzz-api
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,6 +38,9 @@ install: .venv/.installed ## Create .venv with every dependency from uv.lock
 
 run: install ## Serve on http://127.0.0.1:8000 (embedded PostgreSQL unless DATABASE_URL is set; RELOAD=1 restarts on changes)
 	$(RUN) library dev $(if $(RELOAD),--reload)
+
+run-cluster: install ## Serve :8000 on the whole shape: embedded primary, streaming replica, PgBouncer, 2 workers (Ctrl-C stops all)
+	$(RUN) python -m tools.cluster --port $(or $(PORT),8000)
 
 SCOPE ?= catalog:write catalog:admin
 token: install ## Print a development access token (make -s token SCOPE="catalog:write"); make run verifies it

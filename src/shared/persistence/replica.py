@@ -31,14 +31,15 @@ log = structlog.get_logger("library.db")
 
 State = Literal["up", "down", "lagging"]
 
-# One statement: the replay and receive positions (bytes since 0/0), whether the WAL receiver
-# streams, and the milliseconds since the last replayed transaction committed.
+# One statement: the replay and receive positions (bytes since 0/0), whether a WAL receiver
+# runs (its row, without its status: that needs pg_read_all_stats, which the app's role has
+# no need of), and the milliseconds since the last replayed transaction committed.
 _STATUS = """
 SELECT pg_is_in_recovery() AS recovering,
        (COALESCE(pg_last_wal_replay_lsn(), pg_current_wal_lsn()) - '0/0'::pg_lsn)::bigint
            AS replayed,
        (pg_last_wal_receive_lsn() - '0/0'::pg_lsn)::bigint AS received,
-       EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming') AS streaming,
+       EXISTS (SELECT 1 FROM pg_stat_wal_receiver) AS streaming,
        extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000
            AS since_replayed_ms
 """
