@@ -296,7 +296,11 @@ class Cluster:
 
             folder = self.root / "pgbouncer"
             folder.mkdir(exist_ok=True)
-            self.pgbouncer = PgBouncer(self.primary_url(), folder, connect_query(Settings()))
+            # A client waits at most 5 s for a server connection: while the primary is down,
+            # a write is a 503 within that, not after the tests' 30 s (PgBouncer's own: 120).
+            self.pgbouncer = PgBouncer(
+                self.primary_url(), folder, connect_query(Settings()), query_wait_timeout=5
+            )
         self.pgbouncer.start()
 
     def stop_pgbouncer(self) -> None:

@@ -70,9 +70,15 @@ class PgBouncer:
     behind a transaction-mode pooler cannot send (docs/operations.md "Through PgBouncer")."""
 
     def __init__(
-        self, database_url: str, folder: Path, connect_query: str = "", port: int | None = None
+        self,
+        database_url: str,
+        folder: Path,
+        connect_query: str = "",
+        port: int | None = None,
+        query_wait_timeout: int = 30,
     ) -> None:
         self.target = make_url(database_url)
+        self.query_wait_timeout = query_wait_timeout
         self.folder = folder
         self.port = port or free_port()
         self.connect_query = connect_query
@@ -112,7 +118,9 @@ class PgBouncer:
                     f"default_pool_size = {SERVER_POOL_SIZE}",
                     "max_client_conn = 500",
                     # The app's clients wait for a server connection; never longer than this.
-                    "query_wait_timeout = 30",
+                    f"query_wait_timeout = {self.query_wait_timeout}",
+                    # A server that refused a login (stopped, restarting) is tried again soon.
+                    "server_login_retry = 1",
                     "",
                 ]
             )

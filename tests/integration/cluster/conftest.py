@@ -78,14 +78,16 @@ async def cluster_app(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.
     container.settings.override(settings)
     app = create_app(container=container)
     echo = CommitLsnEcho()
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
             base_url="http://testserver",
             headers=bearer(),
             event_hooks={"request": [echo.on_request], "response": [echo.on_response]},
-        ) as http:
-            yield app, http
+        ) as http,
+    ):
+        yield app, http
 
 
 async def owner_connection(url: str) -> asyncpg.Connection:
@@ -101,7 +103,7 @@ async def eventually(check: Any, seconds: float = 15, every: float = 0.1) -> Any
     while asyncio.get_running_loop().time() < deadline:
         try:
             last = await check()
-        except Exception as exc:  # noqa: BLE001 - kept as the failure's reason
+        except Exception as exc:
             last = exc
         else:
             if last:

@@ -85,6 +85,7 @@ async def test_a_write_answers_its_commit_lsn_and_a_malformed_one_is_a_400(
     assert "commit-lsn" not in refused.headers
 
 
+@pytest.mark.slow
 async def test_reads_are_served_by_the_replica_and_writes_by_the_primary(
     cluster: Cluster, http: httpx.AsyncClient
 ) -> None:
