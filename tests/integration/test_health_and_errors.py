@@ -20,6 +20,22 @@ async def test_live_and_ready_when_migrated(client: httpx.AsyncClient) -> None:
     ready = await client.get("/health/ready")
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
+    # Without a replica: the primary only, PostgreSQL itself.
+    assert ready.json()["databases"] == [
+        {"name": "primary", "role": "primary", "path": "direct", "state": "up", "lag_ms": None}
+    ]
+
+
+async def test_without_a_replica_commit_lsn_is_checked_and_never_answered(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await client.post(f"{API}/authors", json={"name": "Ann Leckie"})
+    assert created.status_code == 201
+    assert "commit-lsn" not in created.headers  # no extra round trip to find one
+    url = created.headers["Location"]
+    assert (await client.get(url, headers={"Commit-LSN": "0/16B3F48"})).status_code == 200
+    refused = await client.get(url, headers={"Commit-LSN": "not-an-lsn"})
+    assert_problem(refused, 400)
 
 
 async def _ready_with(settings: Settings) -> httpx.Response:

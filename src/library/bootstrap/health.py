@@ -4,11 +4,12 @@ import asyncio
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Literal
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.kernel.errors import ServiceUnavailableError
@@ -18,6 +19,28 @@ from shared.settings import Settings
 from shared.web.problems import domain_problem, problem_responses
 
 READY_TIMEOUT_SECONDS = 2.0
+
+
+class DatabaseState(BaseModel):
+    """One database the process uses, as /health/ready reports it."""
+
+    name: Literal["primary", "replica"]
+    role: Literal["primary", "replica"]
+    path: Literal["direct", "pooler"] = Field(
+        description="direct: PostgreSQL itself; pooler: through PgBouncer (transaction mode)"
+    )
+    state: Literal["up", "down", "lagging"] = Field(
+        description="lagging: a replica behind by more than LIBRARY_REPLICA_MAX_LAG_MS"
+    )
+    lag_ms: float | None = Field(description="A replica's lag in milliseconds (null: unknown)")
+
+
+class Readiness(BaseModel):
+    """The answer of a ready process."""
+
+    status: Literal["ready"]
+    revision: list[str]
+    databases: list[DatabaseState]
 
 
 class NotReadyError(ServiceUnavailableError):
@@ -107,8 +130,8 @@ def create_router(health: Callable[[], HealthCheck]) -> APIRouter:
         """200 while the process runs."""
         return {"status": "live"}
 
-    @router.get("/ready", responses=problem_responses(503), response_model=None)
-    async def ready(request: Request) -> dict[str, object] | JSONResponse:
+    @router.get("/ready", responses=problem_responses(503), response_model=Readiness)
+    async def ready(request: Request) -> Any:
         """200 when the database answers and its schema is at the migrations' head; 503 otherwise.
 
         The body lists each database the process uses (``databases``): its name and role
