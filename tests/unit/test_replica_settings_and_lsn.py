@@ -20,7 +20,8 @@ def test_a_replica_url_is_checked_like_the_database_url() -> None:
     with pytest.raises(ValidationError):
         Settings(replica_database_url="mysql://nope@host/db")
     replica = settings.replica()
-    assert replica is not None and replica.db_pooler == "none"
+    assert replica is not None
+    assert replica.db_pooler == "none"
     assert Settings().replica() is None
 
 

@@ -81,6 +81,7 @@ COMMIT_LSN_PARAMETER: dict[str, Any] = {
     ),
     "schema": {
         "type": "string",
+        "maxLength": 17,
         "pattern": "^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$",
         "title": "Commit-Lsn",
     },
