@@ -21,7 +21,7 @@ BENCH_RUN := $(UV) run --frozen --group bench
 BOOKS ?= 1000000
 SEED ?= 1
 
-.PHONY: help install run run-cluster token migrate revision import bench-import seed-large test test-quick test-unit test-integration test-containers images lint audit fmt bench bench-auth bench-instructions bench-quick bench-observability docker-build clean openapi fuzz-api
+.PHONY: help install run run-cluster token migrate revision import bench-import seed-large test test-quick test-unit test-integration test-containers images lint audit fmt bench bench-auth bench-instructions bench-quick bench-observability bench-outbox docker-build clean openapi fuzz-api
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -126,6 +126,9 @@ bench: install ## Benchmark the app against a raw asyncpg baseline and pgbench (
 
 bench-observability: install ## GET with metrics and tracing on against the same build with both off (100k books)
 	$(BENCH_RUN) python -m bench.observability --books $(or $(OBS_BOOKS),100000)
+
+bench-outbox: install ## POST with the transactional outbox against the same build without it (100k books)
+	$(BENCH_RUN) python -m bench.outbox --books $(or $(OUTBOX_BOOKS),100000)
 
 # A migrated database seeded with `library seed` (e.g. 100,000 books).
 AUTH_BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/bench_auth

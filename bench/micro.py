@@ -61,13 +61,15 @@ _WRITE_HEADERS: list[tuple[bytes, bytes]] = []
 def production_like(run_dir: Path) -> None:
     """Configure the app in this process as ``make bench`` serves it: production, JSON logs,
     tokens verified against a key pair of the run's own (writes send one), and rate limits
-    that 16 callers can never reach (so the limiter's cost is counted, never a 429)."""
+    that 16 callers can never reach (so the limiter's cost is counted, never a 429).
+    ``MICRO_ENVIRONMENT=development`` serves as development instead, for the switches honoured
+    there only (e.g. ``LIBRARY_EVENTS_OUTBOX_ENABLED=false``: the outbox's instructions)."""
     from tools import devauth
 
     key = devauth.new_key_pair(run_dir)
     os.environ.update(
         {
-            "LIBRARY_ENVIRONMENT": "production",
+            "LIBRARY_ENVIRONMENT": os.environ.get("MICRO_ENVIRONMENT", "production"),
             "LIBRARY_LOG_FORMAT": "json",
             "LIBRARY_AUTH_JWKS_FILE": str(key.jwks_file),
             "LIBRARY_AUTH_ISSUER": devauth.DEV_ISSUER,

@@ -16,19 +16,17 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
-import sys
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from bench import dataset, workload
-from bench.run import RESULTS, ROOT, Config, Driver, Server, _git_commit
+from bench.run import RESULTS, ROOT, Config
+from bench.sidebyside import Side, compare, table
 
 TARGET = 0.95
 SAMPLED_RATIO = "0.01"
@@ -153,13 +151,12 @@ def without_observability(environ: dict[str, str]) -> dict[str, str]:
 
 
 def _environment(
-    variant: Variant, dsn: str, port: int, sink: OtlpSink, auth: dict[str, str]
+    variant: Variant, dsn: str, sink: OtlpSink, auth: dict[str, str]
 ) -> dict[str, str]:
     return {
         **without_observability(dict(os.environ)),
         "DATABASE_URL": dsn,
         "LIBRARY_HOST": "127.0.0.1",
-        "LIBRARY_PORT": str(port),
         "LIBRARY_ENVIRONMENT": "production",
         "LIBRARY_WORKERS": "1",  # one process (production's default is one per CPU)
         "LIBRARY_LOG_FORMAT": "json",
@@ -195,95 +192,30 @@ def main(argv: list[str] | None = None) -> None:
         "LIBRARY_AUTH_ISSUER": devauth.DEV_ISSUER,
         "LIBRARY_AUTH_AUDIENCE": devauth.DEV_AUDIENCE,
     }
-    library = str(Path(sys.executable).with_name("library"))
-    servers = {
-        v.name: Server(
+    sides = [
+        Side(
             v.name,
-            [library, "serve"],
-            _environment(v, dsn, cfg.app_port + i, sink, auth),
-            run_dir / f"app-{v.name}.log",
-            cfg.app_port + i,
-        )
-        for i, v in enumerate(variants)
-    }
-    load_start = os.getloadavg()
-    results: dict[str, Any] = {
-        "started": started.isoformat(timespec="seconds"),
-        "config": {
-            "books": total,
-            "rounds": cfg.rounds,
-            "duration_s": cfg.duration,
-            "warmup_s": cfg.warmup,
-            "connections": cfg.connections,
-            "wrk_threads": cfg.threads,
-            "cpus": os.cpu_count(),
-            "load_average_at_start": load_start,
-            "commit": _git_commit(),
-            "variants": {
-                v.name: {
-                    "metrics": v.metrics,
-                    "tracing": v.tracing,
-                    "sampler_ratio": v.sampler_ratio or ("1" if v.tracing else None),
-                }
-                for v in variants
+            _environment(v, dsn, sink, auth),
+            {
+                "metrics": v.metrics,
+                "tracing": v.tracing,
+                "sampler_ratio": v.sampler_ratio or ("1" if v.tracing else None),
             },
-            "target": TARGET,
-        },
-        "scenarios": {},
-    }
-    driver = Driver(cfg, run_dir, dsn)
+        )
+        for v in variants
+    ]
     try:
-        for server in servers.values():
-            server.wait_until_serving("/health/ready", timeout=300)  # five start at once
-        for scenario in scenarios:
-            print(f"\n{scenario.title} ({scenario.note})", flush=True)
-            for server in servers.values():
-                warm = driver.measure(server, scenario, cfg.warmup)
-                print(f"  warm-up {server.name:10} {warm['rps']:8.0f} req/s", flush=True)
-            rounds: list[dict[str, Any]] = []
-            for index in range(cfg.rounds):
-                order = variants[index % len(variants) :] + variants[: index % len(variants)]
-                measured = {
-                    v.name: driver.measure(servers[v.name], scenario, cfg.duration) for v in order
-                }
-                off = measured["off"]["rps"]
-                ratios = {n: (m["rps"] / off if off else 0.0) for n, m in measured.items()}
-                rounds.append(
-                    {"order": [v.name for v in order], "runs": measured, "ratios": ratios}
-                )
-                print(
-                    f"  round {index + 1}: "
-                    + ", ".join(f"{n} {measured[n]['rps']:.0f}/s ({ratios[n]:.3f})" for n in names),
-                    flush=True,
-                )
-            summary = {}
-            for name in names:
-                runs = [r["runs"][name] for r in rounds]
-                ratios_of = [r["ratios"][name] for r in rounds]
-                summary[name] = {
-                    "rps_median": statistics.median(r["rps"] for r in runs),
-                    "ratio_median": statistics.median(ratios_of),
-                    "ratios": ratios_of,
-                    "p50_ms_median": statistics.median(r["p50_ms"] for r in runs),
-                    "p99_ms_median": statistics.median(r["p99_ms"] for r in runs),
-                    "cpu_ms_per_request_median": statistics.median(
-                        r["cpu_ms_per_request"] for r in runs
-                    ),
-                    "errors": sum(r["errors"] for r in runs),
-                }
-            results["scenarios"][scenario.name] = {
-                "title": scenario.title,
-                "rounds": rounds,
-                "variants": summary,
-            }
+        results = compare(cfg, run_dir, dsn, scenarios, sides, target=TARGET)
     finally:
-        for server in servers.values():
-            server.stop()
         sink.close()
+    results["started"] = started.isoformat(timespec="seconds")
+    results["config"]["books"] = total
     results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-    results["load_average_at_end"] = os.getloadavg()
     results["otlp_sink"] = {"export_requests": sink.requests, "bytes": sink.bytes}
-    text = table(results)
+    text = table(
+        results,
+        f"{total:,} books; spans exported to a local OTLP sink ({sink.requests:,} exports)",
+    )
     results["table"] = text
     payload = json.dumps(results, indent=2) + "\n"
     (run_dir / "observability.json").write_text(payload)
@@ -292,36 +224,6 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"\nJSON and logs: {run_dir.relative_to(ROOT)}/; summary: bench/results/observability.json"
     )
-
-
-def table(results: dict[str, Any]) -> str:
-    cfg = results["config"]
-    lines = [
-        f"{cfg['books']:,} books; {cfg['rounds']} rounds of {cfg['duration_s']} s per variant, "
-        f"interleaved (order rotating); wrk {cfg['wrk_threads']} thread(s), "
-        f"{cfg['connections']} connections; {cfg['cpus']} CPUs shared (load average "
-        f"{cfg['load_average_at_start'][0]:.1f} at start, {results['load_average_at_end'][0]:.1f} "
-        f"at end); commit {cfg['commit']}; spans exported to a local OTLP sink "
-        f"({results['otlp_sink']['export_requests']:,} exports).",
-        "",
-        "| Scenario | Variant | req/s | vs off: median (rounds) | p50 / p99 ms | CPU ms/req |",
-        "| --- | --- | ---: | --- | --- | ---: |",
-    ]
-    for s in results["scenarios"].values():
-        for name, v in s["variants"].items():
-            rounds = ", ".join(f"{r:.2f}" for r in v["ratios"])
-            verdict = ""
-            if name != "off":
-                verdict = " met" if v["ratio_median"] >= cfg["target"] else " **not met**"
-            lines.append(
-                f"| {s['title']} | {name} | {v['rps_median']:,.0f} "
-                f"| **{v['ratio_median']:.3f}** ({rounds}){verdict} "
-                f"| {v['p50_ms_median']:.1f} / {v['p99_ms_median']:.1f} "
-                f"| {v['cpu_ms_per_request_median']:.3f} |"
-            )
-    lines.append("")
-    lines.append(f"Target: each variant >= {cfg['target']}x 'off' (median ratio of the rounds).")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

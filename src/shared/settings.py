@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # (the books' copy of author names) on an engine of its own of this many connections, and
     # polls every events_poll_seconds when no NOTIFY wakes it (long polls of the feed too).
     events_relay_enabled: bool = True
+    # Development only (refused elsewhere): false records no domain events at all and turns the
+    # relay off, to measure what the outbox costs (make bench-outbox). Breaks the guarantees of
+    # docs/events.md: no change feed, no renames reaching the books' copy of author names.
+    events_outbox_enabled: bool = True
     events_relay_pool_size: int = Field(default=3, ge=3, le=20)  # LISTEN, position, handler
     events_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     # When set, every event is also published to this NATS server (subjects library.events.*).
@@ -158,6 +162,18 @@ class Settings(BaseSettings):
     # search_queue_seconds, then get 503. Keeps a burst of searches from taking every connection.
     search_concurrency: int = Field(default=8, ge=1, le=200)
     search_queue_seconds: float = Field(default=2.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _outbox_off_in_development_only(self) -> Settings:
+        """Without the outbox there is nothing to relay; and it is for measuring only."""
+        if not self.events_outbox_enabled:
+            if self.environment != "development":
+                raise ValueError(
+                    "LIBRARY_EVENTS_OUTBOX_ENABLED=false is honoured only with "
+                    "LIBRARY_ENVIRONMENT=development (it drops every domain event)"
+                )
+            self.events_relay_enabled = False
+        return self
 
     @model_validator(mode="after")
     def _default_workers(self) -> Settings:

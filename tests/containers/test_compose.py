@@ -2,6 +2,8 @@
 
 Debian's docker-compose (1.29) runs it. The images are the local ones (``TEST_APP_IMAGE``,
 ``TEST_POSTGRES_IMAGE``) through the file's LIBRARY_IMAGE and POSTGRES_IMAGE; ``--no-build``.
+The profile ``cluster`` (primary, replica, PgBouncer, two workers: docs/scaling.md) is checked
+as ``docker-compose config`` resolves it, without an engine.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import yaml  # type: ignore[import-untyped]  # PyYAML, locked in the dev group (bandit's)
 
 from tests.auth import AUDIENCE, ISSUER, bearer
 from tests.containers.test_image import app_image, key_set_volume
@@ -44,6 +48,55 @@ def compose(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def test_the_compose_file_validates() -> None:
     result = compose("config", "--quiet")
     assert result.returncode == 0, result.stderr
+
+
+CLUSTER_SERVICES = {"db-replica", "pgbouncer", "api-cluster"}
+
+
+def resolved(*args: str) -> dict[str, Any]:
+    """The file as docker-compose resolves it (defaults filled in, anchors merged)."""
+    result = compose(*args, "config")
+    assert result.returncode == 0, result.stderr
+    document: dict[str, Any] = yaml.safe_load(result.stdout)
+    return document
+
+
+def test_the_cluster_profile_validates_and_leaves_the_default_services_alone() -> None:
+    result = compose("--profile", "cluster", "config", "--quiet")
+    assert result.returncode == 0, result.stderr
+    services = resolved("--profile", "cluster")["services"]
+    in_cluster = {
+        name for name, service in services.items() if "cluster" in service.get("profiles", [])
+    }
+    assert in_cluster == CLUSTER_SERVICES
+    # Plain `docker compose up` starts what it started before, and nothing of the cluster.
+    assert {name for name, service in services.items() if not service.get("profiles")} == {
+        "db",
+        "migrate",
+        "api",
+    }
+    assert services["api"]["environment"]["DATABASE_URL"].endswith("@db:5432/library")
+
+
+def test_the_cluster_api_goes_through_pgbouncer_and_reads_on_the_replica() -> None:
+    services = resolved("--profile", "cluster")["services"]
+    env = services["api-cluster"]["environment"]
+    assert env["DATABASE_URL"].endswith("@pgbouncer:6432/library")
+    assert env["LIBRARY_DB_POOLER"] == "transaction"
+    assert env["LIBRARY_DIRECT_DATABASE_URL"].endswith("@db:5432/library")
+    assert env["LIBRARY_REPLICA_DATABASE_URL"].endswith("@db-replica:5432/library")
+    assert env["LIBRARY_WORKERS"] == "2"
+    assert services["api-cluster"]["command"] == ["library", "serve"]
+    assert services["db-replica"]["image"] == services["db"]["image"]
+    # The files the cluster's services mount are in the repository.
+    for name in ("db", "db-replica", "pgbouncer"):
+        for volume in services[name]["volumes"]:
+            source = volume.split(":")[0] if isinstance(volume, str) else volume["source"]
+            if source.startswith("/"):
+                assert Path(source).exists(), f"{name} mounts {source}, which is missing"
+    pgbouncer_ini = (PROJECT_ROOT / "deploy/pgbouncer/pgbouncer.ini").read_text()
+    assert "pool_mode = transaction" in pgbouncer_ini
+    assert "host=db port=5432" in pgbouncer_ini
 
 
 @pytest.fixture

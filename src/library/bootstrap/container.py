@@ -45,6 +45,7 @@ class RootContainer(containers.DeclarativeContainer):
         create_session_factory,
         engine,
         events_committed=providers.Callable(lambda notifier: notifier.notify, notifier),
+        record_events=providers.Callable(lambda s: s.events_outbox_enabled, settings),
         # With a replica, each commit's WAL position, for the response's Commit-LSN.
         commit_position=providers.Callable(
             lambda s, pool: None if s.replica_database_url is None else pool.commit_position,
@@ -94,7 +95,12 @@ class RootContainer(containers.DeclarativeContainer):
         engine=relay_engine,
         subscribers=providers.Callable(
             lambda keeper, nats_publisher: [
-                Subscriber(CreditedNamesKeeper.SUBSCRIBER, keeper.on_events),
+                Subscriber(
+                    CreditedNamesKeeper.SUBSCRIBER,
+                    keeper.on_events,
+                    types=CreditedNamesKeeper.TYPES,
+                    data_of=CreditedNamesKeeper.DATA_OF,
+                ),
                 *(
                     []
                     if nats_publisher is None

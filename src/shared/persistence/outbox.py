@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.kernel.events import DomainEvent
-from shared.persistence.db import Base
+from shared.persistence.db import EVENTS_DROPPED, Base
 
 # The transaction's id as a bigint (xid8 has no cast to bigint; its text form is the number).
 CURRENT_XID = "CAST(CAST(pg_current_xact_id() AS text) AS bigint)"
@@ -107,14 +107,18 @@ def encode_events(events: list[DomainEvent]) -> str:
 class SqlAlchemyOutbox:
     """The events of one unit of work, on its session. Never commits."""
 
-    __slots__ = ("_pending", "_session", "recorded")
+    __slots__ = ("_pending", "_session", "enabled", "recorded")
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
         self._pending: list[DomainEvent] = []
         self.recorded = False  # whether this unit of work has recorded any event
+        # False only in development with LIBRARY_EVENTS_OUTBOX_ENABLED=false: events dropped.
+        self.enabled = EVENTS_DROPPED not in session.info
 
     def record(self, *events: DomainEvent) -> None:
+        if not self.enabled:
+            return
         self._pending.extend(events)
         self.recorded = self.recorded or bool(events)
 

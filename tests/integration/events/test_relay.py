@@ -235,6 +235,58 @@ async def test_workers_share_a_subscriber_without_delivering_an_event_twice(
     assert len(set(handled)) == 10
 
 
+async def test_a_subscriber_gets_only_its_types_and_only_the_data_it_reads(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    author = await create_author(client, "Ursula Le Guin")
+    book = await create_book(client, "The Dispossessed", [author["id"]])
+    await client.patch(
+        f"{API}/authors/{author['id']}",
+        json={"name": "Ursula K. Le Guin"},
+        headers={"If-Match": f'"{author["version"]}"'},
+    )
+    handled: list[DomainEvent] = []
+
+    async def keep(events: Sequence[DomainEvent]) -> None:
+        handled.extend(events)
+
+    subscriber = Subscriber(
+        "test.narrow",
+        keep,
+        types=frozenset({"author.updated", "book.created"}),
+        data_of=frozenset({"author.updated"}),
+    )
+    relay = OutboxRelay(engine, [subscriber], EventNotifier())
+    await relay_caught_up(engine)
+    deadline = time.monotonic() + 20
+    while len(handled) < 2 and time.monotonic() < deadline:
+        await relay.run_once()
+        await asyncio.sleep(0.05)
+    # author.created is skipped; book.created comes without its document; the rename with it.
+    assert [(e.type, str(e.resource_id)) for e in handled] == [
+        ("book.created", book["id"]),
+        ("author.updated", author["id"]),
+    ]
+    assert handled[0].data == {}
+    assert handled[0].version == 1
+    assert handled[0].event_id is not None
+    assert handled[1].data["name"] == "Ursula K. Le Guin"
+    # Its position is past every event, the skipped ones included: none is delivered again.
+    assert await relay.run_once() == 0
+    async with engine.connect() as conn:
+        position = (
+            await conn.execute(
+                text("SELECT xid, id FROM relay_positions WHERE subscriber = 'test.narrow'")
+            )
+        ).one()
+        last = (
+            await conn.execute(
+                text("SELECT xid, id FROM events ORDER BY xid DESC, id DESC LIMIT 1")
+            )
+        ).one()
+    assert tuple(position) == tuple(last)
+
+
 async def test_events_past_the_retention_are_pruned_unless_a_subscriber_still_needs_them(
     engine: AsyncEngine,
 ) -> None:

@@ -36,6 +36,10 @@ class CreditedNamesKeeper:
     """The relay's subscriber that keeps books' credited names current."""
 
     SUBSCRIBER = "books.credited_names"
+    # What it reads of the feed: the events that name authors or credit them, and the data of
+    # all but book.created (which always credits its authors: its id is all it needs).
+    TYPES = _AUTHOR_NAMED | _BOOK_CREDITED
+    DATA_OF = _AUTHOR_NAMED | {"book.updated"}
 
     def __init__(self, copies: AuthorNameCopies) -> None:
         self._copies = copies
@@ -49,7 +53,9 @@ class CreditedNamesKeeper:
                 kept = names.get(event.resource_id)
                 if kept is None or kept[1] < event.version:
                     names[event.resource_id] = (str(event.data["name"]), event.version)
-            elif event.type in _BOOK_CREDITED and "author_ids" in event.data:
+            elif event.type == "book.created" or (
+                event.type in _BOOK_CREDITED and "author_ids" in event.data
+            ):
                 books[event.resource_id] = None
         if names or books:
             await self._copies.apply(names, list(books))

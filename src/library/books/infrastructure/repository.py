@@ -25,7 +25,7 @@ from library.books.infrastructure.models import (
 from shared.kernel.errors import ConcurrentUpdateError
 from shared.persistence.db import flush
 from shared.persistence.errors import REFERENCE_VIOLATIONS, sqlstate, violated_constraint
-from shared.persistence.outbox import NO_EVENTS, RECORD_EVENTS, SqlAlchemyOutbox
+from shared.persistence.outbox import RECORD_EVENTS, SqlAlchemyOutbox
 
 _Select = TypeVar("_Select", bound=Select[*tuple[Any, ...]])
 _ISBN_CONSTRAINT = "uq_books_isbn13"
@@ -80,6 +80,8 @@ _INSERT_CREDITS = text(_CREDIT_ROWS)
 # the end of the statement, when the book is there. (Constants joined: no value is formatted
 # into the SQL.)
 _INSERT_BOOK = text(RECORD_EVENTS + f", written_credits AS ({_CREDIT_ROWS})\n" + _INSERT_ONE_BOOK)
+# The same without the events' CTE: for an outbox that records nothing (development only).
+_INSERT_BOOK_ALONE = text(f"WITH written_credits AS ({_CREDIT_ROWS})\n" + _INSERT_ONE_BOOK)
 
 
 class SqlAlchemyBookRepository:
@@ -102,27 +104,25 @@ class SqlAlchemyBookRepository:
     async def add(self, book: Book) -> None:
         # One statement, no ORM flush: the book with its credits' copy (credit_copies,
         # migration 0005: written once, its authors' names returned), its credits, its events.
-        credits = {
+        values: dict[str, object] = {
+            "id": book.id,
+            "title": book.title,
+            "isbn13": book.isbn13,
+            "publication_year": book.publication_year,
+            "language": book.language,
+            "external_ref": book.external_ref,
+            "created_at": book.created_at,
+            "updated_at": book.updated_at,
             "book_ids": [book.id] * len(book.author_ids),
             "author_ids": list(book.author_ids),
             "positions": list(range(len(book.author_ids))),
         }
+        statement = _INSERT_BOOK_ALONE
+        if self._outbox is not None and self._outbox.enabled:
+            statement, values["events"] = _INSERT_BOOK, self._outbox.take()
         try:
-            inserted = await self._session.execute(
-                _INSERT_BOOK,
-                {
-                    "id": book.id,
-                    "title": book.title,
-                    "isbn13": book.isbn13,
-                    "publication_year": book.publication_year,
-                    "language": book.language,
-                    "external_ref": book.external_ref,
-                    "created_at": book.created_at,
-                    "updated_at": book.updated_at,
-                    "events": NO_EVENTS if self._outbox is None else self._outbox.take(),
-                    **credits,
-                },
-            )
+            connection = await self._session.connection()
+            inserted = await connection.execute(statement, values)
             version, names = inserted.one()
         except IntegrityError as exc:
             _refused(exc, book)
