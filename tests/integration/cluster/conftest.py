@@ -8,8 +8,11 @@ with what to install.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -27,14 +30,26 @@ from tools.cluster import Cluster
 APPLICATION_NAME = "library-cluster"
 
 
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster_folder() -> Iterator[Path]:
+    """A folder of its own under /tmp, not under pytest's: the servers run as another user
+    (the wheel's, as root), and every pytest session starting on the machine makes
+    /tmp/pytest-of-<user> private again (0700), which would lock them out of their data."""
+    folder = Path(tempfile.mkdtemp(prefix="library-cluster-"))
     try:
-        running = Cluster(tmp_path_factory.mktemp("cluster"))
-    except RuntimeError as exc:
-        pytest.fail(f"the cluster cannot start: {exc}")
-    with running:
-        yield running
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    for folder in cluster_folder():
+        try:
+            running = Cluster(folder)
+        except RuntimeError as exc:
+            pytest.fail(f"the cluster cannot start: {exc}")
+        with running:
+            yield running
 
 
 def cluster_settings(cluster: Cluster, **overrides: Any) -> Settings:

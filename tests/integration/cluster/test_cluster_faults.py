@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -18,6 +18,7 @@ import pytest
 
 from tests.integration.cluster.conftest import (
     cluster_app,
+    cluster_folder,
     cluster_settings,
     databases,
     eventually,
@@ -122,10 +123,16 @@ async def test_primary_stopped_writes_are_503_then_served_after_its_restart(
     assert (await http.get(created.headers["Location"])).status_code == 200
 
 
+@pytest.fixture
+def tmp_folder() -> Iterator[Path]:
+    yield from cluster_folder()
+
+
 @pytest.mark.slow
-def test_run_cluster_starts_everything_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
+def test_run_cluster_starts_everything_and_ctrl_c_leaves_no_process(tmp_folder: Path) -> None:
     """`make run-cluster` (python -m tools.cluster): the API answers on its port with two
     workers, reading from the replica; SIGINT stops every process it started."""
+    tmp_path = tmp_folder
     port = free_port()
     output = (tmp_path / "run-cluster.log").open("wb")
     command = subprocess.Popen(  # noqa: S603 - our own command
