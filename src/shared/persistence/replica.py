@@ -171,6 +171,10 @@ class ReplicaTracker:
     def _set(self, state: State, lag: float | None) -> None:
         if state != self.state:
             log.info("replica state", state=state, lag_ms=lag)
+        if state == "down":
+            # A replica that comes back (restarted, or another one) may have replayed less than
+            # it had: what it replays is learnt again from it, never remembered across.
+            self.replayed = -1
         self.state = state
         self.lag_ms = lag
         self.usable = state == "up"
