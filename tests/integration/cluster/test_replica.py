@@ -81,6 +81,20 @@ async def test_a_write_answers_its_commit_lsn_and_a_malformed_one_is_a_400(
         answer = await http.get(f"{API}/authors", headers={"Commit-LSN": bad})
         body = assert_problem(answer, 400)
         assert "Commit-LSN" in body["detail"]
+    # A replay of an Idempotency-Key's write, an update and a removal answer one too, each at
+    # or past the one before.
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    first = await http.post(f"{API}/authors", json={"name": "Becky Chambers"}, headers=key)
+    again = await http.post(f"{API}/authors", json={"name": "Becky Chambers"}, headers=key)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    url = first.headers["Location"]
+    changed = await http.patch(url, json={"bio": "Wayfarers"}, headers={"If-Match": '"1"'})
+    removed = await http.delete(url, headers={"If-Match": '"2"'})
+    assert removed.status_code == 204
+    positions = [
+        parse_lsn(r.headers["Commit-LSN"]) for r in (created, first, again, changed, removed)
+    ]
+    assert positions == sorted(positions)
     # Refused writes carry none.
     refused = await http.post(f"{API}/authors", json={"name": ""})
     assert refused.status_code == 422
