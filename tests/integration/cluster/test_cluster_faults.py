@@ -4,6 +4,7 @@ with reads served again; writes are 503 while the primary (or the way to it) is 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -173,6 +174,16 @@ def test_run_cluster_starts_everything_and_ctrl_c_leaves_no_process(tmp_folder: 
         assert not alive, [(p.pid, p.name()) for p in alive]
     finally:
         if command.poll() is None:
-            command.kill()
-            command.wait()
+            # A failed check: stop it as Ctrl-C would (its servers run in sessions of their
+            # own, so killing the command alone would leave them running), then force.
+            left = psutil.Process(command.pid).children(recursive=True)
+            command.send_signal(signal.SIGINT)
+            try:
+                command.wait(90)
+            except subprocess.TimeoutExpired:
+                command.kill()
+                command.wait()
+            for process in left:
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
         output.close()
