@@ -21,7 +21,7 @@ BENCH_RUN := $(UV) run --frozen --group bench
 BOOKS ?= 1000000
 SEED ?= 1
 
-.PHONY: help install run token migrate revision import bench-import seed-large test test-quick test-unit test-integration test-containers images lint audit fmt bench bench-auth bench-instructions bench-quick bench-observability bench-outbox docker-build clean openapi fuzz-api
+.PHONY: help install run run-cluster token migrate revision import bench-import seed-large test test-quick test-unit test-integration test-cluster test-containers images lint audit fmt bench bench-auth bench-instructions bench-quick bench-observability bench-outbox docker-build clean openapi fuzz-api
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,6 +38,9 @@ install: .venv/.installed ## Create .venv with every dependency from uv.lock
 
 run: install ## Serve on http://127.0.0.1:8000 (embedded PostgreSQL unless DATABASE_URL is set; RELOAD=1 restarts on changes)
 	$(RUN) library dev $(if $(RELOAD),--reload)
+
+run-cluster: install ## Serve :8000 on the whole shape: embedded primary, streaming replica, PgBouncer, 2 workers (Ctrl-C stops all)
+	$(RUN) python -m tools.cluster --port $(or $(PORT),8000)
 
 SCOPE ?= catalog:write catalog:admin
 token: install ## Print a development access token (make -s token SCOPE="catalog:write"); make run verifies it
@@ -76,6 +79,11 @@ test-unit: install ## Run the unit suite (no database, no network)
 
 test-integration: install ## Run the integration suite against a real PostgreSQL
 	$(RUN) pytest tests/integration
+
+# The app under test on make run-cluster's shape: PgBouncer (transaction mode) for the requests,
+# the primary for the relay, reads from a streaming replica; the clients send Commit-LSN.
+test-cluster: install ## Integration suite (without fault, fuzz, race, slow) against the cluster (TEST_CLUSTER=1)
+	TEST_CLUSTER=1 $(RUN) pytest -m "$(QUICK_MARKERS)" tests/integration
 
 # The local images scripts/images.sh builds from Debian's and PyPI's packages (no registry).
 LOCAL_POSTGRES_IMAGE ?= local/postgres:15

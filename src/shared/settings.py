@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     # pools to fit, or refuses to start when a pool size was set (within_connection_budget).
     # PostgreSQL's max_connections (100 by default) less room for migrations, psql, monitoring.
     db_connection_budget: int = Field(default=90, ge=1, le=100_000)
+    # A streaming replica of the database (docs/operations.md "Read replica"): when set, reads
+    # go to it, writes to DATABASE_URL. Beyond replica_max_lag_ms of lag, or while it is down,
+    # reads go to the primary (a small read pool of their own there). A read that echoes a
+    # write's Commit-LSN waits up to replica_wait_ms for the replica to replay it, then goes to
+    # the primary instead.
+    replica_database_url: SecretStr | None = None
+    replica_max_lag_ms: int = Field(default=1000, ge=0, le=3_600_000)
+    replica_wait_ms: int = Field(default=200, ge=0, le=60_000)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -180,6 +188,9 @@ class Settings(BaseSettings):
             "write": self.db_pool_size + self.db_max_overflow,
             "read": self.db_read_pool_size,
         }
+        if self.replica_database_url is not None:
+            # The reads the replica cannot serve (down, lagging, behind a client's write).
+            pools["primary-read"] = self.primary_read_pool_size()
         if self.events_relay_enabled:
             pools["relay"] = self.events_relay_pool_size
         return pools
@@ -199,6 +210,15 @@ class Settings(BaseSettings):
         for_requests = self.db_connection_budget // self.workers - pools.get("relay", 0)
         if not self.model_fields_set & set(POOL_SIZE_SETTINGS) and for_requests >= 2:
             write = for_requests // 2
+            if self.replica_database_url is not None and for_requests >= 4:
+                # Reads share their half with the primary's read pool (half the read pool's).
+                write = for_requests * 2 // 5
+                read = (for_requests - write) * 2 // 3
+                while read + max(1, read // 2) > for_requests - write:
+                    read -= 1
+                return self.model_copy(
+                    update={"db_pool_size": write, "db_max_overflow": 0, "db_read_pool_size": read}
+                )
             return self.model_copy(
                 update={
                     "db_pool_size": write,
@@ -211,8 +231,21 @@ class Settings(BaseSettings):
             f"{self.workers} workers x ({sizes} = {per_worker} connections) = {total} "
             f"connections, over LIBRARY_DB_CONNECTION_BUDGET={self.db_connection_budget}: "
             "lower LIBRARY_WORKERS or the pool sizes (LIBRARY_DB_POOL_SIZE, "
-            "LIBRARY_DB_MAX_OVERFLOW, LIBRARY_DB_READ_POOL_SIZE, LIBRARY_EVENTS_RELAY_POOL_SIZE), "
+            "LIBRARY_DB_MAX_OVERFLOW, LIBRARY_DB_READ_POOL_SIZE, LIBRARY_EVENTS_RELAY_POOL_SIZE; "
+            "with a replica the primary's read pool is half the read pool), "
             "or raise the budget if the database allows more (its max_connections)"
+        )
+
+    def primary_read_pool_size(self) -> int:
+        """With a replica: the most connections of the primary's read pool (opened as needed)."""
+        return max(1, self.db_read_pool_size // 2)
+
+    def replica(self) -> Settings | None:
+        """These settings on the replica (None without one): what the read pool connects to."""
+        if self.replica_database_url is None:
+            return None
+        return self.model_copy(
+            update={"database_url": self.replica_database_url, "db_pooler": "none"}
         )
 
     @staticmethod
@@ -242,7 +275,13 @@ class Settings(BaseSettings):
                 "(`make run` does it for development)"
             )
 
-    @field_validator("database_url", "migration_database_url", "direct_database_url", mode="after")
+    @field_validator(
+        "database_url",
+        "migration_database_url",
+        "direct_database_url",
+        "replica_database_url",
+        mode="after",
+    )
     @classmethod
     def _asyncpg_url(cls, secret: SecretStr | None) -> SecretStr | None:
         """Accept postgres:// and postgresql:// URLs and use the asyncpg driver for them."""

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from alembic import command
@@ -77,10 +83,41 @@ def app_database_url(postgres_server: Server, database_url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def settings(app_database_url: str) -> Settings:
-    """The app's settings: it connects as the least-privileged role."""
+def cluster_routes(
+    postgres_server: Server, app_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """With TEST_CLUSTER=1, the settings that put the app on the cluster: DATABASE_URL is a
+    PgBouncer (transaction mode) in front of the test database, the relay's URL the primary
+    itself, and reads go to the replica. Empty otherwise."""
+    cluster = postgres_server.cluster
+    if cluster is None:
+        yield {}
+        return
+    from tools.pgbouncer import PgBouncer, connect_query
+
+    base = Settings(environment="test")
+    folder = Path(tempfile.mkdtemp(prefix="library-test-pgbouncer-"))
+    with PgBouncer(app_database_url, folder, connect_query(base), query_wait_timeout=5) as bouncer:
+        replica = make_url(app_database_url).set(host="127.0.0.1", port=cluster.replica_port)
+        yield {
+            "database_url": bouncer.url(),
+            "db_pooler": "transaction",
+            "direct_database_url": app_database_url,
+            "replica_database_url": replica.set(query={}).render_as_string(hide_password=False),
+        }
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings(app_database_url: str, cluster_routes: dict[str, Any]) -> Settings:
+    """The app's settings: it connects as the least-privileged role (with TEST_CLUSTER=1,
+    through PgBouncer, reading from the replica)."""
     return Settings(
-        database_url=app_database_url,
+        **{
+            "database_url": app_database_url,
+            **AUTH_SETTINGS,
+            **cluster_routes,  # overrides database_url with TEST_CLUSTER=1
+        },
         environment="test",
         log_format="json",
         # The race tests send 50 requests at once: the pool holds them all (and waits long on
@@ -89,7 +126,6 @@ def settings(app_database_url: str) -> Settings:
         db_pool_size=25,
         db_max_overflow=30,
         db_pool_timeout_seconds=15,
-        **AUTH_SETTINGS,
     )
 
 
@@ -103,7 +139,9 @@ async def engine(settings: Settings, database_url: str) -> AsyncIterator[AsyncEn
 
 @pytest.fixture(scope="session")
 async def read_pool(settings: Settings) -> AsyncIterator[ReadPool]:
-    """The read side's pool on the test database, as the app builds it (the app's role)."""
+    """The read side's pool on the test database, as the app builds it (the app's role); on
+    the primary, also with TEST_CLUSTER=1 (the tests read straight after their own SQL)."""
+    settings = settings.model_copy(update={"replica_database_url": None})
     pool = ReadPool(settings, server_settings(settings))
     await pool.open()
     yield pool
@@ -161,21 +199,56 @@ def _container(settings: Settings) -> RootContainer:
     return container
 
 
+@pytest.fixture(scope="session")
+async def read_after_every_write(
+    postgres_server: Server, database_url: str
+) -> AsyncIterator[dict[str, Any]]:
+    """With TEST_CLUSTER=1, the clients' event hooks: each request carries the primary's WAL
+    position as it is sent, as Commit-LSN. A client that echoes the Commit-LSN of its writes
+    sees them; the tests also write with SQL of their own, so their clients send the position
+    of every write so far (what a client that saw them all would send). Empty otherwise."""
+    if postgres_server.cluster is None:
+        yield {}
+        return
+    conn = await asyncpg.connect(
+        make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    lock = asyncio.Lock()
+
+    async def send_the_latest(request: httpx.Request) -> None:
+        if "commit-lsn" not in request.headers:
+            async with lock:
+                lsn = await conn.fetchval("SELECT pg_current_wal_insert_lsn()::text")
+            request.headers["Commit-LSN"] = lsn
+
+    yield {"request": [send_the_latest]}
+    await conn.close()
+
+
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    app: FastAPI, read_after_every_write: dict[str, Any]
+) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     # A client with a token holding every scope: the tests of auth itself use ``anonymous``.
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://testserver", headers=bearer()
+        transport=transport,
+        base_url="http://testserver",
+        headers=bearer(),
+        event_hooks=read_after_every_write,
     ) as http:
         yield http
 
 
 @pytest.fixture
-async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def anonymous(
+    app: FastAPI, read_after_every_write: dict[str, Any]
+) -> AsyncIterator[httpx.AsyncClient]:
     """A client that sends no token."""
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", event_hooks=read_after_every_write
+    ) as http:
         yield http
 
 

@@ -6,6 +6,10 @@
    ``postgres:18-alpine``) when a Docker engine answers a ping and has the image or can pull it;
 3. the embedded PostgreSQL (``tools.devdb``) in ``.pgdata/test``.
 
+``TEST_CLUSTER=1`` replaces them all with the cluster of ``make run-cluster`` (``tools.cluster``:
+an embedded primary, a streaming replica, PgBouncer), started in a folder under /tmp: the tests'
+databases are the primary's, and the app under test reads from the replica (``conftest.py``).
+
 When Docker answers but the image cannot be had (offline, rate-limited, no registry), one line
 says so and the embedded server is used. ``TEST_REQUIRE_DOCKER=1`` (CI's containers leg) makes
 that, and a Docker engine that does not answer, a hard failure instead.
@@ -66,6 +70,7 @@ class Server:
     admin_url: URL  # asyncpg URL of a database to connect to for CREATE/DROP DATABASE
     app_database: str  # the database the application tests run on
     owns_app_database: bool  # True when we create it (and drop it at the end)
+    cluster: Any = None  # the tools.cluster.Cluster the server is the primary of (TEST_CLUSTER)
 
     def database_url(self, name: str) -> str:
         return self.admin_url.set(database=name).render_as_string(hide_password=False)
@@ -281,6 +286,9 @@ def notice_for(config: Any) -> Notice:
 @contextlib.contextmanager
 def provide_server(notice: Notice = _ignore) -> Iterator[Server]:
     """The server for this test session (stopped at the end when we started it)."""
+    if os.environ.get("TEST_CLUSTER"):
+        yield from _cluster_server()
+        return
     explicit = os.environ.get("TEST_DATABASE_URL")
     if explicit:
         if docker_required():
@@ -325,6 +333,28 @@ def provide_server(notice: Notice = _ignore) -> Iterator[Server]:
         app_database=APP_DATABASE,
         owns_app_database=True,
     )
+
+
+def _cluster_server() -> Iterator[Server]:
+    import shutil
+    import tempfile
+
+    from tools.cluster import Cluster
+
+    if XDIST_WORKER is not None:
+        raise RuntimeError("TEST_CLUSTER runs in one pytest process (no -n)")
+    folder = Path(tempfile.mkdtemp(prefix="library-cluster-"))
+    try:
+        with Cluster(folder) as cluster:
+            yield Server(
+                source="TEST_CLUSTER (tools.cluster: primary, streaming replica, PgBouncer)",
+                admin_url=make_url(cluster.primary_url(cluster.owner)).set(database="postgres"),
+                app_database=APP_DATABASE,
+                owns_app_database=True,
+                cluster=cluster,
+            )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def free_port() -> int:

@@ -15,11 +15,42 @@ from tests.integration.helpers import API, assert_problem, running_app
 from tests.integration.postgres import Server
 
 
-async def test_live_and_ready_when_migrated(client: httpx.AsyncClient) -> None:
+async def test_live_and_ready_when_migrated(client: httpx.AsyncClient, settings: Settings) -> None:
     assert (await client.get("/health/live")).json() == {"status": "live"}
     ready = await client.get("/health/ready")
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
+    databases = ready.json()["databases"]
+    if settings.replica_database_url is None:
+        # Without a replica: the primary only, PostgreSQL itself.
+        assert databases == [
+            {"name": "primary", "role": "primary", "path": "direct", "state": "up", "lag_ms": None}
+        ]
+    else:  # TEST_CLUSTER=1: through PgBouncer, and the replica
+        assert [(d["name"], d["path"], d["state"]) for d in databases] == [
+            ("primary", "pooler", "up"),
+            ("replica", "direct", "up"),
+        ]
+
+
+async def test_without_a_replica_commit_lsn_is_checked_and_never_answered(
+    settings: Settings,
+) -> None:
+    async with running_app(settings.model_copy(update={"replica_database_url": None})) as (
+        _,
+        client,
+    ):
+        await _no_commit_lsn_without_a_replica(client)
+
+
+async def _no_commit_lsn_without_a_replica(client: httpx.AsyncClient) -> None:
+    created = await client.post(f"{API}/authors", json={"name": "Ann Leckie"})
+    assert created.status_code == 201
+    assert "commit-lsn" not in created.headers  # no extra round trip to find one
+    url = created.headers["Location"]
+    assert (await client.get(url, headers={"Commit-LSN": "0/16B3F48"})).status_code == 200
+    refused = await client.get(url, headers={"Commit-LSN": "not-an-lsn"})
+    assert_problem(refused, 400)
 
 
 async def _ready_with(settings: Settings) -> httpx.Response:

@@ -142,7 +142,12 @@ async def test_an_exhausted_pool_is_a_quick_503(settings: Settings, clean_databa
 
 async def test_a_database_that_does_not_answer_is_503(settings: Settings) -> None:
     down = "postgresql+asyncpg://nobody@127.0.0.1:9/none"
-    unreachable = {"database_url": SecretStr(down), "db_connect_timeout_seconds": 1}
+    unreachable = {
+        "database_url": SecretStr(down),
+        "db_connect_timeout_seconds": 1,
+        # A replica (TEST_CLUSTER=1) is down too: the whole database does not answer.
+        "replica_database_url": None if settings.replica_database_url is None else SecretStr(down),
+    }
     async with serving(settings, **unreachable) as (_, client):
         for response in (
             await client.get(f"{API}/authors"),
@@ -167,7 +172,9 @@ async def test_every_connection_carries_the_configured_timeouts(
         "db_lock_timeout_ms": 700,
         "db_idle_in_transaction_timeout_ms": 2500,
     }
-    async with serving(settings, **values) as (app, _):
+    # On PostgreSQL itself: through a transaction-mode pooler (TEST_CLUSTER=1) they are the
+    # role's or PgBouncer's connect_query, not sent by the app (docs/operations.md).
+    async with serving(settings.direct(), replica_database_url=None, **values) as (app, _):
         engine: AsyncEngine = app.state.container.engine()
         async with engine.connect() as conn:
             shown = await conn.scalar(text(f"SHOW {name}"))

@@ -23,23 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from library.bootstrap.app import create_app
 from library.bootstrap.container import RootContainer
-from shared.persistence.db import POOLER_STARTUP_PARAMETERS, session_settings
 from shared.settings import Settings
 from tests.auth import bearer
 from tests.integration.helpers import API, create_author, create_book, if_match
-from tests.integration.pgbouncer import SERVER_POOL_SIZE, PgBouncer
+from tools.pgbouncer import SERVER_POOL_SIZE, PgBouncer, connect_query
 
 APPLICATION_NAME = "library-pooled"
-
-
-def connect_query(settings: Settings) -> str:
-    """The session settings the app cannot send through the pooler, as PgBouncer's
-    connect_query sets them on each server connection (docs/operations.md)."""
-    return "; ".join(
-        f"SET {name} = {value}"
-        for name, value in session_settings(settings).items()
-        if name not in POOLER_STARTUP_PARAMETERS
-    )
 
 
 @pytest.fixture(scope="module")

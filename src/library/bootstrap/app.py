@@ -28,6 +28,7 @@ from shared.settings import Settings
 from shared.web.admission import AdmissionMiddleware
 from shared.web.api import LeanRoute
 from shared.web.auth import Authorization, authenticator_from, install_auth_handlers
+from shared.web.http import document_commit_lsn
 from shared.web.middleware import RequestContextMiddleware, TrustedHosts
 from shared.web.problems import install_problem_handlers
 from shared.web.rate_limit import RateLimiter, SearchCap
@@ -40,10 +41,12 @@ CORS_REQUEST_HEADERS = [
     "If-Match",
     "If-None-Match",
     "Idempotency-Key",
+    "Commit-LSN",
     "X-Request-ID",
 ]
 CORS_EXPOSED_HEADERS = [
     "ETag",
+    "Commit-LSN",
     "Location",
     "X-Request-ID",
     "Idempotent-Replayed",
@@ -128,6 +131,10 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
     )
     app.state.container = container
     install_problem_handlers(app, schemas={**AUTHORS_SCHEMAS, **BOOKS_SCHEMAS})
+    # Commit-LSN (docs/operations.md "Read replica"): read by the admission middleware and
+    # answered by the request-context one, documented on every read and write of the API.
+    with_problems = app.openapi
+    app.openapi = lambda: document_commit_lsn(with_problems(), API_PREFIX)  # type: ignore[method-assign]
     install_driver_error_handlers(app)
     install_auth_handlers(app)
     for error_type, handler in BOOKS_EXCEPTION_HANDLERS.items():

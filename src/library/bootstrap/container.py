@@ -35,15 +35,23 @@ class RootContainer(containers.DeclarativeContainer):
     notifier = providers.Singleton(
         EventNotifier, poll_seconds=providers.Callable(lambda s: s.events_poll_seconds, settings)
     )
+    # Reads have a pool of their own (asyncpg, no session): opened and closed by the lifespan.
+    # With a replica, it reads from the replica, and from a small pool on the primary what
+    # the replica cannot serve (shared.persistence.replica).
+    read_pool = providers.Singleton(
+        ReadPool, settings=settings, server_settings=providers.Callable(server_settings, settings)
+    )
     session_factory = providers.Singleton(
         create_session_factory,
         engine,
         events_committed=providers.Callable(lambda notifier: notifier.notify, notifier),
         record_events=providers.Callable(lambda s: s.events_outbox_enabled, settings),
-    )
-    # Reads have a pool of their own (asyncpg, no session): opened and closed by the lifespan.
-    read_pool = providers.Singleton(
-        ReadPool, settings=settings, server_settings=providers.Callable(server_settings, settings)
+        # With a replica, each commit's WAL position, for the response's Commit-LSN.
+        commit_position=providers.Callable(
+            lambda s, pool: None if s.replica_database_url is None else pool.commit_position,
+            settings,
+            read_pool,
+        ),
     )
 
     # The outbox relay's engine (docs/events.md): a few connections of its own, so deliveries
@@ -110,7 +118,7 @@ class RootContainer(containers.DeclarativeContainer):
         retention_days=providers.Callable(lambda s: s.events_retention_days, settings),
     )
 
-    health = providers.Singleton(HealthCheck, engine=engine, settings=settings)
+    health = providers.Singleton(HealthCheck, engine=engine, settings=settings, read_pool=read_pool)
 
     # Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT is set (None: off); tests override it with
     # an in-memory exporter's provider.

@@ -126,6 +126,14 @@ class Observability:
             watch_engine(engine.sync_engine, metrics.query_observer(WRITE_POOL))
             metrics.watch_pool(WRITE_POOL, _write_pool_sampler(engine, settings))
             metrics.watch_pool(READ_POOL, _read_pool_sampler(read_pool))
+            tracker = read_pool.tracker
+            if tracker is not None:
+                metrics.watch_replica(
+                    lambda: (
+                        tracker.state != "down",
+                        None if tracker.lag_ms is None else tracker.lag_ms / 1000,
+                    )
+                )
             metrics.start()
             if settings.metrics_port is not None:
                 host = settings.metrics_host or settings.host

@@ -87,6 +87,8 @@ class PoolUsage:
 
 
 PoolSampler = Callable[[], PoolUsage | None]
+# The read replica: whether it answers, and its lag in seconds (None: unknown).
+ReplicaSampler = Callable[[], tuple[bool, float | None]]
 QueryObserver = Callable[[str, float], None]
 
 
@@ -204,6 +206,20 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
+        # With a read replica (docs/operations.md "Read replica"): what each process's tracker
+        # saw last. The largest lag and the smallest "up" of the live processes.
+        self.replica_lag = Gauge(
+            "library_db_replica_lag_seconds",
+            "The read replica's lag as this process last measured it (absent without one).",
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
+        self.replica_up = Gauge(
+            "library_db_replica_up",
+            "1 while the read replica answers (lagging or not), 0 while it does not.",
+            multiprocess_mode="livemin",
+            registry=registry,
+        )
         self.db_duration = Histogram(
             "db_client_operation_duration_seconds",
             "Duration of database client operations.",
@@ -257,6 +273,7 @@ class Metrics:
         self._writing = threading.Lock()
         self._routes = RouteTemplates()
         self._pools: dict[str, PoolSampler] = {}
+        self._replica: ReplicaSampler | None = None
         self._sampler: threading.Thread | None = None
         self._stopped = threading.Event()
 
@@ -341,7 +358,18 @@ class Metrics:
         self._pools[name] = sampler
         self.refresh_pools()
 
+    def watch_replica(self, sampler: ReplicaSampler) -> None:
+        """Report the read replica as ``sampler`` describes it: (answers, lag in seconds)."""
+        self._replica = sampler
+        self.refresh_pools()
+
     def refresh_pools(self) -> None:
+        replica = self._replica
+        if replica is not None:
+            up, lag = replica()
+            self.replica_up.set(1 if up else 0)
+            if lag is not None:
+                self.replica_lag.set(lag)
         for name, sampler in self._pools.items():
             usage = sampler()
             if usage is None:

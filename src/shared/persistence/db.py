@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -192,6 +192,10 @@ EVENTS_COMMITTED = "library.events_committed"
 # Set in a session's ``info`` when units of work record no events (development only, to
 # measure what the outbox costs: LIBRARY_EVENTS_OUTBOX_ENABLED=false).
 EVENTS_DROPPED = "library.events_dropped"
+# The key, in a write session's ``info``, of what gives the primary's WAL position after a
+# commit (with a replica only: the read pool's ``commit_position``); the unit of work hands it
+# to the response's Commit-LSN header (docs/operations.md "Read replica").
+COMMIT_POSITION = "library.commit_position"
 
 
 def create_session_factory(
@@ -199,16 +203,20 @@ def create_session_factory(
     events_committed: Callable[[], None] | None = None,
     *,
     record_events: bool = True,
+    commit_position: Callable[[], Awaitable[str]] | None = None,
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded values after commit (no implicit refresh I/O).
 
     ``events_committed`` is called after a unit of work that recorded events commits
     (``shared.persistence.outbox.EVENTS_COMMITTED``). ``record_events=False`` (development
     only, ``LIBRARY_EVENTS_OUTBOX_ENABLED``) gives units of work an outbox that keeps nothing.
+    ``commit_position`` is called after every commit, when set (``COMMIT_POSITION``).
     """
     info: dict[str, object] = {} if record_events else {EVENTS_DROPPED: True}
     if events_committed is not None:
         info[EVENTS_COMMITTED] = events_committed
+    if commit_position is not None:
+        info[COMMIT_POSITION] = commit_position
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
 
 

@@ -33,8 +33,9 @@ from sqlalchemy import ColumnElement, Select, Text, literal_column
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.orm import InstrumentedAttribute
 
-from shared.persistence.db import pooler_connect_args
+from shared.persistence.db import pooler_connect_args, server_settings
 from shared.persistence.errors import DatabaseUnavailableError, connection_refused
+from shared.persistence.replica import ReadRouting, ReplicaTracker
 from shared.settings import Settings
 
 log = structlog.get_logger("library.db")
@@ -282,14 +283,28 @@ async def _close(connection: asyncpg.Connection) -> None:
         connection.terminate()
 
 
+# What a replica may answer that the primary would not: a statement cancelled by a conflict
+# with recovery (SQLSTATE 40001 on a hot standby). The read is run again on the primary.
+_REPLICA_REFUSALS = (asyncpg.TransactionRollbackError,)
+
+_COMMIT_POSITION = "SELECT pg_current_wal_insert_lsn()::text"
+
+
 class ReadPool:
     """A pool of connections for reads: ``fetch``/``fetchrow`` run one statement outside any
-    transaction. Opened by :meth:`open` at start-up, closed by :meth:`close` at shutdown."""
+    transaction. Opened by :meth:`open` at start-up, closed by :meth:`close` at shutdown.
+
+    With a replica (``LIBRARY_REPLICA_DATABASE_URL``) the pool's connections are the
+    replica's, and a small pool on the primary serves what the replica cannot
+    (``shared.persistence.replica``): ``routing`` chooses; it is None without a replica, and
+    a read then pays for nothing more than that check."""
 
     def __init__(self, settings: Settings, server_settings: dict[str, str]) -> None:
         self._settings = settings
         self._server_settings = server_settings
         self._connections: ReadConnections | None = None
+        self.routing: ReadRouting | None = None
+        self.tracker: ReplicaTracker | None = None
         self._query_loggers: list[QueryLogger] = []
         # Observability hooks, set by the composition root: a statement's duration, its span.
         self.on_query: QueryTimer | None = None
@@ -306,24 +321,69 @@ class ReadPool:
         if self._connections is not None:
             return
         s = self._settings
+        max_idle = float(s.db_pool_recycle_seconds) if s.db_pool_recycle_seconds > 0 else 0.0
+        replica = s.replica()
+        if replica is None:
+            self._connections = ReadConnections(
+                lambda: self._connect(s, self._server_settings),
+                max_size=s.db_read_pool_size,
+                wait_seconds=s.db_pool_timeout_seconds,
+                max_idle=max_idle,
+            )
+            return
+        replica_session = server_settings(replica)
         self._connections = ReadConnections(
-            self._connect,
+            lambda: self._connect(replica, replica_session),
             max_size=s.db_read_pool_size,
             wait_seconds=s.db_pool_timeout_seconds,
-            max_idle=float(s.db_pool_recycle_seconds) if s.db_pool_recycle_seconds > 0 else 0.0,
+            max_idle=max_idle,
         )
+        primary = ReadConnections(
+            lambda: self._connect(s, self._server_settings),
+            max_size=s.primary_read_pool_size(),
+            wait_seconds=s.db_pool_timeout_seconds,
+            max_idle=max_idle,
+        )
+        self.tracker = ReplicaTracker(
+            lambda: _connect(
+                replica.asyncpg_dsn(),
+                timeout=min(s.db_connect_timeout_seconds, 2.0),
+                server_settings={"application_name": f"{s.db_application_name[:55]}-tracker"},
+            ),
+            max_lag_ms=s.replica_max_lag_ms,
+        )
+        self.routing = ReadRouting(
+            self.tracker, self._connections, primary, s.replica_wait_ms / 1000
+        )
+        await self.tracker.refresh()  # the first reads know where to go
+        self.tracker.start()
 
     async def close(self) -> None:
         connections, self._connections = self._connections, None
+        routing, self.routing = self.routing, None
+        tracker, self.tracker = self.tracker, None
+        if tracker is not None:
+            await tracker.stop()
+        if routing is not None:
+            await routing.primary.close()
         if connections is not None:
             await connections.close()
 
-    async def _connect(self) -> asyncpg.Connection:
-        s = self._settings
+    async def commit_position(self) -> str:
+        """The primary's WAL position now, as pg_lsn text: asked right after a commit, it is
+        at or past that commit (any session of the primary will do: the position is the
+        server's). One round trip, on the primary's read pool: only with a replica."""
+        routing = self.routing
+        if routing is None:
+            raise RuntimeError("no replica: no commit position is needed")
+        row = await self._read(self._fetchrow, routing.primary, _COMMIT_POSITION, ())
+        return str(row[0])
+
+    async def _connect(self, s: Settings, session: dict[str, str]) -> asyncpg.Connection:
         connection = await _connect(
             s.asyncpg_dsn(),
             timeout=s.db_connect_timeout_seconds,
-            server_settings=self._server_settings,
+            server_settings=session,
             # Through a transaction-mode pooler: no statement cache (shared.persistence.db).
             **pooler_connect_args(s),
         )
@@ -335,13 +395,17 @@ class ReadPool:
     async def add_query_logger(self, logger: QueryLogger) -> None:
         """Call ``logger`` with each statement any connection of the pool runs (tests, bench)."""
         self._query_loggers.append(logger)
-        if self._connections is not None:
-            self._connections.expire()  # new connections get the logger
+        self._expire_all()  # new connections get the logger
 
     async def remove_query_logger(self, logger: QueryLogger) -> None:
         self._query_loggers.remove(logger)
+        self._expire_all()
+
+    def _expire_all(self) -> None:
         if self._connections is not None:
             self._connections.expire()
+        if self.routing is not None:
+            self.routing.primary.expire()
 
     def usage(self) -> tuple[int, int, int, int] | None:
         """(used, idle, max, waiting) connections, or None before the pool is open."""
@@ -352,22 +416,31 @@ class ReadPool:
 
     async def fetch(self, sql: str, *args: Any) -> Sequence[asyncpg.Record]:
         """The rows of one statement."""
+        if self.routing is not None:
+            routed: Sequence[asyncpg.Record] = await self._routed(self._fetch, sql, args)
+            return routed
+        connections = self.connections
         try:
-            return await self._fetch(sql, args)
+            return await self._fetch(connections, sql, args)
         except _DEAD_CONNECTION:
-            rows: Sequence[asyncpg.Record] = await self._retry(self._fetch, sql, args)
+            rows: Sequence[asyncpg.Record] = await self._retry(connections, self._fetch, sql, args)
             return rows
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         """The first row of one statement, or None."""
+        if self.routing is not None:
+            routed: asyncpg.Record | None = await self._routed(self._fetchrow, sql, args)
+            return routed
+        connections = self.connections
         try:
-            return await self._fetchrow(sql, args)
+            return await self._fetchrow(connections, sql, args)
         except _DEAD_CONNECTION:
-            row: asyncpg.Record | None = await self._retry(self._fetchrow, sql, args)
+            row: asyncpg.Record | None = await self._retry(connections, self._fetchrow, sql, args)
             return row
 
-    async def _fetch(self, sql: str, args: tuple[Any, ...]) -> Sequence[asyncpg.Record]:
-        connections = self.connections
+    async def _fetch(
+        self, connections: ReadConnections, sql: str, args: tuple[Any, ...]
+    ) -> Sequence[asyncpg.Record]:
         connection = await connections.acquire()
         spans = self.statement_spans
         span = None if spans is None else spans.start(sql, connection)
@@ -387,8 +460,9 @@ class ReadPool:
             connections.release(connection)
         return rows
 
-    async def _fetchrow(self, sql: str, args: tuple[Any, ...]) -> asyncpg.Record | None:
-        connections = self.connections
+    async def _fetchrow(
+        self, connections: ReadConnections, sql: str, args: tuple[Any, ...]
+    ) -> asyncpg.Record | None:
         connection = await connections.acquire()
         spans = self.statement_spans
         span = None if spans is None else spans.start(sql, connection)
@@ -408,10 +482,48 @@ class ReadPool:
             connections.release(connection)
         return row
 
+    async def _read(
+        self,
+        read: Callable[..., Awaitable[Any]],
+        connections: ReadConnections,
+        sql: str,
+        args: tuple[Any, ...],
+    ) -> Any:
+        try:
+            return await read(connections, sql, args)
+        except _DEAD_CONNECTION:
+            return await self._retry(connections, read, sql, args)
+
+    async def _routed(
+        self, read: Callable[..., Awaitable[Any]], sql: str, args: tuple[Any, ...]
+    ) -> Any:
+        """One statement where the routing sends it: the replica's answer, or the primary's
+        when the replica cannot give it (unreachable, or a conflict with its recovery)."""
+        routing = self.routing
+        if routing is None:  # closed meanwhile
+            raise RuntimeError("the read pool is used before the app started")
+        connections = routing.now()
+        if connections is None:
+            connections = await routing.after_wait()
+        if connections is routing.primary:
+            return await self._read(read, connections, sql, args)
+        try:
+            return await self._read(read, connections, sql, args)
+        except DatabaseUnavailableError:
+            log.info("the replica did not answer a read: read from the primary")
+            routing.tracker.failed()
+        except _REPLICA_REFUSALS:
+            log.info("the replica refused a read (recovery conflict): read from the primary")
+        return await self._read(read, routing.primary, sql, args)
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """One of the pool's connections, held for the block (a long read: the export's cursor)."""
-        connections = self.connections
+        """One of the pool's connections, held for the block (a long read: the export's cursor);
+        with a replica, the replica's while it is usable, else the primary's."""
+        routing = self.routing
+        connections = (
+            self.connections if routing is None or routing.tracker.usable else routing.primary
+        )
         connection = await connections.acquire()
         try:
             yield connection
@@ -421,13 +533,19 @@ class ReadPool:
         finally:
             connections.release(connection)
 
-    async def _retry(self, read: Any, sql: str, args: tuple[Any, ...]) -> Any:
+    async def _retry(
+        self,
+        connections: ReadConnections,
+        read: Callable[..., Awaitable[Any]],
+        sql: str,
+        args: tuple[Any, ...],
+    ) -> Any:
         # The connection died while idle (or the server restarted): every connection opened
         # before now is suspect, so the pool replaces them as they come back; then once more.
         log.info("read on a dead pooled connection: retrying on a fresh one")
-        self.connections.expire()
+        connections.expire()
         try:
-            return await read(sql, args)
+            return await read(connections, sql, args)
         except _DEAD_CONNECTION as exc:
             raise DatabaseUnavailableError(
                 "The database is unavailable or overloaded; retry later."

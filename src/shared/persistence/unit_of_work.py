@@ -9,7 +9,8 @@ from typing import Self
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.persistence.db import EVENTS_COMMITTED
+from shared.kernel.consistency import committed_at
+from shared.persistence.db import COMMIT_POSITION, EVENTS_COMMITTED
 from shared.persistence.errors import DatabaseUnavailableError
 from shared.persistence.idempotency_store import SqlAlchemyIdempotencyStore
 from shared.persistence.outbox import SqlAlchemyOutbox
@@ -122,6 +123,14 @@ class SqlAlchemyUnitOfWork(ABC):
         await self.outbox.flush()  # the events no write statement took along
         session = self.session
         await session.commit()
+        position = session.info.get(COMMIT_POSITION)
+        if position is not None:
+            # With a replica: the primary's WAL position now, past this commit, for the
+            # response's Commit-LSN (one round trip; none without a replica).
+            try:
+                committed_at.set(await position())
+            except Exception as exc:  # committed all the same: only the header is missing
+                log.warning("no commit position for Commit-LSN", error=repr(exc))
         if self.outbox.recorded:
             # Wakes this process's relay and long polls now (other processes hear the relay's
             # NOTIFY after its delivery, or poll).

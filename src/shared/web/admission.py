@@ -14,6 +14,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.kernel.consistency import parse_lsn, read_after
 from shared.web.auth import Authenticator, AuthError, principal_of
 from shared.web.problems import RETRY_AFTER_SECONDS, http_problem_body, send_problem
 from shared.web.rate_limit import RateLimiter, SearchCap, is_search, rate_limited, searches_busy
@@ -49,6 +50,7 @@ class AdmissionMiddleware:
             return
         declared: int | None = None
         chunked = credentials = False
+        commit_lsn: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -59,6 +61,8 @@ class AdmissionMiddleware:
                 chunked = True
             elif name == b"authorization":
                 credentials = True
+            elif name == b"commit-lsn":
+                commit_lsn = value
         limiter = self.limiter
         if (
             limiter is not None
@@ -71,6 +75,18 @@ class AdmissionMiddleware:
             body = searches_busy(scope["path"])
             await send_problem(send, 503, body, ((b"retry-after", RETRY_AFTER_SECONDS.encode()),))
             return
+        reading_after = None
+        if commit_lsn is not None:
+            # The position a client's last write left the primary at: its reads see it
+            # (shared.persistence.replica). Not one? A 400, before anything else happens.
+            try:
+                position = parse_lsn(commit_lsn.decode("latin-1"))
+            except ValueError:
+                if cap is not None:
+                    cap.release()
+                await send_problem(send, 400, _bad_commit_lsn(scope["path"]))
+                return
+            reading_after = read_after.set(position)
         try:
             if declared is not None and declared > self.max_body_bytes:
                 await send_problem(send, 413, self._too_large(scope), _CLOSE)
@@ -83,6 +99,8 @@ class AdmissionMiddleware:
         finally:
             if cap is not None:
                 cap.release()
+            if reading_after is not None:
+                read_after.reset(reading_after)
 
     async def _over_rate(
         self, limiter: RateLimiter, scope: Scope, send: Send, credentials: bool
@@ -125,6 +143,15 @@ class AdmissionMiddleware:
 
     def _too_large(self, scope: Scope) -> bytes:
         return http_problem_body(413, self._detail(), scope["path"])
+
+
+def _bad_commit_lsn(path: str) -> bytes:
+    return http_problem_body(
+        400,
+        "Commit-LSN must be a WAL position as a write's Commit-LSN header gave it "
+        "(e.g. 0/16B3F48).",
+        path,
+    )
 
 
 def _address(scope: Scope) -> str:

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from fastapi import Header, Request, Response
 from pydantic import BaseModel
 
+from shared.kernel.consistency import COMMIT_LSN_HEADER
 from shared.kernel.events import Origin
 from shared.kernel.idempotency import KEY_MAX_LENGTH, Idempotency
 from shared.kernel.pagination import Page
@@ -65,6 +66,67 @@ IdempotencyKeyHeader = Annotated[
         examples=["3f2b8a9e-5a0c-4d5e-9c1b-2a7e6f0d4c11"],
     ),
 ]
+
+# Read-your-writes across a replica (docs/operations.md "Read replica"): the header as the
+# OpenAPI document describes it, on every read (request) and every write (response).
+COMMIT_LSN_PARAMETER: dict[str, Any] = {
+    "name": COMMIT_LSN_HEADER,
+    "in": "header",
+    "required": False,
+    "description": (
+        "The latest `Commit-LSN` a write of yours answered: this read then sees that write "
+        "(and every earlier one), even when it is served by a replica, which waits up to "
+        "LIBRARY_REPLICA_WAIT_MS to replay it, or the primary answers. Without it a read may "
+        "be up to LIBRARY_REPLICA_MAX_LAG_MS behind. Not a WAL position: 400."
+    ),
+    "schema": {
+        "type": "string",
+        "maxLength": 17,
+        "pattern": "^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$",
+        "title": "Commit-Lsn",
+    },
+    "example": "0/16B3F48",
+}
+COMMIT_LSN_RESPONSE_HEADER: dict[str, Any] = {
+    "description": (
+        "With a replica configured: the primary's WAL position after this write committed. "
+        "Send it as `Commit-LSN` on your next reads to see this write."
+    ),
+    "schema": {"type": "string", "pattern": "^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"},
+}
+_WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
+
+
+def document_commit_lsn(schema: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """``schema`` (an OpenAPI document) with Commit-LSN on the operations under ``prefix``: a
+    request header of every GET (its 400 among the answers), a response header of every
+    write's success. Idempotent: the document is built once and then kept."""
+    for path, operations in schema.get("paths", {}).items():
+        if not path.startswith(prefix):
+            continue
+        for method, operation in operations.items():
+            if method == "get":
+                parameters = operation.setdefault("parameters", [])
+                if all(p.get("name") != COMMIT_LSN_HEADER for p in parameters):
+                    parameters.append(COMMIT_LSN_PARAMETER)
+                responses = operation.setdefault("responses", {})
+                if "400" not in responses:
+                    responses["400"] = {
+                        "description": "Bad Request: the Commit-LSN header is not a WAL position",
+                        "content": {
+                            "application/problem+json": {
+                                "schema": {"$ref": "#/components/schemas/Problem"}
+                            }
+                        },
+                    }
+                    operation["responses"] = dict(sorted(responses.items()))
+            elif method in _WRITE_METHODS:
+                for status, response in operation.get("responses", {}).items():
+                    if status.startswith("2"):
+                        headers = response.setdefault("headers", {})
+                        headers.setdefault(COMMIT_LSN_HEADER, COMMIT_LSN_RESPONSE_HEADER)
+    return schema
+
 
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified: the ETag in If-None-Match is current (no body)."}

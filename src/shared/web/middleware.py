@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.kernel.consistency import committed_at
 from shared.web.auth import SCOPE_KEY, AuthError, Principal
 from shared.web.problems import http_problem_body, internal_error_body, send_problem
 
@@ -37,6 +38,7 @@ _NOSNIFF = (b"x-content-type-options", b"nosniff")
 _NO_STORE = (b"cache-control", b"no-store")
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_COMMIT_LSN = b"commit-lsn"
 
 access_log = structlog.stdlib.get_logger("library.access")
 audit_log = structlog.stdlib.get_logger("library.audit")
@@ -116,6 +118,11 @@ class RequestContextMiddleware:
                         etag = value
                     elif write and name == b"location":
                         location = value
+                if write and status < 400:
+                    # The write's position, with a replica (shared.kernel.consistency).
+                    lsn = committed_at.get()
+                    if lsn is not None:
+                        headers.append((_COMMIT_LSN, lsn.encode("ascii")))
                 headers.append(request_id_header)
                 headers.append(_NOSNIFF)
                 if not cacheable:
@@ -129,6 +136,8 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         # Bound and reset by hand: bound_contextvars is a generator-based context manager.
         bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        # A write's Commit-LSN is its own: none is left over from another request of the task.
+        unset = committed_at.set(None) if write else None
         try:
             hosts = self.trusted_hosts
             # Health checks are exempt from the host check: probes use addresses.
@@ -162,6 +171,8 @@ class RequestContextMiddleware:
             )
             if write:
                 _audit(scope, method, final, etag, location)
+            if unset is not None:
+                committed_at.reset(unset)
             structlog.contextvars.reset_contextvars(**bound)
 
 

@@ -1,8 +1,9 @@
-"""A real PgBouncer in transaction mode in front of the test database, for the pooler tests.
+"""A real PgBouncer in transaction mode in front of a PostgreSQL, for the pooler tests and the
+development cluster (``tools.cluster``, ``make run-cluster``).
 
-Debian's ``pgbouncer`` (1.18: no ``max_prepared_statements``), started by the tests on a free
-loopback port and stopped after them. Never skipped: without the binary the tests fail and say
-how to install it (``.ci/run`` does).
+Debian's ``pgbouncer`` (1.18: no ``max_prepared_statements``), started on a free loopback port
+(or the one given) and stopped after use. Never skipped: without the binary the tests fail and
+say how to install it (``.ci/run`` does).
 """
 
 from __future__ import annotations
@@ -19,11 +20,30 @@ from typing import IO, Self
 
 from sqlalchemy.engine import make_url
 
-from tests.integration.faults.server import free_port
+from shared.persistence.db import POOLER_STARTUP_PARAMETERS, session_settings
+from shared.settings import Settings
 
 # Few server connections, so that many clients share each one: what makes prepared statements
 # collide when they are not handled.
 SERVER_POOL_SIZE = 4
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def connect_query(settings: Settings) -> str:
+    """The session settings the app cannot send through the pooler, as PgBouncer's
+    connect_query sets them on each server connection (docs/operations.md)."""
+    return "; ".join(
+        f"SET {name} = {value}"
+        for name, value in session_settings(settings).items()
+        if name not in POOLER_STARTUP_PARAMETERS
+    )
 
 
 def pgbouncer_binary() -> str:
@@ -49,10 +69,18 @@ class PgBouncer:
     ``connect_query`` runs on each server connection it opens: the session settings a client
     behind a transaction-mode pooler cannot send (docs/operations.md "Through PgBouncer")."""
 
-    def __init__(self, database_url: str, folder: Path, connect_query: str = "") -> None:
+    def __init__(
+        self,
+        database_url: str,
+        folder: Path,
+        connect_query: str = "",
+        port: int | None = None,
+        query_wait_timeout: int = 30,
+    ) -> None:
         self.target = make_url(database_url)
+        self.query_wait_timeout = query_wait_timeout
         self.folder = folder
-        self.port = free_port()
+        self.port = port or free_port()
         self.connect_query = connect_query
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -65,7 +93,8 @@ class PgBouncer:
     def _config(self) -> Path:
         target = self.target
         host = target.query.get("host") or target.host or "127.0.0.1"
-        assert isinstance(host, str)
+        if not isinstance(host, str):
+            raise TypeError("one host only")
         user = target.username or "postgres"
         database = (
             f"host={host} port={target.port or 5432} dbname={target.database} user={user}"
@@ -89,7 +118,9 @@ class PgBouncer:
                     f"default_pool_size = {SERVER_POOL_SIZE}",
                     "max_client_conn = 500",
                     # The app's clients wait for a server connection; never longer than this.
-                    "query_wait_timeout = 30",
+                    f"query_wait_timeout = {self.query_wait_timeout}",
+                    # A server that refused a login (stopped, restarting) is tried again soon.
+                    "server_login_retry = 1",
                     "",
                 ]
             )
