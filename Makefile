@@ -21,7 +21,7 @@ BENCH_RUN := $(UV) run --frozen --group bench
 BOOKS ?= 1000000
 SEED ?= 1
 
-.PHONY: help install run run-cluster token migrate revision import bench-import seed-large test test-quick test-unit test-integration test-cluster test-containers images lint audit fmt bench bench-auth bench-instructions bench-quick bench-observability bench-outbox docker-build clean openapi fuzz-api
+.PHONY: help install run run-cluster token migrate revision import bench-import seed-large test test-quick test-unit test-integration test-cluster test-containers images lint audit fmt bench bench-auth bench-instructions bench-quick bench-observability bench-outbox bench-cluster docker-build clean openapi fuzz-api
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -126,8 +126,15 @@ fmt: install ## Format and auto-fix
 # The benchmark's catalog size (the database bench_library is seeded once and reused).
 BENCH_BOOKS ?= 1000000
 
-bench: install ## Benchmark the app against a raw asyncpg baseline and pgbench (needs wrk, pgbench, PostgreSQL)
+bench: install ## Benchmark the app against a raw asyncpg baseline and pgbench (needs wrk, pgbench, PostgreSQL); MODE=cluster: the scaled-out shapes
+ifeq ($(MODE),cluster)
+	$(BENCH_RUN) python -m bench.cluster
+else
 	$(BENCH_RUN) python -m bench --books $(BENCH_BOOKS)
+endif
+
+bench-cluster: install ## 1 and 2 workers, direct and through PgBouncer, reads from the replica: req/s and p99 at c16 and c64 (make run-cluster's pieces)
+	$(BENCH_RUN) python -m bench.cluster
 
 bench-observability: install ## GET with metrics and tracing on against the same build with both off (100k books)
 	$(BENCH_RUN) python -m bench.observability --books $(or $(OBS_BOOKS),100000)
