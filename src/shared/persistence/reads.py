@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import asyncpg
 import structlog
-from sqlalchemy import ColumnElement, Select, Text, literal_column
+from sqlalchemy import ColumnElement, Select, Text, TextClause, literal_column
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -103,7 +103,7 @@ class Statement:
 
     __slots__ = ("names", "sql")
 
-    def __init__(self, stmt: Select[*tuple[Any, ...]]) -> None:
+    def __init__(self, stmt: Select[*tuple[Any, ...]] | TextClause) -> None:
         compiled = stmt.compile(dialect=_DIALECT)
         self.sql = compiled.string
         self.names = tuple(compiled.positiontup or ())

@@ -26,6 +26,7 @@ from shared.kernel.errors import ConcurrentUpdateError
 from shared.persistence.db import flush
 from shared.persistence.errors import REFERENCE_VIOLATIONS, sqlstate, violated_constraint
 from shared.persistence.outbox import RECORD_EVENTS, SqlAlchemyOutbox
+from shared.persistence.reads import Statement
 
 _Select = TypeVar("_Select", bound=Select[*tuple[Any, ...]])
 _ISBN_CONSTRAINT = "uq_books_isbn13"
@@ -84,6 +85,10 @@ _INSERT_BOOK = text(RECORD_EVENTS + f", written_credits AS ({_CREDIT_ROWS})\n" +
 _INSERT_BOOK_ALONE = text(f"WITH written_credits AS ({_CREDIT_ROWS})\n" + _INSERT_ONE_BOOK)
 
 
+# The two as asyncpg takes them ($n parameters), compiled once.
+_COMPILED = {s: Statement(s) for s in (_INSERT_BOOK, _INSERT_BOOK_ALONE)}
+
+
 class SqlAlchemyBookRepository:
     """Maps Book <-> BookRow (+ its credit rows) on one session. Adds and flushes; never commits."""
 
@@ -122,8 +127,12 @@ class SqlAlchemyBookRepository:
             statement, values["events"] = _INSERT_BOOK, self._outbox.take()
         try:
             connection = await self._session.connection()
-            inserted = await connection.execute(statement, values)
-            version, names = inserted.one()
+            # Sent as the driver's SQL (compiled once): no compilation-cache lookup nor bind
+            # processing per POST, still SQLAlchemy's execution (its events: metrics, spans).
+            compiled = _COMPILED[statement]
+            result = await connection.exec_driver_sql(compiled.sql, tuple(compiled.args(values)))
+            row: Any = result.one()
+            version, names = row
         except IntegrityError as exc:
             _refused(exc, book)
             raise
