@@ -73,7 +73,7 @@ def _system_user() -> str | None:
 def _run(args: list[str], *, timeout: float = 60) -> None:
     """A PostgreSQL tool, as the servers' user, in a session of its own (a Ctrl-C of the
     terminal reaches the cluster's command only, which stops everything in order)."""
-    result = subprocess.run(  # noqa: S603 - the wheel's binaries, our arguments
+    result = subprocess.run(  # noqa: S603  # nosec B603 - the wheel's binaries, our arguments
         args,
         user=_system_user(),
         capture_output=True,
@@ -172,7 +172,7 @@ class Cluster:
             "LIBRARY_REPLICA_DATABASE_URL",
         ):
             env.pop(name, None)
-        result = subprocess.run(
+        result = subprocess.run(  # nosec B603 - our own command
             [sys.executable, "-m", "library.cli", "migrate"],
             env=env,
             capture_output=True,
@@ -370,7 +370,7 @@ class Api:
         output: Any = None
         if log_path is not None:
             self._log = output = log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603 - our own command
+        self.process = subprocess.Popen(  # noqa: S603  # nosec B603 - our own command
             [sys.executable, "-m", "library.cli", "serve", "--workers", str(self.workers)],
             env=self.env,
             stdout=output,

@@ -12,7 +12,7 @@ import os
 import pwd
 import shutil
 import socket
-import subprocess
+import subprocess  # nosec B404 - runs the pgbouncer binary, fixed arguments
 import time
 from pathlib import Path
 from types import TracebackType
@@ -144,7 +144,7 @@ class PgBouncer:
         binary = pgbouncer_binary()
         config = self._config()
         self._log = (self.folder / "pgbouncer.log").open("ab")
-        self.process = subprocess.Popen(  # noqa: S603 - the pgbouncer binary, our config
+        self.process = subprocess.Popen(  # noqa: S603  # nosec B603 - the pgbouncer binary, our config
             [binary, *self._user_flag(), str(config)],
             stdout=self._log,
             stderr=subprocess.STDOUT,

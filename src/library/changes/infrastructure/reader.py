@@ -20,12 +20,9 @@ from shared.persistence.reads import ReadPool, api_time_sql
 # column says whether retention deleted an event after the cursor ($4: the position is a
 # reader's cursor; events_pruned holds the last position pruned): then no event is read, and
 # the statement still answers one row (the page is refused, not shown with a gap).
-_EXPIRED = (
-    """
+_EXPIRED = """
     SELECT g.expired, e.id, e.xid, e.type, CAST(e.resource_id AS text), e.version,
-           """
-    + api_time_sql("e.occurred_at")
-    + """, CAST(e.data AS text), e.request_id, e.actor
+           {occurred_at}, CAST(e.data AS text), e.request_id, e.actor
     FROM (
         SELECT $4 AND EXISTS (
             SELECT 1 FROM events_pruned p WHERE (p.xid, p.id) > ($1, $2)
@@ -40,9 +37,12 @@ _EXPIRED = (
     ) AS e ON NOT g.expired
     ORDER BY e.xid, e.id
 """
+# The time as the API writes it, as text (shared.persistence.reads.api_time_sql): a constant.
+_OCCURRED_AT = api_time_sql("e.occurred_at")
+_AFTER = _EXPIRED.format(resource="", occurred_at=_OCCURRED_AT)
+_AFTER_FOR_RESOURCE = _EXPIRED.format(
+    resource="resource_id = $5\n          AND ", occurred_at=_OCCURRED_AT
 )
-_AFTER = _EXPIRED.format(resource="")
-_AFTER_FOR_RESOURCE = _EXPIRED.format(resource="resource_id = $5\n          AND ")
 _END = "SELECT CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS text) AS bigint)"
 
 
