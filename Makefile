@@ -127,11 +127,7 @@ fmt: install ## Format and auto-fix
 BENCH_BOOKS ?= 1000000
 
 bench: install ## Benchmark the app against a raw asyncpg baseline and pgbench (needs wrk, pgbench, PostgreSQL); MODE=cluster: the scaled-out shapes
-ifeq ($(MODE),cluster)
-	$(BENCH_RUN) python -m bench.cluster
-else
-	$(BENCH_RUN) python -m bench --books $(BENCH_BOOKS)
-endif
+	$(BENCH_RUN) python -m $(if $(filter cluster,$(MODE)),bench.cluster,bench --books $(BENCH_BOOKS))
 
 bench-cluster: install ## 1 and 2 workers, direct and through PgBouncer, reads from the replica: req/s and p99 at c16 and c64 (make run-cluster's pieces)
 	$(BENCH_RUN) python -m bench.cluster

@@ -76,9 +76,10 @@ class AdmissionMiddleware:
             await send_problem(send, 503, body, ((b"retry-after", RETRY_AFTER_SECONDS.encode()),))
             return
         reading_after = None
-        if commit_lsn is not None:
+        if commit_lsn is not None and scope["method"] in _READS:
             # The position a client's last write left the primary at: its reads see it
             # (shared.persistence.replica). Not one? A 400, before anything else happens.
+            # (A read's header: other methods ignore it, and an undeclared one is still 405.)
             try:
                 position = parse_lsn(commit_lsn.decode("latin-1"))
             except ValueError:
@@ -145,12 +146,17 @@ class AdmissionMiddleware:
         return http_problem_body(413, self._detail(), scope["path"])
 
 
+_READS = frozenset({"GET", "HEAD"})
+
+
 def _bad_commit_lsn(path: str) -> bytes:
     return http_problem_body(
         400,
         "Commit-LSN must be a WAL position as a write's Commit-LSN header gave it "
         "(e.g. 0/16B3F48).",
         path,
+        code="invalid-commit-lsn",
+        title="Invalid Commit-LSN",
     )
 
 

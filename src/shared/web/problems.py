@@ -133,12 +133,15 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
-def http_problem_body(status: int, detail: str, path: str) -> bytes:
-    """A plain HTTP problem document (``about:blank``), for answers given outside the router."""
+def http_problem_body(
+    status: int, detail: str, path: str, *, code: str | None = None, title: str | None = None
+) -> bytes:
+    """A problem document for answers given outside the router: a plain HTTP one
+    (``about:blank``), or of the API's type ``code``."""
     return json.dumps(
         {
-            "type": "about:blank",
-            "title": HTTPStatus(status).phrase,
+            "type": f"{PROBLEM_TYPE_PREFIX}{code}" if code else "about:blank",
+            "title": title or HTTPStatus(status).phrase,
             "status": status,
             "detail": detail,
             "instance": path,

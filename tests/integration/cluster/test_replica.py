@@ -81,6 +81,7 @@ async def test_a_write_answers_its_commit_lsn_and_a_malformed_one_is_a_400(
         answer = await http.get(f"{API}/authors", headers={"Commit-LSN": bad})
         body = assert_problem(answer, 400)
         assert "Commit-LSN" in body["detail"]
+        assert body["type"] == "urn:library:problem:invalid-commit-lsn"
     # A replay of an Idempotency-Key's write, an update and a removal answer one too, each at
     # or past the one before.
     key = {"Idempotency-Key": str(uuid.uuid4())}
