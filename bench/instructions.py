@@ -13,9 +13,11 @@ requests before it stops. Without it, the environment decides (metrics are on by
 
 On a shared machine req/s and CPU time drift with what else runs (two rounds of identical code
 differed by 2x here); an instruction count does not: the same code, data and settings give the
-same count to within 0.1%, loaded or not. It measures this process only (the app's Python,
-asyncpg's client side; not uvicorn, not PostgreSQL), and instructions are not time (a cache
-miss costs more than an add): compare two commits with it, then let `make bench` judge.
+same count to within 0.1%, loaded or not, given one hash seed (``PYTHONHASHSEED``, 0 unless
+set: string hashes order the dicts and sets, and a random seed per run moved the count). It
+measures this process only (the app's Python, asyncpg's client side; not uvicorn, not
+PostgreSQL), and instructions are not time (a cache miss costs more than an add): compare two
+commits with it, then let `make bench` judge.
 Needs valgrind (Debian's package). A run takes about a minute.
 """
 
@@ -127,9 +129,13 @@ def count(
             command = [control_tool, "-i", state, str(process.pid)]
             subprocess.run(command, check=True, capture_output=True)  # noqa: S603
 
+        # One hash seed (PYTHONHASHSEED, 0 unless set): with a random one per run, the same
+        # build's count moved by up to 5% with tracing on (507k and 531k per GET).
+        child_env = dict(os.environ if env is None else env)
+        child_env.setdefault("PYTHONHASHSEED", "0")
         log = (out_dir / f"callgrind-{shape}{tag}.log").open("wb")
         process = subprocess.Popen(  # noqa: S603
-            command, stdout=log, stderr=subprocess.STDOUT, env=env
+            command, stdout=log, stderr=subprocess.STDOUT, env=child_env
         )
         try:
             _wait_for(control / "ready", process)

@@ -18,8 +18,8 @@ from opentelemetry.trace import SpanKind
 
 from library.bootstrap.app import create_app
 from library.bootstrap.container import RootContainer
-from shared.observability.spans import ServerSpans
 from shared.settings import Settings
+from shared.web.middleware import RequestContextMiddleware
 from tests.auth import bearer
 from tests.integration.helpers import API, create_author, create_book, running_app
 
@@ -137,7 +137,8 @@ async def test_each_use_case_has_its_span_over_its_statements(
 async def test_without_an_endpoint_nothing_is_installed(settings: Settings) -> None:
     async with running_app(settings) as (app, client):
         assert app.state.container.observability().tracing is None
-        assert not [m for m in app.user_middleware if m.cls is ServerSpans]  # type: ignore[comparison-overlap]
+        [edge] = [m for m in app.user_middleware if m.cls is RequestContextMiddleware]  # type: ignore[comparison-overlap]
+        assert edge.kwargs["spans"] is None
         assert app.state.container.read_pool().statement_spans is None
         assert not hasattr(asyncpg.Connection.fetchrow, "__wrapped__")
         response = await client.get(f"{API}/books", headers={"traceparent": TRACEPARENT})
@@ -195,3 +196,45 @@ async def test_requests_not_sampled_carry_ids_and_record_nothing(
             [server] = [s for s in spans if s.kind is SpanKind.SERVER]
             assert format(server.context.trace_id, "032x") == TRACE_ID
             assert [s for s in children(spans, server) if is_database(s)]
+
+
+async def test_writes_not_sampled_leave_no_spans_and_sampled_ones_their_tree(
+    settings: Settings, exporter: InMemorySpanExporter
+) -> None:
+    """At 50%: a request not sampled has no span anywhere (its use case and its SQLAlchemy
+    statements do not start traces of their own); a sampled one has its use case under its
+    server span and its statements under the use case."""
+    provider = TracerProvider(sampler=ParentBasedTraceIdRatio(0.5))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    container = RootContainer()
+    container.settings.override(settings)
+    container.tracer_provider.override(providers.Object(provider))
+    app = create_app(container=container)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=bearer()
+        ) as http:
+            author = await create_author(http)
+            exporter.clear()
+            sampled: set[str] = set()
+            unsampled: set[str] = set()
+            for n in range(24):
+                response = await http.post(
+                    f"{API}/books", json={"title": f"Traced {n}", "author_ids": [author["id"]]}
+                )
+                assert response.status_code == 201, response.text
+                _, trace_id, _, flags = response.headers["traceparent"].split("-")
+                (sampled if int(flags, 16) & 1 else unsampled).add(trace_id)
+            assert sampled  # 24 requests at 50%
+            assert unsampled
+            spans = list(exporter.get_finished_spans())
+            traces = {format(s.context.trace_id, "032x") for s in spans}
+            assert traces == sampled
+            for trace_id in sampled:
+                mine = [s for s in spans if format(s.context.trace_id, "032x") == trace_id]
+                [server] = [s for s in mine if s.kind is SpanKind.SERVER]
+                [use_case] = [s for s in mine if s.name == "books.add_book"]
+                assert use_case.parent is not None
+                assert use_case.parent.span_id == server.context.span_id
+                assert [s for s in children(mine, use_case) if is_database(s)]

@@ -140,9 +140,9 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
     for error_type, handler in BOOKS_EXCEPTION_HANDLERS.items():
         app.add_exception_handler(error_type, handler)
     # Two pure ASGI middlewares (docs/performance.md): the edge outermost (request id, logs,
-    # response headers, metrics, trusted hosts, the last-resort 500), and inside it what admits
-    # a request (its rate, a search slot, its body's size). CORS, when configured, sits
-    # between them, so that browsers can read the 429s and 413s too.
+    # response headers, metrics, the server span, trusted hosts, the last-resort 500), and
+    # inside it what admits a request (its rate, a search slot, its body's size). CORS, when
+    # configured, sits between them, so that browsers can read the 429s and 413s too.
     limiter = (
         RateLimiter(
             anonymous=settings.rate_limit_anonymous,
@@ -174,6 +174,7 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
         RequestContextMiddleware,
         trusted_hosts=TrustedHosts(settings.listed(settings.trusted_hosts)) if trusted else None,
         observer=observability.metrics,
+        spans=observability.server_spans(),
     )
     # Routes close over what is built once (queries, readers, service factories): nothing is
     # resolved per request. They are the app's own routes, not an included router's (FastAPI

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from structlog.typing import Processor
 
     from library.bootstrap.container import RootContainer
+    from shared.observability.spans import ServerSpans
 
 T = TypeVar("T")
 Outcome = Callable[[Any, datetime], None]
@@ -89,8 +90,12 @@ class Observability:
         """The port of the metrics server once it listens (LIBRARY_METRICS_PORT may be 0)."""
         return self._server.port if self._server is not None else None
 
+    def server_spans(self) -> ServerSpans | None:
+        """The server span of each request, for the request-context middleware (tracing on)."""
+        return self.tracing.server_spans() if self.tracing is not None else None
+
     def install(self, app: FastAPI, container: RootContainer) -> None:
-        """At app creation: the request metrics, ``/metrics``, the use cases, the server span."""
+        """At app creation: the request metrics, ``/metrics``, the use cases."""
         metrics, tracing = self.metrics, self.tracing
         # The request metrics: the request-context middleware reports to ``metrics``.
         if metrics is not None and self.settings.metrics_port is None:
@@ -114,8 +119,6 @@ class Observability:
             books.importer.set_provides(
                 instrument_use_cases(BookImporter, "books", tracer, {"import_batch": _nothing})
             )
-        if tracing is not None:
-            tracing.instrument_app(app)
 
     async def start(self, engine: AsyncEngine, read_pool: ReadPool) -> None:
         """At start-up, once the engine and the read pool exist."""

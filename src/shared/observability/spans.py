@@ -7,16 +7,21 @@ ASGI message and added two middleware layers; the asyncpg one built each stateme
 before asking the sampler; the SDK's own ``start_span`` is some 40,000 instructions even when
 its sampler says no. Here:
 
-- :class:`ServerSpans`, a pure ASGI layer outermost in the app, makes the sampling decision
-  itself for the samplers ``OTEL_TRACES_SAMPLER`` names (``always_on``, ``always_off``,
-  ``traceidratio`` and their ``parentbased_`` forms: the same rule on the same trace id, see
-  :class:`HeadSampling`). A request that is not sampled gets a non-recording span with its ids
-  (so log lines carry them and the response names them) and nothing else; a sampled one gets
-  the SDK's span, with the attributes the contrib instrumentation gives it. Any other sampler
-  is asked through the SDK, for every request.
+- :class:`ServerSpans`, which the request-context middleware (shared.web.middleware, the
+  outermost layer) begins before the app and ends after the access line, makes the sampling
+  decision itself for the samplers ``OTEL_TRACES_SAMPLER`` names (``always_on``,
+  ``always_off``, ``traceidratio`` and their ``parentbased_`` forms: the same rule on the same
+  trace id, see :class:`HeadSampling`). A new trace that is not sampled gets no OpenTelemetry
+  span or context at all: two random ids, as hex in ``tracing.unsampled_ids`` (its log lines
+  carry them, its response names them, and :class:`FollowsRequests` and
+  :class:`StatementSpans` make nothing under it). A request carrying a caller's context gets a
+  (non-recording, when not sampled) span made current; a sampled one the SDK's span, with the
+  attributes the contrib instrumentation gives it. Any other sampler is asked through the
+  SDK, for every request.
 - :class:`StatementSpans` makes the read pool's span for a statement only when the current
-  span is recording (a sampled request), named and attributed as the asyncpg instrumentation
-  did; the statement is recorded as sent, with ``$1`` placeholders, never with values.
+  span is recording (a sampled request; ``unsampled_ids`` tells the others at once), named
+  and attributed as the asyncpg instrumentation did; the statement is recorded as sent, with
+  ``$1`` placeholders, never with values.
 
 The attribute names follow ``OTEL_SEMCONV_STABILITY_OPT_IN`` as the contrib instrumentations
 do: the older names by default (``http.method``, ``http.status_code``, ``db.statement`` ...),
@@ -28,20 +33,23 @@ the stable ones with ``http`` / ``database`` (``http.request.method``,
 from __future__ import annotations
 
 import os
+import random
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import Tracer
-from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from shared.observability.routes import RouteTemplates
+from shared.observability.tracing import unsampled_ids
 
 _TRACE_ID_LIMIT: Final = TraceIdRatioBased.TRACE_ID_LIMIT
 _METHODS: Final = frozenset(
@@ -51,7 +59,12 @@ _METHODS: Final = frozenset(
 # is nothing to extract.
 _PROPAGATED: Final = frozenset([b"traceparent", b"tracestate", b"baggage"])
 _DEFAULT_PROPAGATORS: Final = frozenset(["tracecontext", "baggage"])
-_EXPOSE: Final = (b"access-control-expose-headers", b"traceparent")
+_TRACEPARENT: Final = b"traceparent"
+_BIT_192: Final = 1 << 192
+_TRACE_ID_LOW_BITS: Final = _TRACE_ID_LIMIT << 64
+_ZERO_TRACE_ID: Final = "0" * 32
+_ZERO_SPAN_ID: Final = "0" * 16
+_getrandbits = random.getrandbits  # RandomIdGenerator's source
 _EMPTY: Final = otel_context.Context()
 _FLAGS: Final = {
     flag: TraceFlags(flag) for flag in (TraceFlags.DEFAULT, TraceFlags.RANDOM_TRACE_ID)
@@ -131,12 +144,18 @@ class _PresetTraceId(IdGenerator):
 
 
 class ServerSpans:
-    """A pure ASGI layer: each HTTP request's server span, current while the app runs (every
-    log line of the request carries its ids), and its W3C ``traceparent`` on the response.
-    Outermost of the app's middlewares, so that the access line is in the span too."""
+    """Each HTTP request's server span and its W3C ``traceparent``, for the request-context
+    middleware (shared.web.middleware), which calls :meth:`begin` before the app and the
+    access line, and :meth:`end` after them: the access line is in the span too.
 
-    def __init__(self, app: ASGIApp, *, tracer: Tracer) -> None:
-        self.app = app
+    A request that carries no propagated context and is not sampled (most of them) gets no
+    OpenTelemetry span and no OpenTelemetry context at all: its ids are two random numbers,
+    kept as hex in :data:`unsampled_ids` (what the log lines and the use cases' and
+    statements' spans read) and named by the response's ``traceparent``. A sampled one, or
+    one whose caller propagated a context, gets a span made current as the SDK would.
+    """
+
+    def __init__(self, tracer: Tracer) -> None:
         self.tracer = tracer
         self.sampling = HeadSampling.of(tracer.sampler)
         preset = tracer.id_generator
@@ -144,63 +163,89 @@ class ServerSpans:
             preset = tracer.id_generator = _PresetTraceId(preset)
         self.preset = preset
         self.ids = preset.ids
+        # The SDK's default generator draws its ids from ``random``: drawn here in one call.
+        self.random_ids = type(self.ids) is RandomIdGenerator
         # The flags of a span not sampled: the W3C "random trace id" flag where it holds.
         self.root_flags = _FLAGS[
             TraceFlags.RANDOM_TRACE_ID if self.ids.is_trace_id_random() else TraceFlags.DEFAULT
         ]
+        self.root_suffix = "-%02x" % self.root_flags  # noqa: UP031
         configured = os.environ.get("OTEL_PROPAGATORS", "tracecontext,baggage")
         named = {name.strip().lower() for name in configured.split(",") if name.strip()}
         # Other propagators read other headers: let them look at every request.
         self.extract_always = not named <= _DEFAULT_PROPAGATORS
+        # New traces are decided here without the SDK (a standard sampler, the default
+        # propagators), on ``bits``: the trace id's low 64 bits, where the 192 random bits hold
+        # them, against the sampler's bound moved there too.
+        sampling = self.sampling
+        self.new_traces_here = sampling is not None and not self.extract_always
+        self.shifted_bound = sampling.bound << 64 if sampling is not None else 0
+        # The headers the middleware looks for to call the propagators (all: always).
+        self.propagated_headers = _PROPAGATED
         self.old_names, self.new_names, _, _ = semconv_modes()
         self.templates = RouteTemplates()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+    def begin(
+        self, scope: Scope, method: str, propagated: bool
+    ) -> tuple[Any, trace.Span | None, tuple[bytes, bytes]]:
+        """(what :meth:`end` resets, the span or None, the response's ``traceparent``).
+        ``propagated``: the request carries a header the propagators read."""
+        if self.new_traces_here and not propagated:
+            # A new trace: 192 random bits, the trace id's 128 and the span id's 64, and their
+            # 48 hex digits (hex() of them under a leading 1 keeps the leading zeros).
+            bits = _getrandbits(192) if self.random_ids else 0
+            text = hex(bits | _BIT_192)
+            trace_hex = text[3:35]
+            span_hex = text[35:]
+            if trace_hex == _ZERO_TRACE_ID or span_hex == _ZERO_SPAN_ID:  # W3C: never zero
+                bits = (self.ids.generate_trace_id() << 64) | self.ids.generate_span_id()
+                text = hex(bits | _BIT_192)
+                trace_hex = text[3:35]
+                span_hex = text[35:]
+            # The sampler's rule: the trace id's low 64 bits below the bound.
+            if bits & _TRACE_ID_LOW_BITS < self.shifted_bound:
+                trace_id = bits >> 64
+                self.preset.next_trace_id = trace_id  # the SDK's sampler sees the same id
+                return self._attach(self._recorded(scope, method, None), None)
+            token = unsampled_ids.set((trace_hex, span_hex))
+            header = f"00-{trace_hex}-{span_hex}{self.root_suffix}".encode()
+            return token, None, (_TRACEPARENT, header)
+        parent_context = (
+            propagate.extract(_carrier(scope)) if propagated or self.extract_always else None
+        )
+        return self._attach(self._start(scope, method, parent_context), parent_context)
+
+    def end(
+        self,
+        begun: tuple[Any, trace.Span | None, tuple[bytes, bytes]],
+        scope: Scope,
+        method: str,
+        status: int,
+        error: BaseException | None,
+    ) -> None:
+        """After the response and the access line: the span ended, the context reset."""
+        token, span, _ = begun
+        if span is None:
+            unsampled_ids.reset(token)
             return
-        method: str = scope["method"]
-        parent_context = None
-        extract = self.extract_always
-        if not extract:
-            for name, _ in scope["headers"]:
-                if name in _PROPAGATED:
-                    extract = True
-                    break
-        if extract:
-            parent_context = propagate.extract(_carrier(scope))
-        span = self._start(scope, method, parent_context)
+        otel_context.detach(token)
+        if span.is_recording():
+            if error is not None:
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+            self._finish(span, scope, method, status)
+
+    def _attach(
+        self, span: trace.Span, parent_context: Any
+    ) -> tuple[Any, trace.Span, tuple[bytes, bytes]]:
         ids = span.get_span_context()
         # %-formatting: half the instructions of an f-string's format specs, for 128 bits.
-        traceparent = (
-            b"traceparent",
-            b"00-%032x-%016x-%02x" % (ids.trace_id, ids.span_id, ids.trace_flags),
-        )
-        status = 0
-
-        async def send_traced(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), traceparent, _EXPOSE]
-            await send(message)
-
-        # Outermost: the request's context starts empty, or from what the caller propagated.
+        traceparent = b"00-%032x-%016x-%02x" % (ids.trace_id, ids.span_id, ids.trace_flags)
+        # The request's context starts empty, or from what the caller propagated.
         current = trace.set_span_in_context(
             span, _EMPTY if parent_context is None else parent_context
         )
-        token = otel_context.attach(current)
-        try:
-            await self.app(scope, receive, send_traced)
-        except BaseException as exc:
-            if span.is_recording():
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            raise
-        finally:
-            otel_context.detach(token)
-            if span.is_recording():
-                self._finish(span, scope, method, status)
+        return otel_context.attach(current), span, (_TRACEPARENT, traceparent)
 
     def _start(self, scope: Scope, method: str, parent_context: Any) -> trace.Span:
         sampling = self.sampling
@@ -333,7 +378,8 @@ class StatementSpans:
 
     def start(self, sql: str, connection: Any) -> trace.Span | None:
         """A started span for ``sql`` on ``connection``, or None (the request is not sampled)."""
-        if not trace.get_current_span().is_recording():
+        # Inside a request not sampled, nothing is current: the request's mark says so.
+        if unsampled_ids.get() is not None or not trace.get_current_span().is_recording():
             return None
         known = self._statements.get(sql)
         if known is None:
@@ -397,3 +443,28 @@ class StatementSpans:
                 result["server.port"] = port
         self._connection = {key: value for key, value in result.items() if value}
         return self._connection
+
+
+class FollowsRequests(trace.Tracer):
+    """A tracer (the use cases', the write side's statements') that makes no span at all inside
+    a request not sampled: no OpenTelemetry context is current there (:class:`ServerSpans`), so
+    the SDK would start a new trace of its own. Elsewhere, and inside a sampled request, it is
+    the SDK's tracer."""
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self.tracer = tracer
+
+    def start_span(self, name: str, context: Any = None, *args: Any, **kwargs: Any) -> trace.Span:
+        if context is None and unsampled_ids.get() is not None:
+            return trace.INVALID_SPAN
+        return self.tracer.start_span(name, context, *args, **kwargs)
+
+    @contextmanager
+    def start_as_current_span(  # type: ignore[override]
+        self, name: str, context: Any = None, *args: Any, **kwargs: Any
+    ) -> Iterator[trace.Span]:
+        if context is None and unsampled_ids.get() is not None:
+            yield trace.INVALID_SPAN
+            return
+        with self.tracer.start_as_current_span(name, context, *args, **kwargs) as span:
+            yield span

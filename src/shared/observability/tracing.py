@@ -20,20 +20,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import get_current_span
 from structlog.typing import EventDict, WrappedLogger
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Tracer
     from sqlalchemy.engine import Engine
 
+    from shared.observability.spans import ServerSpans
     from shared.persistence.reads import ReadPool
 
 _ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
+# The trace id and span id (hex) of the request being served when it is not sampled: such a
+# request has no OpenTelemetry span or context (shared.observability.spans.ServerSpans), only
+# these, which its log lines carry and which tell the spans under it not to be made.
+unsampled_ids: ContextVar[tuple[str, str] | None] = ContextVar(
+    "library.unsampled_trace_ids", default=None
+)
 
 
 def tracing_configured(environ: Mapping[str, str] = os.environ) -> bool:
@@ -66,7 +74,12 @@ def tracer_provider_from_env(version: str) -> TracerProvider | None:
 
 
 def add_trace_ids(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
-    """structlog processor: the current span's ``trace_id`` and ``span_id``, when there is one."""
+    """structlog processor: the current span's ``trace_id`` and ``span_id``, when there is one
+    (in a request not sampled: the request's)."""
+    ids = unsampled_ids.get()
+    if ids is not None:
+        event["trace_id"], event["span_id"] = ids
+        return event
     context = get_current_span().get_span_context()
     if context.is_valid:
         event["trace_id"] = "%032x" % context.trace_id  # noqa: UP031 (the cheaper form, per line)
@@ -88,11 +101,14 @@ class Tracing:
         self._read_pool: ReadPool | None = None
 
     def tracer(self, name: str) -> Tracer:
-        return self.provider.get_tracer(name)
+        """The tracer of the use cases: no span inside a request not sampled."""
+        from shared.observability.spans import FollowsRequests
 
-    def instrument_app(self, app: FastAPI) -> None:
-        """The server span of each request; ``traceparent`` read in and written out. Call it
-        after the app's other middlewares are added: the span's layer must be outermost."""
+        return FollowsRequests(self.provider.get_tracer(name))
+
+    def server_spans(self) -> ServerSpans:
+        """The server span of each request, for the request-context middleware (the outermost
+        layer: the access line is in the span); ``traceparent`` read in and written out."""
         from opentelemetry.sdk.trace import Tracer as SdkTracer
 
         from shared.observability.spans import ServerSpans
@@ -100,14 +116,19 @@ class Tracing:
         tracer = self.provider.get_tracer("library.http")
         if not isinstance(tracer, SdkTracer):
             raise TypeError("tracing needs the OpenTelemetry SDK's tracer provider")
-        app.add_middleware(ServerSpans, tracer=tracer)
+        return ServerSpans(tracer)
 
     def instrument_engine(self, engine: Engine) -> None:
         """A span per statement of the SQLAlchemy ``engine`` (the write side)."""
         from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
         from opentelemetry.instrumentation.sqlalchemy.version import __version__ as version
 
-        tracer = self.provider.get_tracer("opentelemetry.instrumentation.sqlalchemy", version)
+        from shared.observability.spans import FollowsRequests
+
+        # No statement span inside a request not sampled (a new trace of its own, otherwise).
+        tracer = FollowsRequests(
+            self.provider.get_tracer("opentelemetry.instrumentation.sqlalchemy", version)
+        )
         usage = self._meters.get_meter("sqlalchemy").create_up_down_counter("unused")
         # EngineTracer keeps every engine's listeners in one class-wide list: remember ours.
         registered = EngineTracer._remove_event_listener_params

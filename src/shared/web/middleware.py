@@ -36,6 +36,7 @@ REQUEST_ID_KEY = "library.request_id"
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
 _NO_STORE = (b"cache-control", b"no-store")
+_EXPOSE_TRACEPARENT = (b"access-control-expose-headers", b"traceparent")
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _COMMIT_LSN = b"commit-lsn"
@@ -51,6 +52,27 @@ class RequestObserver(Protocol):
 
     def request_finished(self, scope: Scope, method: str, status: int, seconds: float) -> None:
         """``status`` is 500 when no response started (the app failed or the client left)."""
+
+
+class ServerSpans(Protocol):
+    """What traces every request (shared.observability.spans.ServerSpans)."""
+
+    propagated_headers: frozenset[bytes]  # the headers that carry a caller's trace context
+
+    def begin(self, scope: Scope, method: str, propagated: bool) -> tuple[Any, Any, Any]:
+        """Before the app: (a context variable's token, the span, the ``traceparent`` header).
+        Without a span (a request not sampled) the token is all there is to reset at the end;
+        with one, :meth:`end` is called."""
+
+    def end(
+        self,
+        begun: tuple[Any, Any, Any],
+        scope: Scope,
+        method: str,
+        status: int,
+        error: BaseException | None,
+    ) -> None:
+        """After the response and the access line."""
 
 
 class TrustedHosts:
@@ -74,10 +96,14 @@ class RequestContextMiddleware:
         *,
         trusted_hosts: TrustedHosts | None = None,
         observer: RequestObserver | None = None,
+        spans: ServerSpans | None = None,
     ) -> None:
         self.app = app
         self.trusted_hosts = trusted_hosts
         self.observer = observer
+        # The server span (tracing on): begun first and ended last, around the access line.
+        self.spans = spans
+        self.propagated_headers = spans.propagated_headers if spans is not None else frozenset()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,6 +115,8 @@ class RequestContextMiddleware:
         private = method not in _SAFE
         incoming_id: bytes | None = None
         host = b""
+        propagated = False  # a caller's trace context (traceparent ...)
+        propagated_headers = self.propagated_headers
         for name, value in scope["headers"]:
             if name == _REQUEST_ID:
                 incoming_id = value
@@ -96,6 +124,8 @@ class RequestContextMiddleware:
                 private = True
             elif name == b"host":
                 host = value
+            elif name in propagated_headers:
+                propagated = True
         if incoming_id is not None and _VALID_REQUEST_ID.match(incoming_id):
             request_id = incoming_id.decode("ascii")
         else:
@@ -104,6 +134,8 @@ class RequestContextMiddleware:
         request_id_header = (_REQUEST_ID, request_id.encode("ascii"))
         status = 0  # set once the response has started
         etag = location = None  # a write's outcome, for the audit line
+        spans = self.spans
+        traced = None if spans is None else spans.begin(scope, method, propagated)
 
         async def send_at_edge(message: Message) -> None:
             nonlocal status, etag, location
@@ -125,6 +157,9 @@ class RequestContextMiddleware:
                         headers.append((_COMMIT_LSN, lsn.encode("ascii")))
                 headers.append(request_id_header)
                 headers.append(_NOSNIFF)
+                if traced is not None:
+                    headers.append(traced[2])  # traceparent
+                    headers.append(_EXPOSE_TRACEPARENT)
                 if not cacheable:
                     headers.append(_NO_STORE)
                 message["headers"] = headers
@@ -138,6 +173,7 @@ class RequestContextMiddleware:
         bound = structlog.contextvars.bind_contextvars(request_id=request_id)
         # A write's Commit-LSN is its own: none is left over from another request of the task.
         unset = committed_at.set(None) if write else None
+        escaped: BaseException | None = None  # what leaves this layer, for the server span
         try:
             hosts = self.trusted_hosts
             # Health checks are exempt from the host check: probes use addresses.
@@ -151,12 +187,16 @@ class RequestContextMiddleware:
                 )
                 return
             await self.app(scope, receive, send_at_edge)
-        except Exception:
+        except Exception as exc:
             # The last resort: log it once, with the request id, and answer a problem.
             access_log.exception("unhandled error", method=method, path=scope["path"])
             if status:
+                escaped = exc
                 raise  # too late for another response; the server closes the connection
             await send_problem(send_at_edge, 500, internal_error_body(scope["path"]))
+        except BaseException as exc:  # cancelled
+            escaped = exc
+            raise
         finally:
             seconds = time.perf_counter() - started
             final = status or 500
@@ -174,6 +214,11 @@ class RequestContextMiddleware:
             if unset is not None:
                 committed_at.reset(unset)
             structlog.contextvars.reset_contextvars(**bound)
+            if traced is not None and spans is not None:
+                if traced[1] is None:  # not sampled: only its ids were made current
+                    traced[0].var.reset(traced[0])
+                else:
+                    spans.end(traced, scope, method, status, escaped)
 
 
 _UNKNOWN_HOST = "This host name is not served here."
