@@ -414,7 +414,10 @@ def main(argv: list[str] | None = None) -> None:
                     _pgbench_target(dsn), scripts, pool_min, cfg.duration, run_dir
                 )
                 driver.settle()  # pgbench's backends may still be finishing a slow query
-                print(f"  pgbench  {ceiling.get('tps', 0):8.0f} tx/s", flush=True)
+                if "error" in ceiling:  # a script pgbench refused: say so, not "0 tx/s"
+                    print(f"  pgbench  failed: {ceiling['error']}", flush=True)
+                else:
+                    print(f"  pgbench  {ceiling.get('tps', 0):8.0f} tx/s", flush=True)
             results["scenarios"][scenario.name] = {
                 "title": scenario.title,
                 "note": scenario.note,
