@@ -1,8 +1,10 @@
 """The capture pass: serve each scenario's requests in-process and record the app's SQL.
 
-A ``before_cursor_execute`` listener records every statement with its parameters (and the
-transaction events around them). The baseline and pgbench replay exactly these statements, so
-they follow the app whenever its SQL changes: every run captures afresh.
+A ``before_cursor_execute`` listener records every statement SQLAlchemy sends with its
+parameters; a watcher of the units of work's own round trips (shared.persistence.driver:
+BEGIN, a book's INSERT, COMMIT) records theirs and the transactions; the read pool's query
+logger records the reads. The baseline and pgbench replay exactly these statements, so they
+follow the app whenever its SQL changes: every run captures afresh.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ class Statement:
 
 @dataclass(slots=True)
 class Recorder:
-    """Collects statements and transaction events from every SQLAlchemy engine in the process."""
+    """Collects the app's statements and transactions: SQLAlchemy's statements, the units of
+    work's own round trips, the read pool's statements."""
 
     statements: list[Statement] = field(default_factory=list)
     transactions: list[str] = field(default_factory=list)
@@ -43,9 +46,24 @@ class Recorder:
 
     def install(self) -> None:
         event.listen(Engine, "before_cursor_execute", self._execute)
-        event.listen(Engine, "begin", self._begin)
-        event.listen(Engine, "commit", self._end("COMMIT"))
-        event.listen(Engine, "rollback", self._end("ROLLBACK"))
+
+    def driver(self, sql: str, args: Any) -> None:
+        """A round trip a unit of work sent on asyncpg itself: BEGIN, COMMIT or a statement.
+
+        Units of work begin and commit there (SQLAlchemy's own transaction events would say
+        ROLLBACK: its session only closes a transaction the driver has committed); a unit of
+        work that does not commit rolls back as its session closes, and its statements are
+        not counted as committed (none was)."""
+        if sql.startswith("BEGIN"):
+            self._open = len(self.transactions)
+            self.transactions.append("BEGIN")
+        elif sql == "COMMIT":
+            if self._open is not None:
+                self.outcomes[self._open] = "COMMIT"
+            self._open = None
+            self.transactions.append("COMMIT")
+        else:
+            self.statements.append(Statement(sql, list(args), False, self._open))
 
     def read(self, record: Any) -> None:
         """A statement of the read pool (asyncpg's query logger): one round trip, no transaction."""
@@ -59,27 +77,6 @@ class Recorder:
     def _execute(self, *args: Any) -> None:
         _conn, _cursor, statement, parameters, _context, executemany = args
         self.statements.append(Statement(statement, parameters, bool(executemany), self._open))
-
-    def _begin(self, conn: Any) -> None:
-        if _autocommit(conn):
-            return  # SQLAlchemy's begin is only logical there: no BEGIN reaches PostgreSQL
-        self._open = len(self.transactions)
-        self.transactions.append("BEGIN")
-
-    def _end(self, kind: str) -> Any:
-        def handler(conn: Any) -> None:
-            if _autocommit(conn):
-                return
-            if self._open is not None:
-                self.outcomes[self._open] = kind
-            self._open = None
-            self.transactions.append(kind)
-
-        return handler
-
-
-def _autocommit(conn: Any) -> bool:
-    return bool(conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
 
 
 def capture_body(authors: tuple[str, ...]) -> dict[str, Any]:
@@ -149,6 +146,7 @@ async def capture(database_url: str, scenarios: list[Scenario]) -> dict[str, Any
         ) as client,
     ):
         await app.state.container.read_pool().add_query_logger(recorder.read)
+        app.state.container.write_observers().watchers.append(recorder.driver)
         for scenario in scenarios:
             requests = []
             for path in scenario.paths:

@@ -1,10 +1,11 @@
 """What each request costs the database: statements (constant in the page size) and round trips.
 
-Statements are counted as SQLAlchemy sends them (``before_cursor_execute``) on the write side,
-and as the read pool's connections run them (asyncpg's query loggers) on the read side; each is
-one round trip once its prepared statement is cached. Everything else asyncpg sends through its
-``execute``/``fetch`` methods on the write side's connections (BEGIN, COMMIT, ROLLBACK, pool
-pings) its query loggers see: a read must send none of it.
+Statements are counted as SQLAlchemy sends them (``before_cursor_execute``) and as asyncpg's
+query loggers see them: the read pool's connections, and what units of work send on the write
+side's connections themselves (a book's INSERT: shared.persistence.driver); each is one round
+trip once its prepared statement is cached. The rest asyncpg sends on the write side's
+connections (BEGIN, COMMIT, ROLLBACK, pool pings) are the extra round trips: a read must send
+none of them.
 """
 
 from __future__ import annotations
@@ -81,7 +82,12 @@ async def traffic(app: FastAPI) -> AsyncIterator[Traffic]:
         driver = dbapi_connection.driver_connection
         if id(driver) not in logged:
             logged.add(id(driver))
-            driver.add_query_logger(lambda record: seen.extras.append(record.query))
+            driver.add_query_logger(on_write)
+
+    def on_write(record: Any) -> None:
+        query = record.query.strip(" ;").upper()
+        control = query in ("", "COMMIT", "ROLLBACK", "SELECT 1") or query.startswith("BEGIN")
+        (seen.extras if control else seen.statements).append(record.query)
 
     def on_read(record: Any) -> None:
         seen.statements.append(record.query)

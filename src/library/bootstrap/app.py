@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
         engine = container.engine()  # created here, at start-up, and disposed at shutdown
         read_pool = container.read_pool()
         await read_pool.open()
-        await observability.start(engine, read_pool)
+        await observability.start(engine, read_pool, container.write_observers())
         if authenticator is not None:
             await authenticator.start()  # a JWKS URL is fetched once here, then cached
         # The outbox relay (docs/events.md) delivers events to the books' copy of author names.

@@ -20,6 +20,7 @@ from shared.persistence.db import (
     create_session_factory,
     server_settings,
 )
+from shared.persistence.driver import StatementObservers
 from shared.persistence.reads import ReadPool
 from shared.persistence.relay import EventNotifier, OutboxRelay, Subscriber
 from shared.settings import Settings
@@ -41,9 +42,13 @@ class RootContainer(containers.DeclarativeContainer):
     read_pool = providers.Singleton(
         ReadPool, settings=settings, server_settings=providers.Callable(server_settings, settings)
     )
+    # What watches the round trips units of work send on asyncpg directly (BEGIN, COMMIT, a
+    # book's INSERT): metrics and spans are set on it at start-up (bootstrap.observability).
+    write_observers = providers.Singleton(StatementObservers)
     session_factory = providers.Singleton(
         create_session_factory,
         engine,
+        observers=write_observers,
         events_committed=providers.Callable(lambda notifier: notifier.notify, notifier),
         record_events=providers.Callable(lambda s: s.events_outbox_enabled, settings),
         # With a replica, each commit's WAL position, for the response's Commit-LSN.

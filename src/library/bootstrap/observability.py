@@ -33,6 +33,7 @@ from shared.observability.metrics import (
     watch_engine,
 )
 from shared.observability.tracing import Tracing, add_trace_ids
+from shared.persistence.driver import StatementObservers
 from shared.persistence.reads import ReadPool
 from shared.persistence.unit_of_work import write_connection_waits
 from shared.settings import Settings
@@ -63,6 +64,7 @@ class Observability:
         self.tracing = tracing
         self._server: MetricsServer | None = None
         self._read_pool: ReadPool | None = None
+        self._driver: StatementObservers | None = None
 
     @classmethod
     def from_settings(
@@ -120,13 +122,18 @@ class Observability:
                 instrument_use_cases(BookImporter, "books", tracer, {"import_batch": _nothing})
             )
 
-    async def start(self, engine: AsyncEngine, read_pool: ReadPool) -> None:
-        """At start-up, once the engine and the read pool exist."""
+    async def start(
+        self, engine: AsyncEngine, read_pool: ReadPool, driver: StatementObservers
+    ) -> None:
+        """At start-up, once the engine and the read pool exist (``driver``: what units of
+        work send on asyncpg directly, shared.persistence.driver)."""
         metrics, settings = self.metrics, self.settings
         if metrics is not None:
             read_pool.on_query = metrics.query_observer(READ_POOL)
             self._read_pool = read_pool
             watch_engine(engine.sync_engine, metrics.query_observer(WRITE_POOL))
+            driver.on_query = metrics.query_observer(WRITE_POOL)
+            self._driver = driver
             metrics.watch_pool(WRITE_POOL, _write_pool_sampler(engine, settings))
             metrics.watch_pool(READ_POOL, _read_pool_sampler(read_pool))
             tracker = read_pool.tracker
@@ -144,6 +151,7 @@ class Observability:
         if self.tracing is not None:
             self.tracing.instrument_engine(engine.sync_engine)
             self.tracing.instrument_read_pool(read_pool)
+            self.tracing.instrument_driver(driver)
 
     def stop(self) -> None:
         """At shutdown: close the metrics port, drop this process's gauges, flush the spans."""
@@ -153,6 +161,9 @@ class Observability:
         if self._read_pool is not None:
             self._read_pool.on_query = None
             self._read_pool = None
+        if self._driver is not None:
+            self._driver.on_query = None
+            self._driver = None
         if self.metrics is not None:
             self.metrics.close()
         if self.tracing is not None:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from shared.observability.spans import ServerSpans
+    from shared.persistence.driver import StatementObservers
     from shared.persistence.reads import ReadPool
 
 _ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -99,6 +100,7 @@ class Tracing:
         self._meters = NoOpMeterProvider()
         self._engine_listeners: list[tuple[Any, str, Any]] = []
         self._read_pool: ReadPool | None = None
+        self._driver: StatementObservers | None = None
 
     def tracer(self, name: str) -> Tracer:
         """The tracer of the use cases: no span inside a request not sampled."""
@@ -148,11 +150,27 @@ class Tracing:
         read_pool.statement_spans = StatementSpans(tracer)
         self._read_pool = read_pool
 
+    def instrument_driver(self, observers: StatementObservers) -> None:
+        """A span per statement units of work send on asyncpg directly (a book's INSERT), in
+        sampled requests, as SQLAlchemy's are (the same tracer as the read pool's)."""
+        from opentelemetry.sdk.trace import Tracer as SdkTracer
+
+        from shared.observability.spans import StatementSpans
+
+        tracer = self.provider.get_tracer("library.db")
+        if not isinstance(tracer, SdkTracer):
+            raise TypeError("tracing needs the OpenTelemetry SDK's tracer provider")
+        observers.statement_spans = StatementSpans(tracer)
+        self._driver = observers
+
     def shutdown(self) -> None:
         """Remove what was installed on the read pool and the engine; flush the spans left."""
         if self._read_pool is not None:
             self._read_pool.statement_spans = None
             self._read_pool = None
+        if self._driver is not None:
+            self._driver.statement_spans = None
+            self._driver = None
         from sqlalchemy import event
 
         for target_ref, name, listener in self._engine_listeners:

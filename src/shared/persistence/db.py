@@ -196,6 +196,9 @@ EVENTS_DROPPED = "library.events_dropped"
 # commit (with a replica only: the read pool's ``commit_position``); the unit of work hands it
 # to the response's Commit-LSN header (docs/operations.md "Read replica").
 COMMIT_POSITION = "library.commit_position"
+# The key, in a write session's ``info``, of the StatementObservers of the round trips units of
+# work send on asyncpg directly (shared.persistence.driver): metrics, spans, watchers.
+WRITE_OBSERVERS = "library.write_observers"
 
 
 def create_session_factory(
@@ -204,6 +207,7 @@ def create_session_factory(
     *,
     record_events: bool = True,
     commit_position: Callable[[], Awaitable[str]] | None = None,
+    observers: object | None = None,
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded values after commit (no implicit refresh I/O).
 
@@ -211,12 +215,15 @@ def create_session_factory(
     (``shared.persistence.outbox.EVENTS_COMMITTED``). ``record_events=False`` (development
     only, ``LIBRARY_EVENTS_OUTBOX_ENABLED``) gives units of work an outbox that keeps nothing.
     ``commit_position`` is called after every commit, when set (``COMMIT_POSITION``).
+    ``observers`` watch what units of work send on asyncpg directly (``WRITE_OBSERVERS``).
     """
     info: dict[str, object] = {} if record_events else {EVENTS_DROPPED: True}
     if events_committed is not None:
         info[EVENTS_COMMITTED] = events_committed
     if commit_position is not None:
         info[COMMIT_POSITION] = commit_position
+    if observers is not None:
+        info[WRITE_OBSERVERS] = observers
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
 
 

@@ -36,18 +36,20 @@ def connection_refused(cause: BaseException) -> DatabaseUnavailableError:
     return DatabaseUnavailableError("The database is unavailable or overloaded; retry later.")
 
 
-def _driver_error(exc: DBAPIError) -> Any:
+def _driver_error(exc: DBAPIError | asyncpg.PostgresError) -> Any:
+    if isinstance(exc, asyncpg.PostgresError):  # sent on asyncpg itself
+        return exc
     # SQLAlchemy wraps the asyncpg exception: the DBAPI adapter's __cause__ is asyncpg's own.
     return getattr(exc.orig, "__cause__", None) or exc.orig
 
 
-def violated_constraint(exc: IntegrityError) -> str | None:
+def violated_constraint(exc: IntegrityError | asyncpg.PostgresError) -> str | None:
     """The name of the constraint an IntegrityError broke, when the driver reports it."""
     name = getattr(_driver_error(exc), "constraint_name", None)
     return name if isinstance(name, str) else None
 
 
-def sqlstate(exc: DBAPIError) -> str | None:
+def sqlstate(exc: DBAPIError | asyncpg.PostgresError) -> str | None:
     """The PostgreSQL SQLSTATE of a driver error (23505 unique, 23503 foreign key, ...)."""
     code = getattr(_driver_error(exc), "sqlstate", None)
     return code if isinstance(code, str) else None
@@ -76,6 +78,18 @@ def _transient_code(code: str | None) -> bool:
 REFERENCE_VIOLATIONS = frozenset({"23503", "23001"})
 UNIQUE_VIOLATION = "23505"
 
+
+# What asyncpg raises on a connection that died under us (a killed backend, a restarted server;
+# a connection whose backend was killed under it can leave asyncpg's protocol mid-state).
+DEAD_CONNECTION: tuple[type[BaseException], ...] = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InternalClientError,
+    ConnectionResetError,
+    BrokenPipeError,
+)
 
 # What a failure to reach the database, or a driver refusal, can be raised as.
 DRIVER_ERRORS: tuple[type[Exception], ...] = (

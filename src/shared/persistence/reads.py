@@ -34,7 +34,11 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.orm import InstrumentedAttribute
 
 from shared.persistence.db import pooler_connect_args, server_settings
-from shared.persistence.errors import DatabaseUnavailableError, connection_refused
+from shared.persistence.errors import (
+    DEAD_CONNECTION,
+    DatabaseUnavailableError,
+    connection_refused,
+)
 from shared.persistence.replica import ReadRouting, ReplicaTracker
 from shared.settings import Settings
 
@@ -51,19 +55,6 @@ class StatementTracer(Protocol):
         """A started span, or None when the statement is not traced (the request is not)."""
 
     def end(self, span: Any, error: BaseException | None) -> None: ...
-
-
-# What a connection that died under us raises when it is used.
-_DEAD_CONNECTION = (
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.InterfaceError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CannotConnectNowError,
-    # A connection whose backend was killed under it can leave asyncpg's protocol mid-state.
-    asyncpg.InternalClientError,
-    ConnectionResetError,
-    BrokenPipeError,
-)
 
 
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
@@ -424,7 +415,7 @@ class ReadPool:
         connections = self.connections
         try:
             return await self._fetch(connections, sql, args)
-        except _DEAD_CONNECTION:
+        except DEAD_CONNECTION:
             rows: Sequence[asyncpg.Record] = await self._retry(connections, self._fetch, sql, args)
             return rows
 
@@ -436,7 +427,7 @@ class ReadPool:
         connections = self.connections
         try:
             return await self._fetchrow(connections, sql, args)
-        except _DEAD_CONNECTION:
+        except DEAD_CONNECTION:
             row: asyncpg.Record | None = await self._retry(connections, self._fetchrow, sql, args)
             return row
 
@@ -493,7 +484,7 @@ class ReadPool:
     ) -> Any:
         try:
             return await read(connections, sql, args)
-        except _DEAD_CONNECTION:
+        except DEAD_CONNECTION:
             return await self._retry(connections, read, sql, args)
 
     async def _routed(
@@ -548,7 +539,7 @@ class ReadPool:
         connections.expire()
         try:
             return await read(connections, sql, args)
-        except _DEAD_CONNECTION as exc:
+        except DEAD_CONNECTION as exc:
             raise DatabaseUnavailableError(
                 "The database is unavailable or overloaded; retry later."
             ) from exc

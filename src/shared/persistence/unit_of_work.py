@@ -10,7 +10,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.kernel.consistency import committed_at
-from shared.persistence.db import COMMIT_POSITION, EVENTS_COMMITTED
+from shared.persistence.db import COMMIT_POSITION, EVENTS_COMMITTED, WRITE_OBSERVERS
+from shared.persistence.driver import TransactionDriver
 from shared.persistence.errors import DatabaseUnavailableError
 from shared.persistence.idempotency_store import SqlAlchemyIdempotencyStore
 from shared.persistence.outbox import SqlAlchemyOutbox
@@ -43,6 +44,7 @@ class SqlAlchemyUnitOfWork(ABC):
 
     idempotency: SqlAlchemyIdempotencyStore
     outbox: SqlAlchemyOutbox
+    driver: TransactionDriver  # the transaction's asyncpg connection (BEGIN, COMMIT, driver SQL)
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
@@ -86,10 +88,8 @@ class SqlAlchemyUnitOfWork(ABC):
             finally:
                 write_connection_waits.count -= 1
             try:
-                raw = await connection.get_raw_connection()
-                # The asyncpg adapter begins its transaction lazily, before the first statement;
-                # this starts it now. (The adapter's own hook: SQLAlchemy calls it the same way.)
-                await raw.dbapi_connection._start_transaction()  # type: ignore[union-attr]
+                driver = TransactionDriver(connection, session.info.get(WRITE_OBSERVERS))
+                await driver.begin()
             except Exception as exc:
                 await connection.invalidate(exc)
                 await session.close()
@@ -105,6 +105,7 @@ class SqlAlchemyUnitOfWork(ABC):
                 await connection.invalidate()
                 await session.close()
                 raise
+            self.driver = driver
             return session
         raise AssertionError("unreachable")
 
@@ -122,7 +123,12 @@ class SqlAlchemyUnitOfWork(ABC):
     async def commit(self) -> None:
         await self.outbox.flush()  # the events no write statement took along
         session = self.session
-        await session.commit()
+        if session.new or session.dirty or session.deleted:
+            await session.flush()
+        # On the driver (shared.persistence.driver): the session's transaction is the
+        # adapter's, and closing the session after it sends nothing. Nothing runs on this unit
+        # of work after its commit.
+        await self.driver.commit()
         position = session.info.get(COMMIT_POSITION)
         if position is not None:
             # With a replica: the primary's WAL position now, past this commit, for the

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy import (
     Select,
     Uuid,
@@ -24,6 +25,7 @@ from library.books.infrastructure.models import (
 )
 from shared.kernel.errors import ConcurrentUpdateError
 from shared.persistence.db import flush
+from shared.persistence.driver import TransactionDriver
 from shared.persistence.errors import REFERENCE_VIOLATIONS, sqlstate, violated_constraint
 from shared.persistence.outbox import RECORD_EVENTS, SqlAlchemyOutbox
 from shared.persistence.reads import Statement
@@ -92,10 +94,17 @@ _COMPILED = {s: Statement(s) for s in (_INSERT_BOOK, _INSERT_BOOK_ALONE)}
 class SqlAlchemyBookRepository:
     """Maps Book <-> BookRow (+ its credit rows) on one session. Adds and flushes; never commits."""
 
-    def __init__(self, session: AsyncSession, outbox: SqlAlchemyOutbox | None = None) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        outbox: SqlAlchemyOutbox,
+        driver: TransactionDriver,
+    ) -> None:
         self._session = session
         # The unit of work's outbox: a book's INSERT writes the events pending on it.
         self._outbox = outbox
+        # The unit of work's transaction on asyncpg itself: a book's INSERT is driver SQL.
+        self._driver = driver
         self._names: dict[uuid.UUID, tuple[str, ...]] = {}
 
     async def get(self, book_id: uuid.UUID) -> Book | None:
@@ -123,17 +132,15 @@ class SqlAlchemyBookRepository:
             "positions": list(range(len(book.author_ids))),
         }
         statement = _INSERT_BOOK_ALONE
-        if self._outbox is not None and self._outbox.enabled:
+        if self._outbox.enabled:
             statement, values["events"] = _INSERT_BOOK, self._outbox.take()
+        compiled = _COMPILED[statement]
         try:
-            connection = await self._session.connection()
-            # Sent as the driver's SQL (compiled once): no compilation-cache lookup nor bind
-            # processing per POST, still SQLAlchemy's execution (its events: metrics, spans).
-            compiled = _COMPILED[statement]
-            result = await connection.exec_driver_sql(compiled.sql, tuple(compiled.args(values)))
-            row: Any = result.one()
+            # On asyncpg itself, compiled once (shared.persistence.driver): no greenlet, no
+            # execution context, no bind processing per POST.
+            row: Any = await self._driver.fetchrow(compiled, values)
             version, names = row
-        except IntegrityError as exc:
+        except (IntegrityError, asyncpg.IntegrityConstraintViolationError) as exc:
             _refused(exc, book)
             raise
         book.version = version
@@ -231,7 +238,7 @@ class SqlAlchemyBookRepository:
             raise
 
 
-def _refused(exc: IntegrityError, book: Book) -> None:
+def _refused(exc: IntegrityError | asyncpg.PostgresError, book: Book) -> None:
     """The domain's error for what the database refused of ``book`` (returns if none fits)."""
     if violated_constraint(exc) == _ISBN_CONSTRAINT and book.isbn13 is not None:
         raise DuplicateIsbnError(book.isbn13) from None

@@ -15,4 +15,4 @@ class SqlAlchemyBooksUnitOfWork(SqlAlchemyUnitOfWork):
     books: BookRepository
 
     def _bind_repositories(self, session: AsyncSession) -> None:
-        self.books = SqlAlchemyBookRepository(session, self.outbox)
+        self.books = SqlAlchemyBookRepository(session, self.outbox, self.driver)
