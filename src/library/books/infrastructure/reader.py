@@ -209,11 +209,16 @@ class _Filters(NamedTuple):
 
 def _filtered(stmt: _Select, filters: _Filters) -> _Select:
     if filters.by_author:
+        # The author's books first, then their order: OFFSET 0 keeps the subquery from being
+        # flattened into a join the planner may walk the other way round (the sort's index,
+        # probing each book for the author): for the most prolific author of 1M books (2,936)
+        # that read 56k-100k buffers a page, against 14k this way; the work stays bounded by
+        # the author's books, whatever the sort.
         stmt = stmt.where(
             BookRow.id.in_(
-                select(BookAuthorRow.book_id).where(
-                    BookAuthorRow.author_id == bindparam("author_id", type_=Uuid)
-                )
+                select(BookAuthorRow.book_id)
+                .where(BookAuthorRow.author_id == bindparam("author_id", type_=Uuid))
+                .offset(literal_column("0"))
             )
         )
     if filters.by_language:
