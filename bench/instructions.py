@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import re
 import shutil
 import subprocess  # nosec B404 - fixed programs, our own arguments
@@ -38,6 +39,7 @@ from bench import micro
 from bench.observability import VARIANTS, OtlpSink, variant_environment
 
 CHILD_WARM = 320
+COUNTED_SEED = 12
 
 
 async def _child(dsn: str, shape: str, requests: int, control: Path) -> None:
@@ -56,6 +58,9 @@ async def _child(dsn: str, shape: str, requests: int, control: Path) -> None:
             provider.force_flush()  # the warm-up's spans are exported before counting starts
         (control / "ready").touch()
         await _file_appears(control / "go")
+        # The trace ids (and so which requests a ratio sampler records) come from ``random``:
+        # seeded, the counted requests sampled are the same from run to run of one build.
+        random.seed(COUNTED_SEED)
         await micro._measure(app, shapes[shape], requests, writes)
         if provider is not None:
             provider.force_flush()  # and the counted requests' before it stops
@@ -95,9 +100,11 @@ def count(
     out_dir: Path,
     env: dict[str, str] | None = None,
     tag: str = "",
-) -> tuple[int, Path]:
-    """(instructions per request, callgrind file) of ``requests`` requests of ``shape``, the
-    app's process getting ``env`` (default: this one's)."""
+    sink: OtlpSink | None = None,
+) -> tuple[int, Path, tuple[int, int]]:
+    """(instructions per request, callgrind file, (exports, spans) the ``sink`` received while
+    counting) of ``requests`` requests of ``shape``, the app's process getting ``env``
+    (default: this one's)."""
     valgrind, control_tool = shutil.which("valgrind"), shutil.which("callgrind_control")
     if valgrind is None or control_tool is None:
         raise SystemExit("valgrind not found: apt-get install valgrind")
@@ -140,9 +147,11 @@ def count(
         try:
             _wait_for(control / "ready", process)
             instrument("on")
+            before = (sink.requests, sink.spans) if sink is not None else (0, 0)
             (control / "go").touch()
             _wait_for(control / "done", process)
             instrument("off")
+            after = (sink.requests, sink.spans) if sink is not None else (0, 0)
             (control / "stop").touch()
             process.wait(timeout=300)
         finally:
@@ -153,7 +162,7 @@ def count(
     if match is None:
         raise SystemExit(f"no instruction total in {out}")
     done = requests // micro.CALLERS * micro.CALLERS
-    return int(match.group(1)) // done, out
+    return int(match.group(1)) // done, out, (after[0] - before[0], after[1] - before[1])
 
 
 def main() -> None:
@@ -179,7 +188,7 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     if not a.observability:
         for shape in a.only or ["get_book", "list_50"]:
-            per_request, out = count(a.dsn, shape, a.requests, a.out)
+            per_request, out, _ = count(a.dsn, shape, a.requests, a.out)
             print(f"{shape:10s} {per_request:>12,d} instructions/request  ({out})", flush=True)
         return
     sink = OtlpSink()
@@ -192,9 +201,12 @@ def main() -> None:
         for name in a.observability:
             env = {**base, **variant_environment(VARIANTS[name], sink.port)}
             for shape in a.only or ["get_book", "list_50"]:
-                per_request, out = count(a.dsn, shape, a.requests, a.out, env, f"-{name}")
+                per_request, out, (exports, spans) = count(
+                    a.dsn, shape, a.requests, a.out, env, f"-{name}", sink
+                )
                 print(
-                    f"{shape:10s} {name:16s} {per_request:>12,d} instructions/request  ({out})",
+                    f"{shape:10s} {name:16s} {per_request:>12,d} instructions/request  "
+                    f"({exports} exports, {spans} spans; {out})",
                     flush=True,
                 )
     finally:

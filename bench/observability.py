@@ -49,6 +49,8 @@ VARIANTS = {
         Variant("on", metrics=True, tracing=True),
         Variant("on-sampled", metrics=True, tracing=True, sampler_ratio=SAMPLED_RATIO),
         Variant("tracing-sampled", metrics=False, tracing=True, sampler_ratio=SAMPLED_RATIO),
+        # Both on, no request sampled: what tracing costs the requests it does not record.
+        Variant("on-never", metrics=True, tracing=True, sampler_ratio="0"),
     )
 }
 
@@ -60,13 +62,15 @@ class OtlpSink:
         sink = self
         self.requests = 0
         self.bytes = 0
+        self.spans = 0
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
-                self.rfile.read(length)
+                body = self.rfile.read(length)
                 sink.requests += 1
                 sink.bytes += length
+                sink.spans += _span_count(body)
                 self.send_response(200)
                 self.send_header("content-type", "application/x-protobuf")
                 self.send_header("content-length", "0")
@@ -83,6 +87,20 @@ class OtlpSink:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def _span_count(body: bytes) -> int:
+    """The spans in an OTLP/HTTP protobuf export request (0 if it is not one)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except Exception:  # noqa: BLE001 - a sink accepts anything
+        return 0
+    return sum(len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans)
 
 
 def _args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
