@@ -65,6 +65,10 @@ class OtlpSink:
         self.spans = 0
 
         class Handler(BaseHTTPRequestHandler):
+            # Connections kept open between exports, as a collector keeps them (HTTP/1.0, the
+            # default here, closed each one: a new TCP connection per export).
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length)
