@@ -41,6 +41,8 @@ def _child(mode: str, repeat: int) -> None:
     )
     import random
 
+    from opentelemetry.sdk.trace import Tracer as SdkTracer
+
     from shared.observability.spans import StatementSpans
     from shared.observability.tracing import Tracing, tracer_provider_from_env
 
@@ -48,7 +50,9 @@ def _child(mode: str, repeat: int) -> None:
     provider = tracer_provider_from_env("1.0")
     assert provider is not None  # noqa: S101 - an endpoint is set above
     server_spans = Tracing(provider).server_spans()
-    statements = StatementSpans(provider.get_tracer("library.db"))
+    tracer = provider.get_tracer("library.db")
+    assert isinstance(tracer, SdkTracer)  # noqa: S101 - the SDK's provider
+    statements = StatementSpans(tracer)
     connection: Any = type(
         "Connection",
         (),
@@ -71,7 +75,7 @@ def _child(mode: str, repeat: int) -> None:
         "state": {},
     }
     sql = "SELECT b.id, b.title, b.isbn13, b.language FROM books AS b WHERE b.id = $1"
-    queue = provider._active_span_processor._span_processors[0]._batch_processor._queue  # type: ignore[attr-defined]  # noqa: SLF001
+    queue = provider._active_span_processor._span_processors[0]._batch_processor._queue  # type: ignore[attr-defined]
 
     def request() -> None:
         begun = server_spans.begin(scope, "GET", False)
