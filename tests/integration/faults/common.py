@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from tests.integration.postgres import connect_url
+from tests.integration.postgres import Server, connect_url
 
 
 def unique_application_name() -> str:
@@ -23,6 +24,29 @@ async def connect(database_url: str) -> asyncpg.Connection:
     return await connect_url(
         make_url(database_url), server_settings={"application_name": "library-fault-test"}
     )
+
+
+@contextlib.asynccontextmanager
+async def app_servers(server: Server, database_url: str) -> AsyncIterator[list[asyncpg.Connection]]:
+    """A connection to each server the app's pooled connections end on: the test database's.
+    With TEST_CLUSTER=1, the primary's (where PgBouncer's server connections serve the app's
+    writes: PgBouncer sets on each the application_name of the client it lends it to, so they
+    go by the app's name) and the replica's (the read pool's)."""
+    places = [database_url]
+    if server.cluster is not None:
+        replica = make_url(database_url).set(
+            host="127.0.0.1", port=server.cluster.replica_port, query={}
+        )
+        places.append(replica.render_as_string(hide_password=False))
+    admins: list[asyncpg.Connection] = []
+    try:
+        for url in places:
+            admins.append(await connect(url))
+        yield admins
+    finally:
+        for admin in admins:
+            with contextlib.suppress(asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+                await admin.close(timeout=2)
 
 
 async def sessions(conn: asyncpg.Connection, application_name: str) -> list[asyncpg.Record]:

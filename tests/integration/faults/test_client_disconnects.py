@@ -26,12 +26,13 @@ from sqlalchemy.pool import QueuePool
 
 from shared.settings import Settings
 from tests.integration.faults.common import (
-    connect,
+    app_servers,
     sessions,
     unique_application_name,
     wait_for,
 )
 from tests.integration.helpers import API, create_author, running_app
+from tests.integration.postgres import Server
 
 pytestmark = pytest.mark.fault
 
@@ -72,32 +73,36 @@ def engine_of(app: FastAPI) -> AsyncEngine:
     return engine
 
 
-async def assert_nothing_leaked(app: FastAPI, database_url: str, application_name: str) -> None:
+async def assert_nothing_leaked(
+    app: FastAPI, server: Server, database_url: str, application_name: str
+) -> None:
     """No pooled connection checked out (write pool or read pool), no session of the app in (or
-    idle in) a transaction."""
+    idle in) a transaction (with TEST_CLUSTER=1: PgBouncer's server connections on the primary
+    and the read pool's on the replica)."""
     pool = engine_of(app).pool
     assert isinstance(pool, QueuePool)
     reads = app.state.container.read_pool()
 
-    admin = await connect(database_url)
-    try:
+    async with app_servers(server, database_url) as admins:
+
+        async def app_states() -> list[str]:
+            return [
+                row["state"] for admin in admins for row in await sessions(admin, application_name)
+            ]
 
         async def settled() -> bool:
             if pool.checkedout() or reads.usage()[0]:
                 return False
             # A connection discarded while it was being set up may leave its backend finishing
             # the setup query for a moment after the client closed the socket.
-            states = {row["state"] for row in await sessions(admin, application_name)}
-            return states <= {"idle"}
+            return set(await app_states()) <= {"idle"}
 
         # A request whose client left may still be finishing its work: give it a moment. A
         # leak is still there after it, and the assertions below name it.
         with contextlib.suppress(AssertionError):
             await wait_for(settled, seconds=10, what="every connection back in the pool, idle")
         gc.collect()  # a connection dropped without being returned would warn (an error here)
-        states = [row["state"] for row in await sessions(admin, application_name)]
-    finally:
-        await admin.close()
+        states = await app_states()
     assert pool.checkedout() == 0, "a write connection was never returned"
     used, _, read_max, _ = reads.usage()
     assert used == 0, "a read connection was never returned"
@@ -193,7 +198,7 @@ async def mixed_batches(
 
 
 async def test_clients_hanging_up_over_http_leak_no_connection(
-    settings: Settings, database_url: str, clean_database: None
+    settings: Settings, postgres_server: Server, database_url: str, clean_database: None
 ) -> None:
     name = unique_application_name()
     app_settings = settings.model_copy(update={"db_application_name": name, "db_pool_size": 5})
@@ -215,12 +220,12 @@ async def test_clients_hanging_up_over_http_leak_no_connection(
 
             # The moments were random enough to catch requests at every stage.
             await mixed_batches(batch, window, "answered")
-            await assert_nothing_leaked(app, database_url, name)
+            await assert_nothing_leaked(app, postgres_server, database_url, name)
         await still_serves(client, author_ids[:2])
 
 
 async def test_requests_cancelled_at_random_awaits_leak_no_connection(
-    settings: Settings, database_url: str, clean_database: None
+    settings: Settings, postgres_server: Server, database_url: str, clean_database: None
 ) -> None:
     name = unique_application_name()
     app_settings = settings.model_copy(update={"db_application_name": name, "db_pool_size": 5})
@@ -244,5 +249,5 @@ async def test_requests_cancelled_at_random_awaits_leak_no_connection(
             return await asyncio.gather(*(one() for _ in range(REQUESTS)))
 
         await mixed_batches(batch, window, "completed")
-        await assert_nothing_leaked(app, database_url, name)
+        await assert_nothing_leaked(app, postgres_server, database_url, name)
         await still_serves(client, author_ids[:2])

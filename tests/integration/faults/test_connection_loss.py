@@ -18,6 +18,7 @@ import pytest
 from shared.settings import Settings
 from tests.auth import AUTH_SETTINGS
 from tests.integration.faults.common import (
+    app_servers,
     connect,
     sessions,
     unique_application_name,
@@ -59,9 +60,14 @@ async def request_held_by_a_lock(
 
 
 async def warm_up(client: httpx.AsyncClient) -> None:
-    """Several pooled connections, so the fault hits idle ones as well as the busy one."""
-    responses = await asyncio.gather(*(client.get(f"{API}/authors") for _ in range(8)))
-    assert {r.status_code for r in responses} == {200}
+    """Several pooled connections, so the fault hits idle ones as well as the busy one: reads
+    and writes at once (with TEST_CLUSTER=1, reads open the read pool's on the replica, and
+    writes take several of PgBouncer's server connections on the primary)."""
+    responses = await asyncio.gather(
+        *(client.get(f"{API}/authors") for _ in range(8)),
+        *(client.post(f"{API}/authors", json={"name": f"Warm {i}"}) for i in range(8)),
+    )
+    assert [r.status_code for r in responses] == [200] * 8 + [201] * 8
 
 
 async def serves_again(client: httpx.AsyncClient, since: float) -> None:
@@ -96,40 +102,41 @@ async def kill_sessions(admin: asyncpg.Connection, application_name: str) -> int
 
 
 async def test_idle_pooled_connections_killed_are_replaced_unnoticed(
-    settings: Settings, database_url: str, clean_database: None
+    settings: Settings, postgres_server: Server, database_url: str, clean_database: None
 ) -> None:
+    # With TEST_CLUSTER=1 what dies is PgBouncer's server connections on the primary (the
+    # pooler replaces them, the app's connections to it stay) and the read pool's on the replica.
     name = unique_application_name()
     app_settings = settings.model_copy(update={"db_application_name": name})
     async with running_app(app_settings) as (_, client):
         await warm_up(client)
-        admin = await connect(database_url)
-        try:
-            assert await kill_sessions(admin, name) >= 2
+        async with app_servers(postgres_server, database_url) as servers:
+            for admin in servers:
+                assert await kill_sessions(admin, name) >= 2
             killed_at = time.monotonic()
             await serves_again(client, since=killed_at)
-        finally:
-            await admin.close()
 
 
 async def test_killing_every_connection_of_the_app_costs_only_the_requests_in_flight(
-    settings: Settings, database_url: str, clean_database: None
+    settings: Settings, postgres_server: Server, database_url: str, clean_database: None
 ) -> None:
     name = unique_application_name()
     app_settings = settings.model_copy(update={"db_application_name": name})
     async with running_app(app_settings) as (_, client):
         await warm_up(client)
-        async with request_held_by_a_lock(client, database_url, name) as in_flight:
-            admin = await connect(database_url)
-            try:
-                # The busy connection and idle pooled ones.
+        async with (
+            request_held_by_a_lock(client, database_url, name) as in_flight,
+            app_servers(postgres_server, database_url) as servers,
+        ):
+            # The busy connection and idle pooled ones (with TEST_CLUSTER=1: PgBouncer's server
+            # connections, the busy one among them, and the read pool's on the replica).
+            for admin in servers:
                 assert await kill_sessions(admin, name) >= 2
-                killed_at = time.monotonic()
-                assert_unavailable(await in_flight)
-                await serves_again(client, since=killed_at)
-                # Nothing was written by the request that failed.
-                assert await admin.fetchval("SELECT count(*) FROM books") == 0
-            finally:
-                await admin.close()
+            killed_at = time.monotonic()
+            assert_unavailable(await in_flight)
+            await serves_again(client, since=killed_at)
+            # Nothing was written by the request that failed.
+            assert await servers[0].fetchval("SELECT count(*) FROM books") == 0
 
 
 @pytest.fixture(scope="session")
