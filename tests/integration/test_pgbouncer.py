@@ -13,6 +13,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -63,12 +64,17 @@ async def pooled_app(pooled_settings: Settings) -> AsyncIterator[FastAPI]:
 
 
 @pytest.fixture
-async def pooled(pooled_app: FastAPI, clean_database: None) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the app whose DATABASE_URL is PgBouncer's, on emptied tables."""
+async def pooled(
+    pooled_app: FastAPI, clean_database: None, read_after_every_write: dict[str, Any]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app whose DATABASE_URL is PgBouncer's, on emptied tables (with
+    TEST_CLUSTER=1 the app reads from the replica: the client sends Commit-LSN, as the suite's
+    others do, and reads its own writes)."""
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=pooled_app),
         base_url="http://testserver",
         headers=bearer(),
+        event_hooks=read_after_every_write,
     ) as http:
         yield http
 
