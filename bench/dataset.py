@@ -30,12 +30,21 @@ async def remove_posted_books(dsn: str) -> int:
     """Delete the books earlier POST scenarios created (their titles carry a prefix)."""
     conn = await asyncpg.connect(dsn)
     try:
-        status = await conn.execute(
-            "DELETE FROM books WHERE title LIKE $1", POST_TITLE_PREFIX + "%"
-        )
+        return await _remove_posted_books(conn)
     finally:
         await conn.close()
-    return int(status.split()[-1])
+
+
+async def _remove_posted_books(conn: asyncpg.Connection) -> int:
+    """Delete the posted books, then vacuum what they left when there were any: without
+    autovacuum (this machine's PostgreSQL runs without) their dead rows and the search indexes'
+    pending entries stayed, and the next run's rare search ran 4x slower in the database
+    (pgbench 2,700 tx/s in one run, 385 in the next, on the same term)."""
+    status = await conn.execute("DELETE FROM books WHERE title LIKE $1", POST_TITLE_PREFIX + "%")
+    removed = int(status.split()[-1])
+    if removed:
+        await conn.execute("VACUUM (ANALYZE) books, book_authors")
+    return removed
 
 
 async def _reusable(dsn: str, books: int) -> str | None:
@@ -52,7 +61,7 @@ async def _reusable(dsn: str, books: int) -> str | None:
         }
         if revisions != head_revisions():
             return f"at revision {sorted(revisions)}, the code is at {sorted(head_revisions())}"
-        await conn.execute("DELETE FROM books WHERE title LIKE $1", POST_TITLE_PREFIX + "%")
+        await _remove_posted_books(conn)
         count = await conn.fetchval("SELECT count(*) FROM books")
         if count != books:
             return f"{count:,} books, not {books:,}"

@@ -59,7 +59,8 @@ def reads_counted(metrics: str) -> int:
 async def app_sessions(admin: asyncpg.Connection, name: str) -> list[asyncpg.Record]:
     """The backends of every pool of every worker (the relay's are named ``<name>-relay``)."""
     rows: list[asyncpg.Record] = await admin.fetch(
-        "SELECT pid, application_name, wait_event_type FROM pg_stat_activity"
+        "SELECT pid, application_name, wait_event_type, wait_event, state, left(query, 60)"
+        " AS query FROM pg_stat_activity"
         " WHERE application_name IN ($1, $1 || '-relay')",
         name,
     )
@@ -138,7 +139,21 @@ async def test_two_workers_serve_then_sigterm_stops_both_gracefully(
                 rows = await app_sessions(admin, name)
                 return sum(1 for row in rows if row[2] == "Lock") == 4
 
-            await wait_for(all_wait_on_the_lock, what="the four writes to wait on the lock")
+            try:
+                await wait_for(all_wait_on_the_lock, what="the four writes to wait on the lock")
+            except AssertionError as timed_out:
+                # Seen now and then on a loaded machine: say what each write and session was
+                # doing, for whoever reads the failure.
+                answered = [
+                    repr(t.exception()) if t.exception() else t.result().status_code
+                    for t in in_flight
+                    if t.done()
+                ]
+                sessions = [dict(row) for row in await app_sessions(admin, name)]
+                raise AssertionError(
+                    f"{timed_out}; writes answered {answered}; sessions {sessions}; "
+                    f"server output {server.output()[-3000:]}"
+                ) from None
 
             server.signal(signal.SIGTERM)
 
