@@ -131,8 +131,10 @@ class Observability:
         if metrics is not None:
             read_pool.on_query = metrics.query_observer(READ_POOL)
             self._read_pool = read_pool
-            watch_engine(engine.sync_engine, metrics.query_observer(WRITE_POOL))
-            driver.on_query = metrics.query_observer(WRITE_POOL)
+            # The write side's statements: SQLAlchemy's, and those sent on asyncpg directly.
+            write_statements = metrics.query_observer(WRITE_POOL)
+            watch_engine(engine.sync_engine, write_statements)
+            driver.on_query = write_statements
             self._driver = driver
             metrics.watch_pool(WRITE_POOL, _write_pool_sampler(engine, settings))
             metrics.watch_pool(READ_POOL, _read_pool_sampler(read_pool))

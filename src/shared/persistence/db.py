@@ -33,6 +33,7 @@ from sqlalchemy.types import DateTime
 from sqlalchemy.util.concurrency import await_
 
 from shared.kernel.errors import ConcurrentUpdateError
+from shared.persistence.driver import StatementObservers
 from shared.persistence.errors import connection_refused
 from shared.settings import Settings
 
@@ -207,7 +208,7 @@ def create_session_factory(
     *,
     record_events: bool = True,
     commit_position: Callable[[], Awaitable[str]] | None = None,
-    observers: object | None = None,
+    observers: StatementObservers | None = None,
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded values after commit (no implicit refresh I/O).
 

@@ -4,7 +4,7 @@ The unit of work keeps SQLAlchemy's session (the ORM's loads and flushes go thro
 what needs none of its machinery goes to asyncpg itself: the BEGIN, the COMMIT, and the
 statements a repository sends as driver SQL (a :class:`~shared.persistence.reads.Statement`,
 compiled once). Through the session, each of them was a greenlet spawned, an execution context
-built and SQLAlchemy's event dispatch: a POST a book went from 1.92M to 1.55M instructions
+built and SQLAlchemy's event dispatch: a POST a book went from 1.92M to 1.57M instructions
 without them (callgrind, ``make bench-instructions SHAPES=post_book``; docs/performance.md).
 
 The transaction is the asyncpg adapter's own (SQLAlchemy's hook, ``_start_transaction``, and
