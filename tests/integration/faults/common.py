@@ -51,10 +51,20 @@ async def app_servers(server: Server, database_url: str) -> AsyncIterator[list[a
 
 async def sessions(conn: asyncpg.Connection, application_name: str) -> list[asyncpg.Record]:
     """The app's backends: pid, state, wait_event_type."""
-    rows: list[asyncpg.Record] = await conn.fetch(
+    return await activity(
+        conn,
         "SELECT pid, state, wait_event_type FROM pg_stat_activity WHERE application_name = $1",
         application_name,
     )
+
+
+async def activity(conn: asyncpg.Connection, query: str, *args: object) -> list[asyncpg.Record]:
+    """``query`` on pg_stat_activity as it is now, even when ``conn`` is in a transaction (a
+    test holding a lock): PostgreSQL takes the backends' list once per transaction, on first
+    access, and a backend that connects later is missing from every poll after it (a write
+    that opened a fresh pooled connection to wait on the lock was never seen)."""
+    await conn.execute("SELECT pg_stat_clear_snapshot()")
+    rows: list[asyncpg.Record] = await conn.fetch(query, *args)
     return rows
 
 

@@ -13,7 +13,12 @@ import httpx
 import pytest
 
 from tests.auth import bearer
-from tests.integration.faults.common import connect, unique_application_name, wait_for
+from tests.integration.faults.common import (
+    activity,
+    connect,
+    unique_application_name,
+    wait_for,
+)
 from tests.integration.faults.server import ServerProcess
 from tests.integration.helpers import API
 
@@ -58,13 +63,13 @@ def reads_counted(metrics: str) -> int:
 
 async def app_sessions(admin: asyncpg.Connection, name: str) -> list[asyncpg.Record]:
     """The backends of every pool of every worker (the relay's are named ``<name>-relay``)."""
-    rows: list[asyncpg.Record] = await admin.fetch(
+    return await activity(
+        admin,
         "SELECT pid, application_name, wait_event_type, wait_event, state, left(query, 60)"
         " AS query FROM pg_stat_activity"
         " WHERE application_name IN ($1, $1 || '-relay')",
         name,
     )
-    return rows
 
 
 async def test_two_workers_serve_then_sigterm_stops_both_gracefully(
@@ -150,8 +155,14 @@ async def test_two_workers_serve_then_sigterm_stops_both_gracefully(
                     if t.done()
                 ]
                 sessions = [dict(row) for row in await app_sessions(admin, name)]
+                pools = [
+                    line
+                    for line in (await client.get("/metrics")).text.splitlines()
+                    if line.startswith("db_client_connection")
+                ]
                 raise AssertionError(
                     f"{timed_out}; writes answered {answered}; sessions {sessions}; "
+                    f"pools {pools}; "
                     f"server output {server.output()[-3000:]}"
                 ) from None
 
