@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +31,8 @@ from bench.sidebyside import Side, compare, table
 
 TARGET = 0.95
 SAMPLED_RATIO = "0.01"
+# The sink is quiet once nothing came for longer than OTEL_BSP_SCHEDULE_DELAY (5 s by default).
+QUIET_AFTER_S = 6.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,7 @@ class OtlpSink:
         self.requests = 0
         self.bytes = 0
         self.spans = 0
+        self.last_export = 0.0  # time.monotonic() of the last export received
 
         class Handler(BaseHTTPRequestHandler):
             # Connections kept open between exports, as a collector keeps them (HTTP/1.0, the
@@ -75,6 +79,7 @@ class OtlpSink:
                 sink.requests += 1
                 sink.bytes += length
                 sink.spans += _span_count(body)
+                sink.last_export = time.monotonic()
                 self.send_response(200)
                 self.send_header("content-type", "application/x-protobuf")
                 self.send_header("content-length", "0")
@@ -87,6 +92,11 @@ class OtlpSink:
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
+
+    def quiet(self) -> bool:
+        """No export for longer than the batch span processor's schedule delay
+        (``OTEL_BSP_SCHEDULE_DELAY``, 5 s): every server has sent what it had queued."""
+        return time.monotonic() - self.last_export > QUIET_AFTER_S
 
     def close(self) -> None:
         self._server.shutdown()
@@ -227,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
         for v in variants
     ]
     try:
-        results = compare(cfg, run_dir, dsn, scenarios, sides, target=TARGET)
+        results = compare(cfg, run_dir, dsn, scenarios, sides, target=TARGET, quiet=sink.quiet)
     finally:
         sink.close()
     results["started"] = started.isoformat(timespec="seconds")

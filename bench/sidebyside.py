@@ -4,8 +4,16 @@ Each side is one ``library serve`` of this checkout with an environment of its o
 on or off, the outbox on or off, ...). wrk drives each server in turn, the sides' order
 rotating every round (whichever runs first in a round was seen to measure a few percent worse,
 whatever its code); the figure of a side is the median over the rounds of its req/s over the
-reference side's in the same round. Used by `make bench-observability` and `make bench-outbox`,
-with bench/run.py's servers and driver and bench/workload.py's scenarios.
+reference side's at the same time: interpolated between the reference's runs before and after
+it, as the machine's own speed drifts over minutes (see :func:`_bracketed_ratios`).
+
+Before each measurement every server is let settle: the one measured last may still be
+working off what its run left (a tracing side exports its queued spans for seconds after wrk
+stops; the outbox's relay delivers its events), and that work ran during the next side's run.
+Every tracing side of `make bench-observability` came right after another in the rotation,
+and the 1% sampled one read 0.73 to 1.11 of ``off`` from one round to the next. Used by `make
+bench-observability` and `make bench-outbox`, with bench/run.py's servers and driver and
+bench/workload.py's scenarios.
 """
 
 from __future__ import annotations
@@ -13,12 +21,21 @@ from __future__ import annotations
 import os
 import statistics
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bench import workload
 from bench.run import Config, Driver, Server, _git_commit
+
+# A server is settled when it used less than this share of one CPU over a window.
+SETTLED_CPU_SHARE = 0.02
+SETTLE_WINDOW_S = 0.5
+SETTLE_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +56,12 @@ def compare(
     *,
     target: float,
     ready_path: str = "/health/ready",
+    quiet: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Serve every side, measure each scenario in ``cfg.rounds`` interleaved rounds; the
     results: config, per-scenario rounds and per-side medians (the first side is the
-    reference every ratio is taken against)."""
+    reference every ratio is taken against). ``quiet``: what must hold too before each
+    measurement, on top of every server being idle (:func:`settle`)."""
     reference = sides[0].name
     library = str(Path(sys.executable).with_name("library"))
     servers = {
@@ -81,15 +100,25 @@ def compare(
                 warm = driver.measure(server, scenario, cfg.warmup)
                 print(f"  warm-up {server.name:10} {warm['rps']:8.0f} req/s", flush=True)
             rounds: list[dict[str, Any]] = []
+            timeline: list[tuple[float, int, str]] = []  # (mid-run time, round, side)
             for index in range(cfg.rounds):
                 order = sides[index % len(sides) :] + sides[: index % len(sides)]
-                measured = {
-                    s.name: driver.measure(servers[s.name], scenario, cfg.duration) for s in order
-                }
+                measured = {}
+                settled = {}
+                for s in order:
+                    settled[s.name] = settle(list(servers.values()), quiet)
+                    begun = time.monotonic()
+                    measured[s.name] = driver.measure(servers[s.name], scenario, cfg.duration)
+                    timeline.append(((begun + time.monotonic()) / 2, index, s.name))
                 base = measured[reference]["rps"]
                 ratios = {n: (m["rps"] / base if base else 0.0) for n, m in measured.items()}
                 rounds.append(
-                    {"order": [s.name for s in order], "runs": measured, "ratios": ratios}
+                    {
+                        "order": [s.name for s in order],
+                        "runs": measured,
+                        "ratios_same_round": ratios,
+                        "settle_s": settled,  # the wait for every server to go idle before it
+                    }
                 )
                 print(
                     f"  round {index + 1}: "
@@ -99,6 +128,15 @@ def compare(
                     ),
                     flush=True,
                 )
+            _bracketed_ratios(rounds, timeline, reference)
+            print(
+                "  against the reference interpolated at each run's time: "
+                + ", ".join(
+                    f"{s.name} " + " ".join(f"{r['ratios'][s.name]:.2f}" for r in rounds)
+                    for s in sides[1:]
+                ),
+                flush=True,
+            )
             results["scenarios"][scenario.name] = {
                 "title": scenario.title,
                 "rounds": rounds,
@@ -109,6 +147,69 @@ def compare(
             server.stop()
     results["load_average_at_end"] = os.getloadavg()
     return results
+
+
+def _cpu_seconds(server: Server) -> float:
+    """The CPU time the server's process and its children have used so far."""
+    try:
+        processes = [server.ps, *server.ps.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def settle(servers: list[Server], quiet: Callable[[], bool] | None = None) -> float:
+    """Wait until every server is idle (under :data:`SETTLED_CPU_SHARE` of a CPU over
+    :data:`SETTLE_WINDOW_S`) and ``quiet()`` holds, at most :data:`SETTLE_TIMEOUT_S`; the
+    seconds waited."""
+    started = time.monotonic()
+    before = [_cpu_seconds(server) for server in servers]
+    while True:
+        time.sleep(SETTLE_WINDOW_S)
+        after = [_cpu_seconds(server) for server in servers]
+        busy = max(b - a for a, b in zip(before, after, strict=True))
+        waited = time.monotonic() - started
+        idle = busy < SETTLED_CPU_SHARE * SETTLE_WINDOW_S and (quiet is None or quiet())
+        if idle or waited >= SETTLE_TIMEOUT_S:
+            return round(waited, 2)
+        before = after
+
+
+def _bracketed_ratios(
+    rounds: list[dict[str, Any]], timeline: list[tuple[float, int, str]], reference: str
+) -> None:
+    """Each run's ratio (``ratios`` of its round) against the reference's req/s interpolated at
+    the run's time, between the reference's runs just before and after it (the nearest one at
+    either end). The machine's own speed drifts by more than the differences measured here
+    (the reference alone went from 3,400 to 5,500 req/s within minutes, its CPU per request
+    with it), and within a round the reference's run may be minutes away from the other's."""
+    marks: list[tuple[float, float]] = [
+        (t, float(rounds[i]["runs"][name]["rps"])) for t, i, name in timeline if name == reference
+    ]
+
+    def reference_at(t: float) -> float:
+        before = [m for m in marks if m[0] <= t]
+        after = [m for m in marks if m[0] >= t]
+        if not before:
+            return after[0][1]
+        if not after:
+            return before[-1][1]
+        (t0, r0), (t1, r1) = before[-1], after[0]
+        return r0 if t1 == t0 else r0 + (r1 - r0) * (t - t0) / (t1 - t0)
+
+    for r in rounds:
+        r["ratios"] = {}
+    for t, i, name in timeline:
+        base = reference_at(t)
+        rps = rounds[i]["runs"][name]["rps"]
+        rounds[i]["ratios"][name] = rps / base if base else 0.0
 
 
 def _summary(rounds: list[dict[str, Any]], name: str) -> dict[str, Any]:
