@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from bench import workload
 from bench.run import Config, Driver, Server, _git_commit
 
@@ -61,7 +59,7 @@ def compare(
     """Serve every side, measure each scenario in ``cfg.rounds`` interleaved rounds; the
     results: config, per-scenario rounds and per-side medians (the first side is the
     reference every ratio is taken against). ``quiet``: what must hold too before each
-    measurement, on top of every server being idle (:func:`settle`)."""
+    measurement, on top of every server being idle (:func:`wait_until_idle`)."""
     reference = sides[0].name
     library = str(Path(sys.executable).with_name("library"))
     servers = {
@@ -106,7 +104,7 @@ def compare(
                 measured = {}
                 settled = {}
                 for s in order:
-                    settled[s.name] = settle(list(servers.values()), quiet)
+                    settled[s.name] = wait_until_idle(list(servers.values()), quiet)
                     begun = time.monotonic()
                     measured[s.name] = driver.measure(servers[s.name], scenario, cfg.duration)
                     timeline.append(((begun + time.monotonic()) / 2, index, s.name))
@@ -150,25 +148,16 @@ def compare(
 
 
 def _cpu_seconds(server: Server) -> float:
-    """The CPU time the server's process and its children have used so far."""
-    try:
-        processes = [server.ps, *server.ps.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    total = 0.0
-    for process in processes:
-        try:
-            times = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
+    """The CPU time the server's process (one worker: LIBRARY_WORKERS=1) has used so far."""
+    times = server.ps.cpu_times()
+    return float(times.user + times.system)
 
 
-def settle(servers: list[Server], quiet: Callable[[], bool] | None = None) -> float:
+def wait_until_idle(servers: list[Server], quiet: Callable[[], bool] | None = None) -> float:
     """Wait until every server is idle (under :data:`SETTLED_CPU_SHARE` of a CPU over
     :data:`SETTLE_WINDOW_S`) and ``quiet()`` holds, at most :data:`SETTLE_TIMEOUT_S`; the
-    seconds waited."""
+    seconds waited. (The driver's own ``settle``, after each run, waits for the database's
+    queries; this waits for the servers' processes, e.g. an export after the run.)"""
     started = time.monotonic()
     before = [_cpu_seconds(server) for server in servers]
     while True:
