@@ -147,8 +147,8 @@ bench-auth: install ## POST with token verification vs auth disabled (and reads 
 
 # The seeded database the in-process benchmarks read (make bench-quick seeds it).
 MICRO_DSN ?= postgresql://postgres@127.0.0.1:5432/bench_library_100000
-bench-instructions: install ## Instructions per request (GET one book, list 50) under valgrind: load-proof, for comparing commits (OBS="off on ...": observability variants)
-	$(BENCH_RUN) python -m bench.instructions --dsn "$(MICRO_DSN)" $(foreach s,$(SHAPES),--only $(s)) $(foreach o,$(OBS),--observability $(o))
+bench-instructions: install ## Instructions per request (GET one book, list 50) under valgrind: load-proof, for comparing commits (OBS="off on ...": observability variants; BASELINE=<run>/replay.json: make bench's baseline)
+	$(BENCH_RUN) python -m bench.instructions --dsn "$(MICRO_DSN)" $(foreach s,$(SHAPES),--only $(s)) $(foreach o,$(OBS),--observability $(o)) $(if $(BASELINE),--baseline "$(BASELINE)")
 
 bench-quick: install ## A short benchmark on 100,000 books (2 rounds of 4 s)
 	$(BENCH_RUN) python -m bench --books 100000 --rounds 2 --duration 4 --warmup 2

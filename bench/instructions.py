@@ -42,8 +42,13 @@ CHILD_WARM = 320
 COUNTED_SEED = 12
 
 
-async def _child(dsn: str, shape: str, requests: int, control: Path) -> None:
+async def _child(
+    dsn: str, shape: str, requests: int, control: Path, baseline: Path | None = None
+) -> None:
     """Under valgrind: warm up, say READY, wait for ``go``, run, say DONE, wait for ``stop``."""
+    if baseline is not None:
+        await _baseline_child(dsn, shape, requests, control, baseline)
+        return
     os.environ["LIBRARY_DATABASE_URL"] = dsn.replace("postgresql://", "postgresql+asyncpg://")
     micro.production_like(control / "keys")
     from library.bootstrap.app import create_app
@@ -76,6 +81,26 @@ async def _child(dsn: str, shape: str, requests: int, control: Path) -> None:
             await conn.close()
 
 
+async def _baseline_child(dsn: str, shape: str, requests: int, control: Path, replay: Path) -> None:
+    """As :func:`_child`, for `make bench`'s baseline (bench.baseline) replaying ``replay``'s
+    capture of ``shape``: the same requests, the gap between the two in instructions."""
+    import orjson
+
+    from bench.baseline import create_app
+
+    os.environ["BENCH_DSN"] = dsn
+    app = create_app(replay, micro.CALLERS, micro.CALLERS)
+    captured = orjson.loads(replay.read_bytes())  # noqa: ASYNC240 - before the loop serves
+    targets = [r["path"] for r in captured[shape]["requests"]]
+    async with app.router.lifespan_context(app):
+        await micro._measure(app, targets, CHILD_WARM)
+        (control / "ready").touch()
+        await _file_appears(control / "go")
+        await micro._measure(app, targets, requests)
+        (control / "done").touch()
+        await _file_appears(control / "stop")
+
+
 async def _file_appears(path: Path) -> None:
     """Another process (the parent, not this event loop) signals by creating ``path``."""
     while not path.exists():  # noqa: ASYNC110, ASYNC240 - a signal from another process
@@ -101,6 +126,7 @@ def count(
     env: dict[str, str] | None = None,
     tag: str = "",
     sink: OtlpSink | None = None,
+    baseline: Path | None = None,
 ) -> tuple[int, Path, tuple[int, int]]:
     """(instructions per request, callgrind file, (exports, spans) the ``sink`` received while
     counting) of ``requests`` requests of ``shape``, the app's process getting ``env``
@@ -129,6 +155,7 @@ def count(
             str(requests),
             "--control",
             str(control),
+            *(["--baseline", str(baseline)] if baseline is not None else []),
         ]
 
         def instrument(state: str) -> None:
@@ -181,18 +208,26 @@ def main() -> None:
         choices=list(VARIANTS),
         help="metrics and tracing as bench.observability's variant of that name (repeatable)",
     )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="count make bench's baseline instead, replaying this run's replay.json (its DSN)",
+    )
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--control", type=Path, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
         import uvloop
 
-        uvloop.run(_child(a.dsn, a.only[0], a.requests, a.control))
+        uvloop.run(_child(a.dsn, a.only[0], a.requests, a.control, a.baseline))
         return
     a.out.mkdir(parents=True, exist_ok=True)
     if not a.observability:
+        tag = "" if a.baseline is None else "-baseline"
         for shape in a.only or ["get_book", "list_50"]:
-            per_request, out, _ = count(a.dsn, shape, a.requests, a.out)
+            per_request, out, _ = count(
+                a.dsn, shape, a.requests, a.out, tag=tag, baseline=a.baseline
+            )
             print(f"{shape:10s} {per_request:>12,d} instructions/request  ({out})", flush=True)
         return
     sink = OtlpSink()

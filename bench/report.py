@@ -10,12 +10,19 @@ MAX_READ_STATEMENTS = 3
 FEW_REQUESTS = 100
 
 
+# The order of the two sides within each round (run.py; "fixed" before it was recorded).
+_ORDERS = {
+    "fixed": "baseline, app, baseline, app, ...",
+    "counterbalanced": "baseline then app, app then baseline, ... by round",
+}
+
+
 def table(results: dict[str, Any]) -> str:
     """One row per scenario: medians over the rounds, the ratio per round and its median."""
     cfg = results["config"]
     lines = [
         f"{cfg['books']:,} books; {cfg['rounds']} rounds of {cfg['duration_s']} s per side "
-        f"(baseline, app, baseline, app, ...) after {cfg['warmup_s']} s warm-ups; wrk "
+        f"({_ORDERS[cfg.get('order', 'fixed')]}) after {cfg['warmup_s']} s warm-ups; wrk "
         f"{cfg['wrk_threads']} thread(s), {cfg['connections']} connections; pool "
         f"{cfg['pool'][0]}+{cfg['pool'][1] - cfg['pool'][0]}; {cfg['cpus']} CPUs shared "
         f"(load average {cfg['load_average_at_start'][0]:.1f} at start); commit {cfg['commit']}.",

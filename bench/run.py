@@ -372,6 +372,7 @@ def main(argv: list[str] | None = None) -> None:
         "config": {
             "books": total,
             "rounds": cfg.rounds,
+            "order": "counterbalanced",
             "duration_s": cfg.duration,
             "warmup_s": cfg.warmup,
             "connections": cfg.connections,
@@ -394,8 +395,16 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  warm-up {server.name:8} {warm['rps']:8.0f} req/s", flush=True)
             rounds: list[dict[str, Any]] = []
             for index in range(cfg.rounds):
-                b = driver.measure(baseline, scenario, cfg.duration)
-                a = driver.measure(app, scenario, cfg.duration)
+                # Counterbalanced: baseline first in odd rounds, the app first in even ones
+                # (B A, A B, B A ...). The machine's speed drifts within a scenario (one run's
+                # baseline fell from 5,580 to 3,029 GETs a second between scenarios): with the
+                # baseline always first, a slowing machine always charged the app.
+                if index % 2 == 0:
+                    b = driver.measure(baseline, scenario, cfg.duration)
+                    a = driver.measure(app, scenario, cfg.duration)
+                else:
+                    a = driver.measure(app, scenario, cfg.duration)
+                    b = driver.measure(baseline, scenario, cfg.duration)
                 ratio = a["rps"] / b["rps"] if b["rps"] else 0.0
                 rounds.append({"baseline": b, "app": a, "ratio": ratio})
                 print(

@@ -34,6 +34,13 @@ from shared.web.problems import install_problem_handlers
 from shared.web.rate_limit import RateLimiter, SearchCap
 
 API_PREFIX = "/api/v1"
+# The young generation's collection threshold while the app serves (CPython's default: 700).
+# A page of 50 books holds about 300 containers (records, dicts, lists) while it is built, and
+# 16 requests are in flight at once: at 700 a young collection ran every other page, found most
+# of them alive, and moved them on to be traversed again by the older generations' collections.
+# At 10,000 most are freed by their reference counts first: 5% fewer instructions per page
+# (bench.instructions, list_50: 1.69M -> 1.61M), GET unchanged; docs/performance.md.
+GC_YOUNG_THRESHOLD = 10_000
 # What a browser client may send and read across origins (when LIBRARY_CORS_ORIGINS is set).
 CORS_REQUEST_HEADERS = [
     "Authorization",
@@ -93,6 +100,8 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
         # garbage collection (a full collection over it was the p99 of a request).
         gc.collect()
         gc.freeze()
+        threshold = gc.get_threshold()
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *threshold[1:])
         log.info(
             "started", environment=settings.environment, database=engine.url.render_as_string()
         )
@@ -105,6 +114,7 @@ def create_app(settings: Settings | None = None, container: RootContainer | None
                 container.relay.reset()
                 container.relay_engine.reset()
                 container.relay_session_factory.reset()
+            gc.set_threshold(*threshold)
             observability.stop()
             await read_pool.close()
             await engine.dispose()
