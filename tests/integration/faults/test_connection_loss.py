@@ -163,7 +163,14 @@ async def test_the_app_serves_again_after_postgresql_restarts(
         await warm_up(client)
         async with request_held_by_a_lock(client, postgres.database_url, name) as in_flight:
             await postgres.stop()
-            assert_unavailable(await in_flight)
+            # A fast shutdown signals the backends one after another, the newest (the lock's
+            # holder) first: its exit releases the lock, and the app's INSERT, woken, may commit
+            # before its own signal arrives (seen once in CI on a loaded machine). Either
+            # answer is right, a 503 or the 201 of a write that did happen; what may never come
+            # is a 500 or a hang. Which one it was is checked against the catalog below.
+            stuck = await in_flight
+            if stuck.status_code != 201:
+                assert_unavailable(stuck)
             # While it is down: a quick 503 for everything that needs it, never a hang or a 500.
             down = await asyncio.gather(
                 client.post(f"{API}/authors", json={"name": "While down"}),
@@ -177,6 +184,9 @@ async def test_the_app_serves_again_after_postgresql_restarts(
             await serves_again(client, since=started_at)
         names = (await client.get(f"{API}/authors", params={"limit": 100})).json()["items"]
         assert "While down" not in {author["name"] for author in names}
+        books = (await client.get(f"{API}/books", params={"q": "Stuck"})).json()["items"]
+        # Written exactly when it was answered 201: nothing half-done, nothing lost.
+        assert [book["title"] for book in books] == (["Stuck"] if stuck.status_code == 201 else [])
 
 
 async def test_a_database_that_refuses_the_app_is_a_logged_503_not_a_500(
