@@ -263,8 +263,12 @@ class Metrics:
 
         # What the request path adds to (plain numbers), and what :meth:`write` writes it to.
         self._requests: dict[tuple[str, str, int], list[float]] = {}
+        self._by_route: dict[tuple[int, str, int], list[float]] = {}
         self._unwritten: list[_Unwritten] = []
-        self._in_flight = dict.fromkeys((*_METHODS, "_OTHER"), 0)
+        # Requests in flight by method: the request-context middleware adds one as a request
+        # starts (inline: a call of request_started costs more than the addition), and
+        # request_finished takes it away.
+        self._in_flight = self.requests_in_flight = dict.fromkeys((*_METHODS, "_OTHER"), 0)
         self._active = {m: self.http_active.labels(m) for m in self._in_flight}
         self._active_written = dict.fromkeys(self._in_flight, 0)
         self._counted = dict.fromkeys(COUNTED_STATUSES, 0)
@@ -290,7 +294,20 @@ class Metrics:
         if method not in in_flight:
             method = "_OTHER"
         in_flight[method] -= 1
+        # The series by the route object's id (routes live as long as the app), method and
+        # status: one look-up, the template found once per route.
         route = scope.get("route")
+        key = (id(route), method, status)
+        counts = self._by_route.get(key)
+        if counts is None:
+            counts = self._by_route[key] = self._request_series(scope, route, method, status)
+        counts[bisect_left(HTTP_BUCKETS, seconds) + 1] += 1
+        counts[0] += seconds
+        if status in self._counted:
+            self._counted[status] += 1
+
+    def _request_series(self, scope: Scope, route: Any, method: str, status: int) -> list[float]:
+        """The numbers of the duration series (method, the route's template, status)."""
         template = "" if route is None else self._routes.known.get(id(route))
         if template is None:
             template = self._routes.resolve(scope, route)
@@ -300,10 +317,7 @@ class Metrics:
             counts = self._requests[key] = self._series(
                 self.http_duration.labels(method, template, str(status)), HTTP_BUCKETS
             )
-        counts[bisect_left(HTTP_BUCKETS, seconds) + 1] += 1
-        counts[0] += seconds
-        if status in self._counted:
-            self._counted[status] += 1
+        return counts
 
     def _series(self, child: Any, buckets: tuple[float, ...]) -> list[float]:
         """The numbers the request path adds to for the histogram series ``child``."""

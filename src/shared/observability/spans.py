@@ -370,6 +370,9 @@ def _carrier(scope: Scope) -> dict[str, str]:
 class StatementSpans:
     """The read pool's span per statement, under a recording span only (see the module)."""
 
+    # Set inside a request not sampled: the read pool looks at it before calling start.
+    untraced = unsampled_ids
+
     def __init__(self, tracer: Tracer) -> None:
         self.tracer = tracer
         _, _, self.old_names, self.new_names = semconv_modes()

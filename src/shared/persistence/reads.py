@@ -24,6 +24,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from time import monotonic, perf_counter
 from typing import Any, Protocol
 
@@ -50,6 +51,10 @@ QueryTimer = Callable[[str, float], None]
 
 class StatementTracer(Protocol):
     """What makes a span per statement (shared.observability.spans), when tracing is on."""
+
+    # Not None while statements are not traced (inside a request not sampled): read here
+    # first, it spares such a request the call of :meth:`start`.
+    untraced: ContextVar[Any]
 
     def start(self, sql: str, connection: Any) -> Any:
         """A started span, or None when the statement is not traced (the request is not)."""
@@ -436,7 +441,11 @@ class ReadPool:
     ) -> Sequence[asyncpg.Record]:
         connection = await connections.acquire()
         spans = self.statement_spans
-        span = None if spans is None else spans.start(sql, connection)
+        span = (
+            None
+            if spans is None or spans.untraced.get() is not None
+            else spans.start(sql, connection)
+        )
         error: BaseException | None = None
         started = perf_counter()
         try:
@@ -458,7 +467,11 @@ class ReadPool:
     ) -> asyncpg.Record | None:
         connection = await connections.acquire()
         spans = self.statement_spans
-        span = None if spans is None else spans.start(sql, connection)
+        span = (
+            None
+            if spans is None or spans.untraced.get() is not None
+            else spans.start(sql, connection)
+        )
         error: BaseException | None = None
         started = perf_counter()
         try:
