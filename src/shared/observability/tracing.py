@@ -71,7 +71,7 @@ def tracer_provider_from_env(version: str) -> TracerProvider | None:
         attributes["service.name"] = "library"
     created = Resource.create(attributes)
     provider = TracerProvider(resource=_resource_hashed_once(created))
-    provider.add_span_processor(BatchSpanProcessor(_exporter(OTLPSpanExporter)))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     return provider
 
 
@@ -90,51 +90,6 @@ def _resource_hashed_once(resource: Any) -> Any:
             return self._hash
 
     return HashedOnce(resource.attributes, resource.schema_url)
-
-
-def _exporter(exporter_class: Any) -> Any:
-    """The OTLP/HTTP exporter, its ``requests`` session looking at the environment (proxies,
-    ``NO_PROXY``, ``.netrc``, ``REQUESTS_CA_BUNDLE``) once per URL instead of on every export
-    (reading ``os.environ`` through, twice, and ``~/.netrc``: some 30% of an export's HTTP
-    part). A credential provider's session (``OTEL_PYTHON_EXPORTER_OTLP_HTTP_*CREDENTIAL_
-    PROVIDER``) is left as the exporter loads it."""
-    if any("CREDENTIAL_PROVIDER" in name for name in os.environ if name.startswith("OTEL_")):
-        return exporter_class()
-    return exporter_class(session=_session_settled_once())
-
-
-def _session_settled_once() -> Any:
-    import requests
-    from requests.utils import get_environ_proxies, get_netrc_auth
-
-    class SettledSession(requests.Session):
-        """What ``trust_env`` makes ``requests`` look up on each call, looked up on the first
-        call to a URL and passed explicitly from then on (``trust_env`` off), to the same
-        effect: the environment's proxies for the URL unless ``NO_PROXY`` excludes it, the
-        ``.netrc`` credentials when no auth is given, and the environment's CA bundle when
-        ``verify`` is left to it."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.trust_env = False
-            self.settled: dict[str, tuple[dict[str, str], Any, str | None]] = {}
-
-        def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
-            settled = self.settled.get(url)
-            if settled is None:
-                bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-                settled = get_environ_proxies(url), get_netrc_auth(url), bundle or None
-                self.settled[url] = settled
-            proxies, auth, bundle = settled
-            if proxies:
-                kwargs["proxies"] = {**proxies, **(kwargs.get("proxies") or {})}
-            if auth is not None and kwargs.get("auth") is None and self.auth is None:
-                kwargs["auth"] = auth
-            if bundle is not None and kwargs.get("verify") in (None, True):
-                kwargs["verify"] = bundle
-            return super().request(method, url, *args, **kwargs)
-
-    return SettledSession()
 
 
 def add_trace_ids(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
