@@ -265,10 +265,7 @@ class Metrics:
         self._requests: dict[tuple[str, str, int], list[float]] = {}
         self._by_route: dict[tuple[int, str, int], list[float]] = {}
         self._unwritten: list[_Unwritten] = []
-        # Requests in flight by method: the request-context middleware adds one as a request
-        # starts (inline: a call of request_started costs more than the addition), and
-        # request_finished takes it away.
-        self._in_flight = self.requests_in_flight = dict.fromkeys((*_METHODS, "_OTHER"), 0)
+        self._in_flight = dict.fromkeys((*_METHODS, "_OTHER"), 0)
         self._active = {m: self.http_active.labels(m) for m in self._in_flight}
         self._active_written = dict.fromkeys(self._in_flight, 0)
         self._counted = dict.fromkeys(COUNTED_STATUSES, 0)

@@ -48,9 +48,7 @@ audit_log = structlog.stdlib.get_logger("library.audit")
 class RequestObserver(Protocol):
     """What watches every request (the metrics): told when one starts and when it ends."""
 
-    # The requests in flight by method (``_OTHER`` for a method not in it): the middleware adds
-    # one as a request starts, :meth:`request_finished` takes it away.
-    requests_in_flight: dict[str, int]
+    def request_started(self, method: str) -> None: ...
 
     def request_finished(self, scope: Scope, method: str, status: int, seconds: float) -> None:
         """``status`` is 500 when no response started (the app failed or the client left)."""
@@ -169,8 +167,7 @@ class RequestContextMiddleware:
 
         observer = self.observer
         if observer is not None:
-            in_flight = observer.requests_in_flight
-            in_flight[method if method in in_flight else "_OTHER"] += 1
+            observer.request_started(method)
         started = time.perf_counter()
         # Bound and reset by hand: bound_contextvars is a generator-based context manager.
         bound = structlog.contextvars.bind_contextvars(request_id=request_id)
