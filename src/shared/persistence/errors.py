@@ -97,6 +97,8 @@ DRIVER_ERRORS: tuple[type[Exception], ...] = (
     PoolTimeoutError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    # A protocol left mid-state by a backend killed under it ("cannot switch to state ...").
+    asyncpg.InternalClientError,
     ConnectionError,
     TimeoutError,
     socket.gaierror,
@@ -117,7 +119,9 @@ def translate(exc: BaseException) -> DomainError | None:
     )
     if isinstance(exc, PoolTimeoutError | ConnectionError | TimeoutError | socket.gaierror):
         return unavailable
-    if isinstance(exc, asyncpg.InterfaceError | asyncpg.PostgresConnectionError):
+    if isinstance(
+        exc, asyncpg.InterfaceError | asyncpg.PostgresConnectionError | asyncpg.InternalClientError
+    ):
         return unavailable
     if isinstance(exc, OperationalError | InterfaceError) or (
         isinstance(exc, DBAPIError) and (exc.connection_invalidated or is_transient(exc))
