@@ -82,11 +82,24 @@ def post_script(scenario: dict[str, Any]) -> str:
 
 
 def run(
-    dsn_args: list[str], scripts: list[str], clients: int, seconds: int, workdir: Path
+    dsn_args: list[str],
+    scripts: list[str],
+    clients: int,
+    seconds: int,
+    workdir: Path,
+    *,
+    protocol: str = "prepared",
 ) -> dict[str, Any]:
-    """Run pgbench on ``scripts`` (equal weights); transactions per second and latencies."""
+    """Run pgbench on ``scripts`` (equal weights); transactions per second and latencies.
+
+    ``prepared`` (the ceiling): each statement is planned once per connection, its values
+    inlined. ``simple``: parsed and planned on every execution, as the app's searches are
+    (migration 0006 keeps them on custom plans), so its latency is a statement's whole cost in
+    the database.
+    """
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        args = ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2"]
+        threads = str(min(2, clients))
+        args = ["pgbench", "-n", "-M", protocol, "-c", str(clients), "-j", threads]
         args += ["-T", str(seconds), "-l", "--log-prefix", f"{tmp}/log"]
         for index, script in enumerate(scripts):
             path = Path(tmp, f"script{index}.sql")

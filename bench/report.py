@@ -74,6 +74,7 @@ def table(results: dict[str, Any]) -> str:
         f"[few]: a round served fewer than {FEW_REQUESTS} requests (the database takes seconds "
         "per query): its ratio is noise. Errors are non-2xx answers and wrk timeouts (10 s)."
     )
+    lines += _database_budgets(results)
     deep, first = results["scenarios"].get("deep_page"), results["scenarios"].get("list_50")
     if deep and first:
         cost = first["app"]["rps"] / deep["app"]["rps"] if deep["app"]["rps"] else 0.0
@@ -119,3 +120,33 @@ def chart(results: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _database_budgets(results: dict[str, Any]) -> list[str]:
+    """One line per scenario with a database budget: the statement alone (one client, planned
+    each time: its whole cost in the database) and pgbench's tx/s, each against its bound."""
+    cpus = results["config"].get("cpus") or 1
+    lines = []
+    for s in results["scenarios"].values():
+        budget = s.get("database_budget")
+        if not budget:
+            continue
+        ceiling = s.get("pgbench") or {}
+        alone = ceiling.get("one_client") or {}
+        parts = []
+        if "p50_ms" in alone:
+            bound = budget["one_client_p50_ms_max"]
+            met = "met" if alone["p50_ms"] <= bound else "**not met**"
+            parts.append(f"alone {alone['p50_ms']:.2f} ms p50 (<= {bound:g} ms {met})")
+        else:
+            parts.append("alone: not measured")
+        if "tps" in ceiling:
+            tps = ceiling["tps"]
+            # Every CPU busy: no statement took more than this much CPU time, pgbench included.
+            text = f"pgbench {tps:,.0f} tx/s (<= {1000 * cpus / tps:.2f} CPU ms each)"
+            floor = budget.get("pgbench_tps_min")
+            if floor is not None:
+                text += f" (>= {floor:,.0f} {'met' if tps >= floor else '**not met**'})"
+            parts.append(text)
+        lines.append(f"Database budget, {s['title']}: " + "; ".join(parts) + ".")
+    return lines

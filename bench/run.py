@@ -233,12 +233,27 @@ class Driver:
         }
 
 
+# How long the one-client pgbench runs on a statement with a database budget (a common word's
+# first page takes tens of ms: still a hundred executions or more).
+ALONE_SECONDS = 4
+
+
 def _pgbench_target(dsn: str) -> list[str]:
     parts = urlsplit(dsn)
     args = ["-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432)]
     if parts.username:
         args += ["-U", parts.username]
     return [*args, parts.path.lstrip("/")]
+
+
+def _database_budget(scenario: workload.Scenario) -> dict[str, float] | None:
+    """The scenario's database budget (workload.SEARCH_BUDGETS), as the results record it."""
+    if scenario.database_ms is None:
+        return None
+    budget = {"one_client_p50_ms_max": scenario.database_ms}
+    if scenario.ceiling_tps is not None:
+        budget["pgbench_tps_min"] = scenario.ceiling_tps
+    return budget
 
 
 def _statement_counts(captured: dict[str, Any]) -> dict[str, Any]:
@@ -427,10 +442,24 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"  pgbench  failed: {ceiling['error']}", flush=True)
                 else:
                     print(f"  pgbench  {ceiling.get('tps', 0):8.0f} tx/s", flush=True)
+                if scenario.database_ms is not None and "error" not in ceiling:
+                    # The statement's own cost: one client, nothing queued, planned each time.
+                    alone = pgbench.run(
+                        _pgbench_target(dsn), scripts, 1, ALONE_SECONDS, run_dir, protocol="simple"
+                    )
+                    ceiling["one_client"] = alone
+                    if "error" in alone:
+                        print(f"  alone    failed: {alone['error']}", flush=True)
+                    else:
+                        print(
+                            f"  alone    {alone['p50_ms']:8.2f} ms (p50, planned each time)",
+                            flush=True,
+                        )
             results["scenarios"][scenario.name] = {
                 "title": scenario.title,
                 "note": scenario.note,
                 "target": scenario.target,
+                "database_budget": _database_budget(scenario),
                 "requests": len(scenario.paths),
                 "rounds": rounds,
                 "ratios": [r["ratio"] for r in rounds],
