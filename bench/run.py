@@ -59,7 +59,7 @@ class Config:
         p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
         p.add_argument("--books", type=int, default=int(env("BENCH_BOOKS", "1000000")))
         p.add_argument("--seed", type=int, default=int(env("BENCH_SEED", "1")))
-        p.add_argument("--rounds", type=int, default=int(env("BENCH_ROUNDS", "3")))
+        p.add_argument("--rounds", type=int, default=int(env("BENCH_ROUNDS", "5")))
         p.add_argument("--duration", type=int, default=int(env("BENCH_DURATION", "8")))
         p.add_argument("--warmup", type=int, default=int(env("BENCH_WARMUP", "3")))
         p.add_argument("--connections", type=int, default=int(env("BENCH_CONNECTIONS", "16")))
